@@ -1,0 +1,24 @@
+//! Helpers for tests that talk to real services: [`TestRedis`] (a random key prefix per
+//! test, cleaned afterwards) and [`Anvil`] (a local EVM node on a free port, killed on
+//! drop).
+//!
+//! A helper that cannot reach its service panics with a message saying how to start it:
+//! tests never skip silently.
+
+mod anvil;
+mod redis_kit;
+
+pub use anvil::Anvil;
+pub use redis_kit::TestRedis;
+
+/// The workspace root (where `Cargo.toml`, `scripts/` and `.tools/` live).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
+}
+
+/// How to bring the local services up, quoted in every "cannot reach" panic.
+pub const START_HINT: &str =
+    "start the local services with `./x services` (or `scripts/services.sh`)";
