@@ -1,15 +1,17 @@
 //! Helpers for tests that talk to real services: [`TestRedis`] (a random key prefix per
 //! test, cleaned afterwards) and [`Anvil`] (a local EVM node on a free port, killed on
-//! drop).
+//! drop) and [`RedisServer`] (a private redis-server that a test may stop and restart).
 //!
 //! A helper that cannot reach its service panics with a message saying how to start it:
 //! tests never skip silently.
 
 mod anvil;
 mod redis_kit;
+mod redis_server;
 
 pub use anvil::Anvil;
 pub use redis_kit::TestRedis;
+pub use redis_server::RedisServer;
 
 /// The workspace root (where `Cargo.toml`, `scripts/` and `.tools/` live).
 pub fn workspace_root() -> std::path::PathBuf {

@@ -35,3 +35,21 @@ fn anvil_answers_and_stops() {
     anvil.restart();
     assert_eq!(anvil.rpc("eth_blockNumber", serde_json::json!([])), "0x0");
 }
+
+#[test]
+fn private_redis_server_stops_and_restarts() {
+    let mut server = haven_testkit::RedisServer::spawn();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut conn)
+        .unwrap();
+    server.stop();
+    assert!(client.get_connection().is_err());
+    server.restart();
+    let mut conn = client.get_connection().unwrap();
+    let v: Option<String> = redis::cmd("GET").arg("k").query(&mut conn).unwrap();
+    assert_eq!(v, None, "a restarted server starts empty");
+}
