@@ -1,6 +1,6 @@
 //! Shared foundations of haven: the stable error vocabulary every binary speaks
 //! ([`ErrorCode`], [`ErrorBody`], [`Problem`]) and the [`redact`] function that scrubs
-//! secrets from logs and outward messages.
+//! secrets from logs and outward messages, and the hash-chained [`audit`] log model.
 //!
 //! ```
 //! use haven_core::{ErrorBody, ErrorCode, Problem};
@@ -18,6 +18,7 @@
 //! ## Features
 //! This crate has no optional features; it depends on no web, database or job framework.
 
+pub mod audit;
 mod error;
 mod redact;
 
