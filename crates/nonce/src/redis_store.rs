@@ -1,0 +1,375 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_redis::Pool;
+use redis::Script;
+
+use crate::{
+    Error, Lease, LeaseId, LeaseInfo, NonceKey, NonceStatus, NonceStore, ResetOutcome, Result,
+    SyncOutcome,
+};
+
+const BACKEND: &str = "redis";
+
+/// Lua numbers are doubles: nonces and times must stay exactly representable.
+const MAX_EXACT: u64 = 1 << 53;
+
+/// Leases longer than this are clamped (ten years; Redis scores are doubles).
+const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+/// A [`NonceStore`] in Redis, shared by every process that points at the same server and
+/// prefix. Each operation is one Lua script, so one round trip and one atomic step.
+///
+/// The keys of one account are `<prefix>nonce:{<chain_id>:0x<address>}:<part>`; the braces
+/// are a cluster hash tag, so a script only ever touches one slot. Lease expiry uses the
+/// server's `TIME`, so clients with skewed clocks agree.
+///
+/// Durability is Redis's: run it with AOF (`appendfsync everysec` or `always`) if a lost
+/// write must not hand out a nonce twice. A wiped server reports every account as never
+/// synced ([`Lease::chain_synced`] is `false`), which [`NonceManager`](crate::NonceManager)
+/// answers by syncing with the chain first.
+#[derive(Clone)]
+pub struct RedisNonceStore {
+    pool: Pool,
+    prefix: String,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+struct Scripts {
+    reserve: Script,
+    commit: Script,
+    release: Script,
+    sync: Script,
+    reset: Script,
+    status: Script,
+}
+
+impl std::fmt::Debug for RedisNonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisNonceStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Keys {
+    state: String,
+    free: String,
+    leases: String,
+    expiry: String,
+    committed: String,
+    committed_idx: String,
+}
+
+impl RedisNonceStore {
+    /// A store on `pool` whose keys all start with `prefix` (e.g. `"haven:"`, or a test's
+    /// random prefix). Size the pool for the concurrency you expect: each in-flight call holds
+    /// one connection for one round trip.
+    pub fn new(pool: Pool, prefix: impl Into<String>) -> Self {
+        Self {
+            pool,
+            prefix: prefix.into(),
+            scripts: std::sync::Arc::new(Scripts {
+                reserve: Script::new(include_str!("lua/reserve.lua")),
+                commit: Script::new(include_str!("lua/commit.lua")),
+                release: Script::new(include_str!("lua/release.lua")),
+                sync: Script::new(include_str!("lua/sync.lua")),
+                reset: Script::new(include_str!("lua/reset.lua")),
+                status: Script::new(include_str!("lua/status.lua")),
+            }),
+        }
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis key holding `part` of `key`'s state (`state`, `free`, `leases`, `expiry`,
+    /// `committed`, `committed_idx`), for operators and tests.
+    pub fn redis_key(&self, key: &NonceKey, part: &str) -> String {
+        format!("{}nonce:{{{key}}}:{part}", self.prefix)
+    }
+
+    fn keys(&self, key: &NonceKey) -> Keys {
+        Keys {
+            state: self.redis_key(key, "state"),
+            free: self.redis_key(key, "free"),
+            leases: self.redis_key(key, "leases"),
+            expiry: self.redis_key(key, "expiry"),
+            committed: self.redis_key(key, "committed"),
+            committed_idx: self.redis_key(key, "committed_idx"),
+        }
+    }
+
+    async fn connection(&self) -> Result<deadpool_redis::Connection> {
+        self.pool.get().await.map_err(unavailable)
+    }
+}
+
+fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::StoreUnavailable {
+        backend: BACKEND,
+        source: Box::new(source),
+    }
+}
+
+fn corrupt(key: &NonceKey, detail: &'static str) -> Error {
+    Error::CorruptState {
+        backend: BACKEND,
+        key: *key,
+        detail,
+    }
+}
+
+fn exact(key: &NonceKey, nonce: u64) -> Result<u64> {
+    if nonce < MAX_EXACT {
+        Ok(nonce)
+    } else {
+        Err(Error::NonceOutOfRange {
+            key: *key,
+            nonce,
+            max: MAX_EXACT - 1,
+        })
+    }
+}
+
+fn from_millis(key: &NonceKey, ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| corrupt(key, "time out of range"))
+}
+
+fn parse_u64(key: &NonceKey, raw: &str, what: &'static str) -> Result<u64> {
+    raw.parse().map_err(|_| corrupt(key, what))
+}
+
+#[async_trait]
+impl NonceStore for RedisNonceStore {
+    async fn reserve(&self, key: &NonceKey, lease_ttl: Duration) -> Result<Lease> {
+        let keys = self.keys(key);
+        let ttl_ms = u64::try_from(lease_ttl.as_millis())
+            .unwrap_or(MAX_TTL_MS)
+            .min(MAX_TTL_MS);
+        let lease_id = LeaseId::new();
+        let mut conn = self.connection().await?;
+        let (nonce, expires_ms, synced): (String, i64, i64) = self
+            .scripts
+            .reserve
+            .key(&keys.state)
+            .key(&keys.free)
+            .key(&keys.leases)
+            .key(&keys.expiry)
+            .arg(ttl_ms)
+            .arg(lease_id.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Lease {
+            key: *key,
+            nonce: parse_u64(key, &nonce, "nonce is not a number")?,
+            lease_id,
+            expires_at: from_millis(key, expires_ms)?,
+            chain_synced: synced == 1,
+        })
+    }
+
+    async fn commit(&self, lease: &Lease) -> Result<()> {
+        let keys = self.keys(&lease.key);
+        let mut conn = self.connection().await?;
+        let committed: i64 = self
+            .scripts
+            .commit
+            .key(&keys.leases)
+            .key(&keys.expiry)
+            .key(&keys.committed)
+            .key(&keys.committed_idx)
+            .arg(lease.nonce)
+            .arg(lease.lease_id.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if committed == 1 {
+            Ok(())
+        } else {
+            Err(Error::LeaseLost {
+                key: lease.key,
+                nonce: lease.nonce,
+                lease_id: lease.lease_id,
+            })
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        let keys = self.keys(&lease.key);
+        let mut conn = self.connection().await?;
+        let outcome: i64 = self
+            .scripts
+            .release
+            .key(&keys.state)
+            .key(&keys.free)
+            .key(&keys.leases)
+            .key(&keys.expiry)
+            .key(&keys.committed)
+            .arg(lease.nonce)
+            .arg(lease.lease_id.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match outcome {
+            2 => Err(Error::AlreadyCommitted {
+                key: lease.key,
+                nonce: lease.nonce,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn sync(&self, key: &NonceKey, chain_pending: u64) -> Result<SyncOutcome> {
+        let chain_pending = exact(key, chain_pending)?;
+        let keys = self.keys(key);
+        let mut conn = self.connection().await?;
+        let (previous_next, next, dropped_free): (u64, u64, u64) = self
+            .scripts
+            .sync
+            .key(&keys.state)
+            .key(&keys.free)
+            .key(&keys.committed)
+            .key(&keys.committed_idx)
+            .arg(chain_pending)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(SyncOutcome {
+            previous_next,
+            next,
+            dropped_free: usize::try_from(dropped_free).unwrap_or(usize::MAX),
+        })
+    }
+
+    async fn reset(&self, key: &NonceKey, chain_pending: u64, force: bool) -> Result<ResetOutcome> {
+        let chain_pending = exact(key, chain_pending)?;
+        let keys = self.keys(key);
+        let mut conn = self.connection().await?;
+        let (done, outstanding, previous_next, dropped): (i64, u64, u64, u64) = self
+            .scripts
+            .reset
+            .key(&keys.state)
+            .key(&keys.free)
+            .key(&keys.leases)
+            .key(&keys.expiry)
+            .key(&keys.committed)
+            .key(&keys.committed_idx)
+            .arg(chain_pending)
+            .arg(if force { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if done != 1 {
+            return Err(Error::LeasesOutstanding {
+                key: *key,
+                count: usize::try_from(outstanding).unwrap_or(usize::MAX),
+            });
+        }
+        Ok(ResetOutcome {
+            previous_next,
+            next: chain_pending,
+            dropped_leases: usize::try_from(dropped).unwrap_or(usize::MAX),
+        })
+    }
+
+    async fn status(&self, key: &NonceKey) -> Result<NonceStatus> {
+        let keys = self.keys(key);
+        let mut conn = self.connection().await?;
+        let (now_ms, state, free, leases, committed): (
+            i64,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+            Vec<String>,
+        ) = self
+            .scripts
+            .status
+            .key(&keys.state)
+            .key(&keys.free)
+            .key(&keys.leases)
+            .key(&keys.committed_idx)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        drop(conn);
+
+        let now = from_millis(key, now_ms)?;
+        let mut next = 0;
+        let mut chain_floor = None;
+        let mut last_sync = None;
+        for pair in state.chunks(2) {
+            let [field, value] = pair else {
+                return Err(corrupt(key, "odd state hash reply"));
+            };
+            match field.as_str() {
+                "next" => next = parse_u64(key, value, "next is not a number")?,
+                "floor" => chain_floor = Some(parse_u64(key, value, "floor is not a number")?),
+                "synced_ms" => {
+                    let ms = value
+                        .parse()
+                        .map_err(|_| corrupt(key, "sync time is not a number"))?;
+                    last_sync = Some(from_millis(key, ms)?);
+                }
+                _ => {}
+            }
+        }
+        let free = free
+            .iter()
+            .map(|n| parse_u64(key, n, "free nonce is not a number"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut lease_infos = Vec::with_capacity(leases.len() / 2);
+        for pair in leases.chunks(2) {
+            let [nonce, record] = pair else {
+                return Err(corrupt(key, "odd lease hash reply"));
+            };
+            let mut parts = record.split(':');
+            let (Some(id), Some(leased), Some(expires), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(corrupt(key, "lease record is not id:leased:expires"));
+            };
+            let leased_at = from_millis(
+                key,
+                leased
+                    .parse()
+                    .map_err(|_| corrupt(key, "lease time is not a number"))?,
+            )?;
+            let expires_at = from_millis(
+                key,
+                expires
+                    .parse()
+                    .map_err(|_| corrupt(key, "lease expiry is not a number"))?,
+            )?;
+            lease_infos.push(LeaseInfo {
+                nonce: parse_u64(key, nonce, "leased nonce is not a number")?,
+                lease_id: id
+                    .parse()
+                    .map_err(|_| corrupt(key, "lease id is not a uuid"))?,
+                leased_at,
+                expires_at,
+                age: (now - leased_at).to_std().unwrap_or_default(),
+                expired: expires_at <= now,
+            });
+        }
+        lease_infos.sort_by_key(|l| l.nonce);
+        let committed = committed
+            .iter()
+            .map(|n| parse_u64(key, n, "committed nonce is not a number"))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(NonceStatus {
+            key: *key,
+            next,
+            chain_floor,
+            last_sync,
+            free,
+            leases: lease_infos,
+            committed,
+            observed_at: now,
+        })
+    }
+}

@@ -1,0 +1,126 @@
+use std::time::Duration;
+
+use haven_nonce::conformance::{self, LONG};
+use haven_nonce::{Error, NonceStore, RedisNonceStore};
+use haven_testkit::{RedisServer, TestRedis};
+
+fn pool(url: &str, size: usize) -> deadpool_redis::Pool {
+    let mut config = deadpool_redis::Config::from_url(url);
+    config.pool = Some(deadpool_redis::PoolConfig::new(size));
+    config
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_store_passes_the_conformance_suite() {
+    let redis = TestRedis::new().await;
+    let store = RedisNonceStore::new(pool(redis.url(), 32), redis.prefix());
+    conformance::run_all(&store).await;
+}
+
+#[tokio::test]
+async fn keys_share_one_cluster_slot_under_the_prefix() {
+    let redis = TestRedis::new().await;
+    let store = RedisNonceStore::new(redis.pool(), redis.prefix());
+    let key = conformance::fresh_key();
+    let lease = store.reserve(&key, LONG).await.unwrap();
+    store.commit(&lease).await.unwrap();
+    let tag = format!("{{{key}}}");
+    let mut conn = redis.pool().get().await.unwrap();
+    let mut slots = std::collections::BTreeSet::new();
+    for part in ["state", "leases", "committed", "committed_idx"] {
+        let name = store.redis_key(&key, part);
+        assert!(name.starts_with(redis.prefix()), "{name}");
+        assert!(name.contains(&tag), "{name}");
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(&name)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(-1);
+        slots.insert(slot);
+    }
+    // CLUSTER KEYSLOT may be disabled on a non-cluster server; the tag check above still holds.
+    assert!(slots.len() == 1 || slots.contains(&-1), "{slots:?}");
+    assert!(redis.key_count() >= 3);
+}
+
+#[tokio::test]
+async fn a_closed_port_is_store_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = RedisNonceStore::new(pool(&format!("redis://127.0.0.1:{port}"), 4), "x:");
+    let key = conformance::fresh_key();
+    let err = store.reserve(&key, LONG).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::StoreUnavailable {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), haven_core::ErrorCode::ServiceUnavailable);
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn a_stopped_server_fails_every_call_and_never_counts_locally() {
+    let mut server = tokio::task::spawn_blocking(RedisServer::spawn)
+        .await
+        .unwrap();
+    let mut config = deadpool_redis::Config::from_url(server.url());
+    config.pool = Some(deadpool_redis::PoolConfig {
+        timeouts: deadpool_redis::Timeouts {
+            wait: Some(Duration::from_secs(2)),
+            create: Some(Duration::from_secs(2)),
+            recycle: Some(Duration::from_secs(2)),
+        },
+        ..deadpool_redis::PoolConfig::new(4)
+    });
+    let pool = config
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let store = RedisNonceStore::new(pool, "haven:");
+    let key = conformance::fresh_key();
+    let before = store.reserve(&key, LONG).await.unwrap();
+    assert_eq!(before.nonce, 0);
+
+    let mut server = tokio::task::spawn_blocking(move || {
+        server.stop();
+        server
+    })
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        let err = store.reserve(&key, LONG).await.unwrap_err();
+        assert!(matches!(err, Error::StoreUnavailable { .. }), "{err:?}");
+    }
+    assert!(matches!(
+        store.commit(&before).await,
+        Err(Error::StoreUnavailable { .. })
+    ));
+    assert!(matches!(
+        store.status(&key).await,
+        Err(Error::StoreUnavailable { .. })
+    ));
+
+    // Back up (empty: no persistence): nothing was counted while it was down, and the lease
+    // reports that the account was never synced, so a manager would consult the chain first.
+    let server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .unwrap();
+    let after = store.reserve(&key, LONG).await.unwrap();
+    assert!(!after.chain_synced);
+    assert_eq!(store.status(&key).await.unwrap().next, 1);
+    drop(server);
+}
