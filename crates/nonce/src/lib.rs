@@ -73,7 +73,7 @@ pub use memory::MemoryNonceStore;
 pub use redis_store::RedisNonceStore;
 pub use store::{
     LeaseInfo, MAX_REPORTED_GAPS, NonceError, NonceErrorAction, NonceStatus, NonceStore,
-    ResetOutcome, SyncOutcome,
+    ResetOutcome, STATUS_LIST_LIMIT, SyncOutcome,
 };
 
 #[cfg(all(test, feature = "test-utils"))]

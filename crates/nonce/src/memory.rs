@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::{Clock, SystemClock, expiry};
 use crate::{
     Error, Lease, LeaseId, LeaseInfo, NonceKey, NonceStatus, NonceStore, ResetOutcome, Result,
-    SyncOutcome,
+    STATUS_LIST_LIMIT, SyncOutcome,
 };
 
 /// A [`NonceStore`] in process memory: for tests, single-process tools, and as the reference
@@ -227,7 +227,13 @@ impl NonceStore for MemoryNonceStore {
             next: account.next,
             chain_floor: account.floor,
             last_sync: account.last_sync,
-            free: account.free.iter().copied().collect(),
+            free: account
+                .free
+                .iter()
+                .take(STATUS_LIST_LIMIT)
+                .copied()
+                .collect(),
+            free_count: account.free.len() as u64,
             leases: account
                 .leases
                 .iter()
@@ -240,7 +246,13 @@ impl NonceStore for MemoryNonceStore {
                     expired: l.expires_at <= now,
                 })
                 .collect(),
-            committed: account.committed.keys().copied().collect(),
+            committed: account
+                .committed
+                .keys()
+                .take(STATUS_LIST_LIMIT)
+                .copied()
+                .collect(),
+            committed_count: account.committed.len() as u64,
             observed_at: now,
         })
     }

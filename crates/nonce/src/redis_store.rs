@@ -7,7 +7,7 @@ use redis::Script;
 
 use crate::{
     Error, Lease, LeaseId, LeaseInfo, NonceKey, NonceStatus, NonceStore, ResetOutcome, Result,
-    SyncOutcome,
+    STATUS_LIST_LIMIT, SyncOutcome,
 };
 
 const BACKEND: &str = "redis";
@@ -24,6 +24,11 @@ const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 /// The keys of one account are `<prefix>nonce:{<chain_id>:0x<address>}:<part>`; the braces
 /// are a cluster hash tag, so a script only ever touches one slot. Lease expiry uses the
 /// server's `TIME`, so clients with skewed clocks agree.
+///
+/// A call that fails with [`Error::StoreUnavailable`] after the request was sent (e.g. the
+/// client's response timeout) may still have been applied: a lost `reserve` reply leaves a
+/// lease nobody holds, which expires and is reclaimed; `commit` and `release` are idempotent
+/// and can simply be retried.
 ///
 /// Durability is Redis's: run it with AOF (`appendfsync everysec` or `always`) if a lost
 /// write must not hand out a nonce twice. A wiped server reports every account as never
@@ -280,12 +285,15 @@ impl NonceStore for RedisNonceStore {
     async fn status(&self, key: &NonceKey) -> Result<NonceStatus> {
         let keys = self.keys(key);
         let mut conn = self.connection().await?;
-        let (now_ms, state, free, leases, committed): (
+        #[allow(clippy::type_complexity)]
+        let (now_ms, state, free, leases, committed, free_count, committed_count): (
             i64,
             Vec<String>,
             Vec<String>,
             Vec<String>,
             Vec<String>,
+            u64,
+            u64,
         ) = self
             .scripts
             .status
@@ -293,6 +301,7 @@ impl NonceStore for RedisNonceStore {
             .key(&keys.free)
             .key(&keys.leases)
             .key(&keys.committed_idx)
+            .arg(STATUS_LIST_LIMIT)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -367,8 +376,10 @@ impl NonceStore for RedisNonceStore {
             chain_floor,
             last_sync,
             free,
+            free_count,
             leases: lease_infos,
             committed,
+            committed_count,
             observed_at: now,
         })
     }

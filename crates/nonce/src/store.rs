@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 
 use crate::{Error, Lease, LeaseId, NonceKey, Result};
 
+/// [`NonceStatus`] lists at most this many free and committed nonces (the lowest ones).
+pub const STATUS_LIST_LIMIT: usize = 1000;
+
 /// At most this many missing nonces are listed by [`NonceErrorAction::FillGaps`].
 pub const MAX_REPORTED_GAPS: usize = 1024;
 
@@ -230,12 +233,17 @@ pub struct NonceStatus {
     pub chain_floor: Option<u64>,
     /// When `sync` or `reset` last ran; `None` for an account the store does not know.
     pub last_sync: Option<DateTime<Utc>>,
-    /// Free nonces, ascending.
+    /// The lowest free nonces, ascending (at most [`STATUS_LIST_LIMIT`]).
     pub free: Vec<u64>,
+    /// How many nonces are free.
+    pub free_count: u64,
     /// Open leases (expired ones included until reclaimed), by nonce.
     pub leases: Vec<LeaseInfo>,
-    /// Committed nonces the chain floor has not yet passed, ascending.
+    /// The lowest committed nonces the chain floor has not yet passed, ascending (at most
+    /// [`STATUS_LIST_LIMIT`]).
     pub committed: Vec<u64>,
+    /// How many commits the chain floor has not yet passed.
+    pub committed_count: u64,
     /// The store's clock when the status was read.
     pub observed_at: DateTime<Utc>,
 }
