@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds haven-api and haven-worker and runs both in the foreground, each log line
+# prefixed with [api] or [worker].
+#
+# Usage: scripts/run-stack.sh [--release] [API_BIN WORKER_BIN]
+#
+#   --release            build with the release profile
+#   API_BIN WORKER_BIN   run these executables instead of building (e.g. shipped binaries)
+#
+# Ctrl-C, SIGTERM or SIGHUP sends SIGTERM to both and waits for them to finish (a second
+# Ctrl-C kills them). When one exits on its own, the other is stopped the same way and
+# the script exits non-zero. Expects DATABASE_URL / REDIS_URL / ETH_RPC_URL in the
+# environment (`./x run` sets them from scripts/services.sh).
+set -euo pipefail
+
+usage() { sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+profile=()
+bins=()
+for arg in "$@"; do
+    case "$arg" in
+        --release) profile=(--release) ;;
+        -h | --help) usage; exit 0 ;;
+        -*) echo "run-stack: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
+        *) bins+=("$arg") ;;
+    esac
+done
+if ((${#bins[@]} != 0 && ${#bins[@]} != 2)); then
+    echo "run-stack: give both API_BIN and WORKER_BIN, or neither" >&2
+    exit 2
+fi
+
+export HAVEN_ENV="${HAVEN_ENV:-development}"
+export HAVEN_LOG_FORMAT="${HAVEN_LOG_FORMAT:-pretty}"
+export RUST_LOG="${RUST_LOG:-info}"
+export HAVEN_API_ADDR="${HAVEN_API_ADDR:-127.0.0.1:8080}"
+export HAVEN_WORKER_ADDR="${HAVEN_WORKER_ADDR:-127.0.0.1:8081}"
+# Seconds the binaries get to drain after SIGTERM before they are killed.
+stop_timeout="${HAVEN_STOP_TIMEOUT:-30}"
+
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
+    declare -A tags=([api]=$'\e[36m[api]\e[0m' [worker]=$'\e[35m[worker]\e[0m' [stack]=$'\e[1m[stack]\e[0m')
+else
+    declare -A tags=([api]='[api]' [worker]='[worker]' [stack]='[stack]')
+fi
+say() { printf '%s %s\n' "${tags[stack]}" "$*"; }
+
+# Prints the path of the binary cargo built for package $1, from cargo's JSON messages in $2.
+executable_of() {
+    local package=$1 messages=$2 line exe="" fallback=""
+    while IFS= read -r line; do
+        [[ $line == *'"reason":"compiler-artifact"'* && $line == *'"kind":["bin"]'* ]] || continue
+        # Package ids look like path+file:///…/bins/api#haven-api@0.1.0 (or …/haven-api#0.1.0).
+        [[ $line == *"#$package@"* || $line == *"/$package#"* ]] || continue
+        [[ $line =~ \"executable\":\"([^\"]+)\" ]] || continue
+        if [[ $line == *"\"name\":\"$package\""* ]]; then exe=${BASH_REMATCH[1]}; fi
+        fallback=${BASH_REMATCH[1]}
+    done <"$messages"
+    exe=${exe:-$fallback}
+    [[ -n $exe ]] || { echo "run-stack: cargo built no binary for $package" >&2; return 1; }
+    echo "$exe"
+}
+
+if ((${#bins[@]} == 0)); then
+    messages=$(mktemp)
+    trap 'rm -f "$messages"' EXIT
+    say "building haven-api and haven-worker${profile:+ (release)}"
+    cargo build "${profile[@]}" -p haven-api -p haven-worker --bins --message-format=json-render-diagnostics >"$messages"
+    bins=("$(executable_of haven-api "$messages")" "$(executable_of haven-worker "$messages")")
+fi
+
+declare -A pids=()
+declare -A names=()
+prefixers=()
+
+# Starts $2 as component $1. Its own session keeps the terminal's Ctrl-C away from it, so
+# that it receives exactly one SIGTERM from this script; the log prefixer ignores those
+# signals so it drains the last lines written during shutdown.
+start() {
+    local name=$1 bin=$2 tag=${tags[$1]} out
+    exec {out}> >(trap '' INT TERM HUP; exec sed -u "s/^/${tag//\//\\/} /")
+    prefixers+=("$!")
+    setsid "$bin" </dev/null >&"$out" 2>&1 {out}>&- &
+    pids[$name]=$!
+    names[$!]=$name
+    exec {out}>&-
+}
+
+stopping=""
+on_signal() {
+    if [[ -n $stopping ]]; then
+        say "$1 again: killing ${!pids[*]}"
+        kill -KILL "${pids[@]}" 2>/dev/null || true
+    fi
+    stopping=$1
+}
+trap 'on_signal SIGINT' INT
+trap 'on_signal SIGTERM' TERM
+trap 'on_signal SIGHUP' HUP
+
+start api "${bins[0]}"
+start worker "${bins[1]}"
+say "api (pid ${pids[api]}) on http://$HAVEN_API_ADDR, worker (pid ${pids[worker]}) on http://$HAVEN_WORKER_ADDR; Ctrl-C stops both"
+
+# Wait for the first of: a signal (wait returns early), or a binary exiting.
+failed=""
+while [[ -z $stopping ]]; do
+    exited=""
+    status=0
+    wait -n -p exited "${pids[@]}" || status=$?
+    [[ -n $stopping ]] && break
+    [[ -n $exited ]] || continue
+    failed="${names[$exited]} exited with status $status"
+    unset "pids[${names[$exited]}]"
+    break
+done
+
+if [[ -n $failed ]]; then
+    say "$failed; stopping the rest"
+else
+    say "$stopping received; stopping api and worker"
+fi
+
+# SIGTERM, then wait; a watchdog kills whatever is still running after the timeout.
+kill -TERM "${pids[@]}" 2>/dev/null || true
+(
+    sleep "$stop_timeout" &
+    sleeper=$!
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    wait "$sleeper"
+    say "still running after ${stop_timeout} s: killing"
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+) &
+watchdog=$!
+
+clean=1
+stopped=()
+for name in "${!pids[@]}"; do
+    status=0
+    # A signal interrupts wait (status > 128) without reaping; wait again until it is gone.
+    while true; do
+        wait "${pids[$name]}" && status=0 || status=$?
+        kill -0 "${pids[$name]}" 2>/dev/null || break
+    done
+    stopped+=("$name stopped (status $status)")
+    ((status == 0)) || clean=0
+done
+kill -TERM "$watchdog" 2>/dev/null || true
+wait "$watchdog" 2>/dev/null || true
+# Let the prefixers print the last log lines before our own summary (2 s at most).
+for pid in "${prefixers[@]}"; do
+    for _ in {1..40}; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+done
+for line in "${stopped[@]}"; do say "$line"; done
+
+if [[ -n $failed ]]; then
+    exit 1
+fi
+((clean)) || exit 1
+say "stopped cleanly"
