@@ -1,4 +1,5 @@
-//! Helpers for tests that talk to real services: [`TestRedis`] (a random key prefix per
+//! Helpers for tests that talk to real services: [`TestDb`] (a fresh migrated database per
+//! test, cloned from a template in milliseconds), [`TestRedis`] (a random key prefix per
 //! test, cleaned afterwards) and [`Anvil`] (a local EVM node on a free port, killed on
 //! drop) and [`RedisServer`] (a private redis-server that a test may stop and restart).
 //!
@@ -6,10 +7,12 @@
 //! tests never skip silently.
 
 mod anvil;
+mod db;
 mod redis_kit;
 mod redis_server;
 
 pub use anvil::Anvil;
+pub use db::TestDb;
 pub use redis_kit::TestRedis;
 pub use redis_server::RedisServer;
 

@@ -1,0 +1,36 @@
+//! The one Postgres schema of haven and everything that talks to it: the diesel
+//! [`schema`], embedded [`migrations`](run_migrations), an async connection [`PgPool`], and
+//! repositories for users, API keys, the hash-chained audit log and the error log.
+//!
+//! Domain crates define storage traits; this crate implements them for Postgres so that the
+//! binaries can compose them. Nothing here depends on a web framework.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), haven_db::Error> {
+//! let url = "postgres://haven:haven@127.0.0.1:5432/haven";
+//! haven_db::run_migrations(url).await?;
+//! let pool = haven_db::connect(url, 8).await?;
+//! let users = haven_db::UserRepo::new(pool.clone());
+//! let _admin = users.find_by_email("ops@example.com").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//! No optional features.
+
+mod api_keys;
+mod audit;
+mod error;
+mod error_logs;
+mod migrate;
+mod pool;
+pub mod schema;
+mod users;
+
+pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
+pub use audit::{ChainReport, PgAuditLog};
+pub use error::{Error, Result};
+pub use error_logs::{ErrorLogRepo, NewErrorLog};
+pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
+pub use pool::{PgPool, connect, connect_lazy, ping};
+pub use users::{NewUser, Role, User, UserRepo};
