@@ -1,0 +1,14 @@
+//! The price-feed fallback chain: [`PriceSource`]s tried in order, a [`TtlCache`] with a
+//! bounded stale period and an [`IntervalGate`] spacing calls to one upstream.
+
+mod cache;
+mod chain;
+mod gate;
+mod price;
+
+pub use cache::{CachedValue, TtlCache};
+pub use chain::{FallbackChain, Quote, Stage, classify_breaker, classify_retry};
+#[cfg(feature = "redis")]
+pub use gate::RedisIntervalGate;
+pub use gate::{InMemoryIntervalGate, IntervalGate};
+pub use price::{Binance, CoinGecko, Pair, PriceSource};
