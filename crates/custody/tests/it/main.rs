@@ -1,1 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod evm;
+mod no_leaks;
+mod refusals;
+mod rotation;
+mod solana;
+mod store;
+mod support;
+mod tamper;
+mod vault;
+mod vault_mock;
