@@ -1,0 +1,626 @@
+//! Evaluation: one event in, the alerts it raises out.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::alert::{Alert, Severity};
+use crate::amount::Amount;
+use crate::error::Result;
+use crate::event::Event;
+use crate::rules::{AuthSubject, EngineSettings, Rule, RuleKind, Rules};
+use crate::window::{StoreError, WindowEntry, WindowRead, WindowSnapshot, WindowStore};
+
+/// The most window entries read back for sums and medians; a subject with more entries in
+/// one window is summed over its newest ones (a lower bound, which still alerts).
+pub const MAX_ENTRIES_READ: usize = 10_000;
+
+/// Evaluates events against the rules in force.
+///
+/// Evaluation is by event time: a window is `(end - window, end]`, ending at the event's own
+/// timestamp, or at the newest event of the window when the event arrived out of order less
+/// than one window behind it (so a slightly late event completes the current window); an
+/// event id is evaluated once however often it is delivered, an event that is
+/// more than the allowed lateness behind the newest event of its window is recorded but
+/// raises nothing, and each (rule, subject) alerts at most once per cooldown.
+///
+/// **Invariant:** `evaluate` only reads and writes rule state; it never waits on alert
+/// delivery (hand the alerts to a [`Dispatcher`](crate::Dispatcher) or a job queue).
+pub struct Engine {
+    rules: Arc<Rules>,
+    store: Arc<dyn WindowStore>,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a rule found, before the cooldown decides whether it becomes an alert.
+struct Finding {
+    event_type: &'static str,
+    severity: Severity,
+    subject: String,
+    user: Option<String>,
+    description: String,
+    metadata: serde_json::Value,
+}
+
+impl Engine {
+    /// An engine over `rules` keeping its state in `store`, with keys prefixed `fraud:`.
+    pub fn new(rules: Arc<Rules>, store: Arc<dyn WindowStore>) -> Self {
+        Self {
+            rules,
+            store,
+            prefix: "fraud:".to_owned(),
+        }
+    }
+
+    /// Uses `prefix` in front of every state key (tests use a random one).
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The rules handle, for reloading.
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// Validates `event` and returns the alerts it raises (often none).
+    pub async fn evaluate(&self, event: &Event) -> Result<Vec<Alert>> {
+        event.validate()?;
+        let rules = self.rules.current();
+        let settings = &rules.engine;
+        let dedup_key = format!("{}d:{}", self.prefix, event.event_id());
+        if !self
+            .store
+            .mark_seen(&dedup_key, Some(settings.dedup_retention()))
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+        let ts_ms = event.ts().timestamp_millis();
+        let mut alerts = Vec::new();
+        for rule in rules.rules.iter().filter(|r| r.enabled) {
+            let Some(finding) = self.apply(rule, settings, event, ts_ms).await? else {
+                continue;
+            };
+            if rule.cooldown_secs > 0 {
+                let key = format!(
+                    "{}c:{}:{}:{}",
+                    self.prefix, rule.id, finding.event_type, finding.subject
+                );
+                let cooldown_ms = secs_to_ms(rule.cooldown_secs);
+                if !self.store.try_cooldown(&key, ts_ms, cooldown_ms).await? {
+                    continue;
+                }
+            }
+            alerts.push(Alert {
+                id: Uuid::now_v7(),
+                rule_id: rule.id.clone(),
+                event_type: finding.event_type.to_owned(),
+                severity: finding.severity,
+                subject: finding.subject,
+                user: finding.user,
+                description: finding.description,
+                metadata: finding.metadata,
+                event_id: event.event_id().to_owned(),
+                event_ts: event.ts(),
+                created_at: Utc::now(),
+            });
+        }
+        Ok(alerts)
+    }
+
+    async fn record(
+        &self,
+        key: String,
+        event: &Event,
+        value: u128,
+        window_secs: u64,
+        settings: &EngineSettings,
+        read: WindowRead,
+    ) -> Result<Option<WindowSnapshot>, StoreError> {
+        let ts_ms = event.ts().timestamp_millis();
+        let window_ms = secs_to_ms(window_secs);
+        let lateness_ms = secs_to_ms(settings.allowed_lateness_secs);
+        let entry = WindowEntry {
+            ts_ms,
+            id: event.event_id().to_owned(),
+            value,
+        };
+        let snapshot = self
+            .store
+            .record(
+                &key,
+                entry,
+                window_ms,
+                window_ms.saturating_add(lateness_ms),
+                read,
+            )
+            .await?;
+        let late = snapshot
+            .previous_max_ts_ms
+            .is_some_and(|newest| ts_ms < newest.saturating_sub(lateness_ms));
+        Ok((!late).then_some(snapshot))
+    }
+
+    fn window_key(&self, rule: &Rule, subject: &str) -> String {
+        format!("{}w:{}:{}", self.prefix, rule.id, subject)
+    }
+
+    async fn apply(
+        &self,
+        rule: &Rule,
+        settings: &EngineSettings,
+        event: &Event,
+        ts_ms: i64,
+    ) -> Result<Option<Finding>, StoreError> {
+        match &rule.kind {
+            RuleKind::Velocity {
+                events,
+                threshold,
+                window_secs,
+                severity,
+            } => {
+                let Some((kind, p)) = event.payment().filter(|(k, _)| events.contains(k)) else {
+                    return Ok(None);
+                };
+                let Some(snap) = self
+                    .record(
+                        self.window_key(rule, &p.user),
+                        event,
+                        0,
+                        *window_secs,
+                        settings,
+                        WindowRead::Count,
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                if snap.count < u64::from(*threshold) {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "velocity",
+                    severity: *severity,
+                    subject: p.user.clone(),
+                    user: Some(p.user.clone()),
+                    description: format!(
+                        "{} payment events within {window_secs} s (threshold {threshold}), latest a {}",
+                        snap.count,
+                        kind.as_str()
+                    ),
+                    metadata: json!({
+                        "count": snap.count,
+                        "threshold": threshold,
+                        "window_secs": window_secs,
+                    }),
+                }))
+            }
+            RuleKind::AmountTiers {
+                currency,
+                events,
+                minimum,
+                high,
+                very_high,
+                low_severity,
+                medium_severity,
+                high_severity,
+            } => {
+                let Some((kind, p)) = event
+                    .payment()
+                    .filter(|(k, p)| events.contains(k) && &p.currency == currency)
+                else {
+                    return Ok(None);
+                };
+                let (tier, severity) = if p.amount >= *very_high {
+                    ("very_high", *high_severity)
+                } else if p.amount >= *high {
+                    ("high", *medium_severity)
+                } else if p.amount < *minimum {
+                    ("below_minimum", *low_severity)
+                } else {
+                    return Ok(None);
+                };
+                Ok(Some(Finding {
+                    event_type: "unusual_amount",
+                    severity,
+                    subject: p.user.clone(),
+                    user: Some(p.user.clone()),
+                    description: format!(
+                        "{} of {} {currency} is in the {tier} tier",
+                        kind.as_str(),
+                        p.amount
+                    ),
+                    metadata: json!({
+                        "tier": tier,
+                        "amount": p.amount,
+                        "currency": currency,
+                        "minimum": minimum,
+                        "high": high,
+                        "very_high": very_high,
+                    }),
+                }))
+            }
+            RuleKind::CumulativeAmount {
+                currency,
+                events,
+                threshold,
+                window_secs,
+                severity,
+            } => {
+                let Some((_, p)) = event
+                    .payment()
+                    .filter(|(k, p)| events.contains(k) && &p.currency == currency)
+                else {
+                    return Ok(None);
+                };
+                let read = WindowRead::Entries {
+                    limit: MAX_ENTRIES_READ,
+                };
+                let Some(snap) = self
+                    .record(
+                        self.window_key(rule, &p.user),
+                        event,
+                        p.amount.units(),
+                        *window_secs,
+                        settings,
+                        read,
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let total = snap.entries.iter().fold(Amount::ZERO, |sum, e| {
+                    sum.saturating_add(Amount::from_units(e.value))
+                });
+                if total < *threshold {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "cumulative_amount",
+                    severity: *severity,
+                    subject: p.user.clone(),
+                    user: Some(p.user.clone()),
+                    description: format!(
+                        "{total} {currency} within {window_secs} s (threshold {threshold})"
+                    ),
+                    metadata: json!({
+                        "total": total,
+                        "currency": currency,
+                        "threshold": threshold,
+                        "window_secs": window_secs,
+                        "events": snap.count,
+                    }),
+                }))
+            }
+            RuleKind::NewDestination {
+                events,
+                currency,
+                min_amount,
+                severity,
+            } => {
+                let Some((kind, p)) = event.payment().filter(|(k, p)| {
+                    events.contains(k) && currency.as_ref().is_none_or(|c| c == &p.currency)
+                }) else {
+                    return Ok(None);
+                };
+                let Some(destination) = p.destination.as_deref() else {
+                    return Ok(None);
+                };
+                let destination = normalize_destination(destination);
+                let key = format!("{}n:{}:{}\u{1f}{destination}", self.prefix, rule.id, p.user);
+                let first = self.store.mark_seen(&key, None).await?;
+                if !first || p.amount < *min_amount {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "new_destination",
+                    severity: *severity,
+                    subject: p.user.clone(),
+                    user: Some(p.user.clone()),
+                    description: format!(
+                        "first {} to {destination}: {} {}",
+                        kind.as_str(),
+                        p.amount,
+                        p.currency
+                    ),
+                    metadata: json!({
+                        "destination": destination,
+                        "amount": p.amount,
+                        "currency": p.currency,
+                        "min_amount": min_amount,
+                    }),
+                }))
+            }
+            RuleKind::AuthFailures {
+                by,
+                threshold,
+                window_secs,
+                ipv6_prefix,
+                severity,
+            } => {
+                let Event::AuthFailure(a) = event else {
+                    return Ok(None);
+                };
+                let subject = match by {
+                    AuthSubject::Principal => format!("principal:{}", a.principal),
+                    AuthSubject::Ip => ip_subject(a.ip, *ipv6_prefix),
+                };
+                let Some(snap) = self
+                    .record(
+                        self.window_key(rule, &subject),
+                        event,
+                        0,
+                        *window_secs,
+                        settings,
+                        WindowRead::Count,
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                if snap.count < u64::from(*threshold) {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "auth_failures",
+                    severity: *severity,
+                    description: format!(
+                        "{} authentication failures for {subject} within {window_secs} s (threshold {threshold})",
+                        snap.count
+                    ),
+                    metadata: json!({
+                        "count": snap.count,
+                        "threshold": threshold,
+                        "window_secs": window_secs,
+                    }),
+                    subject,
+                    user: None,
+                }))
+            }
+            RuleKind::GasSpike {
+                multiplier,
+                window_secs,
+                max_samples,
+                min_samples,
+                max_wei,
+                severity,
+                data_quality_severity,
+            } => {
+                let Event::GasSample(g) = event else {
+                    return Ok(None);
+                };
+                if g.wei <= 0 || g.wei > i128::from(*max_wei) {
+                    return Ok(Some(Finding {
+                        event_type: "gas_data_quality",
+                        severity: *data_quality_severity,
+                        subject: g.chain.clone(),
+                        user: None,
+                        description: format!(
+                            "gas price sample of {} wei on {} is not plausible",
+                            g.wei, g.chain
+                        ),
+                        metadata: json!({ "wei": g.wei.to_string(), "max_wei": max_wei.to_string() }),
+                    }));
+                }
+                let wei = g.wei.unsigned_abs();
+                let read = WindowRead::Entries {
+                    limit: *max_samples as usize + 1,
+                };
+                let Some(snap) = self
+                    .record(
+                        self.window_key(rule, &g.chain),
+                        event,
+                        wei,
+                        *window_secs,
+                        settings,
+                        read,
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let mut previous: Vec<u128> = snap
+                    .entries
+                    .iter()
+                    .filter(|e| e.id != g.event_id)
+                    .take(*max_samples as usize)
+                    .map(|e| e.value)
+                    .collect();
+                if previous.len() < *min_samples as usize {
+                    return Ok(None);
+                }
+                let median = median(&mut previous);
+                if (wei as f64) < multiplier * median {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "gas_spike",
+                    severity: *severity,
+                    subject: g.chain.clone(),
+                    user: None,
+                    description: format!(
+                        "gas price {wei} wei on {} is {:.2}× the median {median:.0} of {} samples",
+                        g.chain,
+                        wei as f64 / median,
+                        previous.len()
+                    ),
+                    metadata: json!({
+                        "wei": wei.to_string(),
+                        "median_wei": median,
+                        "multiplier": multiplier,
+                        "samples": previous.len(),
+                    }),
+                }))
+            }
+            RuleKind::TxPending {
+                threshold_secs,
+                severity,
+            } => {
+                let Event::TxPending(t) = event else {
+                    return Ok(None);
+                };
+                let pending_ms = ts_ms - t.submitted_at.timestamp_millis();
+                if pending_ms <= secs_to_ms(*threshold_secs) {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "tx_pending",
+                    severity: *severity,
+                    subject: format!("{}:{}", t.chain, t.tx_hash),
+                    user: t.user.clone(),
+                    description: format!(
+                        "transaction on {} pending for {} s (threshold {threshold_secs} s)",
+                        t.chain,
+                        pending_ms / 1000
+                    ),
+                    metadata: json!({
+                        "chain": t.chain,
+                        "tx_hash": t.tx_hash,
+                        "pending_ms": pending_ms,
+                        "threshold_secs": threshold_secs,
+                    }),
+                }))
+            }
+            RuleKind::TxFailed { severity } => {
+                let Event::TxFailed(t) = event else {
+                    return Ok(None);
+                };
+                Ok(Some(Finding {
+                    event_type: "tx_failed",
+                    severity: *severity,
+                    subject: format!("{}:{}", t.chain, t.tx_hash),
+                    user: t.user.clone(),
+                    description: format!("transaction on {} failed: {}", t.chain, t.reason),
+                    metadata: json!({ "chain": t.chain, "tx_hash": t.tx_hash }),
+                }))
+            }
+            RuleKind::ErrorRate {
+                max_error_percent,
+                window_secs,
+                min_requests,
+                severity,
+            } => {
+                let Event::HttpErrors(h) = event else {
+                    return Ok(None);
+                };
+                let packed = (u128::from(h.requests) << 64) | u128::from(h.server_errors);
+                let read = WindowRead::Entries {
+                    limit: MAX_ENTRIES_READ,
+                };
+                let Some(snap) = self
+                    .record(
+                        self.window_key(rule, &h.service),
+                        event,
+                        packed,
+                        *window_secs,
+                        settings,
+                        read,
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let (requests, errors) = snap.entries.iter().fold((0u128, 0u128), |(r, e), x| {
+                    (r + (x.value >> 64), e + (x.value & u128::from(u64::MAX)))
+                });
+                // Parts per million keep the comparison exact for percentages like 1.0 or 0.5.
+                let ppm = (max_error_percent * 10_000.0).round() as u128;
+                if requests < u128::from(*min_requests) || errors * 1_000_000 <= requests * ppm {
+                    return Ok(None);
+                }
+                Ok(Some(Finding {
+                    event_type: "error_rate",
+                    severity: *severity,
+                    subject: h.service.clone(),
+                    user: None,
+                    description: format!(
+                        "{errors} of {requests} requests to {} failed with 5xx within {window_secs} s (limit {max_error_percent} %)",
+                        h.service
+                    ),
+                    metadata: json!({
+                        "requests": requests.to_string(),
+                        "server_errors": errors.to_string(),
+                        "max_error_percent": max_error_percent,
+                        "window_secs": window_secs,
+                    }),
+                }))
+            }
+        }
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// EVM addresses are case-insensitive; compare them in lower case.
+fn normalize_destination(raw: &str) -> String {
+    let is_evm =
+        raw.len() == 42 && raw.starts_with("0x") && raw[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if is_evm {
+        raw.to_ascii_lowercase()
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// `ip:<v4>` or `ip:<v6 network>/<prefix>`; IPv4-mapped IPv6 counts as IPv4.
+pub(crate) fn ip_subject(ip: IpAddr, ipv6_prefix: u8) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = match ipv6_prefix {
+                0 => 0,
+                p => u128::MAX << (128 - u32::from(p.min(128))),
+            };
+            format!("ip:{}/{ipv6_prefix}", Ipv6Addr::from(bits & mask))
+        }
+    }
+}
+
+fn median(values: &mut [u128]) -> f64 {
+    values.sort_unstable();
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid] as f64
+    } else {
+        (values[mid - 1] as f64 + values[mid] as f64) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_aggregated_by_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_subject(a, 64), ip_subject(b, 64));
+        assert_ne!(ip_subject(a, 64), ip_subject(c, 64));
+        assert_eq!(ip_subject(a, 64), "ip:2001:db8:1:2::/64");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(ip_subject(mapped, 64), "ip:192.0.2.7");
+        assert_eq!(ip_subject(a, 0), "ip:::/0");
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3, 1, 2]), 2.0);
+        assert_eq!(median(&mut [4, 1, 3, 2]), 2.5);
+    }
+}

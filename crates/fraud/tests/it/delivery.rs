@@ -1,0 +1,348 @@
+//! A5: delivery through a real local SMTP server (aiosmtpd) and a local webhook receiver,
+//! and the dispatcher that keeps delivery off the detection path.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use haven_fraud::conformance::sample_alert;
+use haven_fraud::{
+    Alert, AlertSink, DeliveryError, Dispatcher, LogSink, Severity, SmtpConfig, SmtpSecurity,
+    SmtpSink, StandardWebhookSigner, WebhookSink,
+};
+use secrecy::SecretString;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, oneshot};
+
+const ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+fn hostile_alert() -> Alert {
+    let mut alert = sample_alert("alice", "velocity", Severity::High, 0);
+    alert.description =
+        format!("paid {ADDRESS}\r\nBcc: evil@example.com\r\nX-Injected: yes\r\n\r\nfake body");
+    alert.subject = "alice\nX-Subject-Injected: 1".into();
+    alert.metadata = serde_json::json!({ "destination": ADDRESS, "note": "token=abc123" });
+    alert
+}
+
+struct SmtpServer {
+    _child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+async fn start_smtp() -> SmtpServer {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .expect("python3 is needed for the SMTP test");
+    assert!(
+        probe.success(),
+        "the SMTP test needs aiosmtpd: `pip install aiosmtpd`"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("aiosmtpd did not start within 30 s")
+        .unwrap();
+    assert_eq!(ready.as_deref(), Some("ready"));
+    SmtpServer {
+        _child: child,
+        dir,
+        port,
+    }
+}
+
+/// Waits (up to 20 s) until `n` messages were written, and returns them in order.
+async fn messages(dir: &Path, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        if files.len() >= n {
+            files.sort();
+            return files
+                .iter()
+                .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+                .collect();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {n} messages arrived",
+            files.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn smtp_config(port: u16) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        credentials: None,
+        from: "Haven Alerts <alerts@example.com>".into(),
+        to: vec!["ops@example.com".into(), "sec@example.com".into()],
+        timeout: Duration::from_secs(10),
+    }
+}
+
+#[tokio::test]
+async fn smtp_delivers_redacted_alerts_and_crlf_cannot_inject_headers() {
+    let server = start_smtp().await;
+    let sink = SmtpSink::new(&smtp_config(server.port)).unwrap();
+    sink.deliver(&hostile_alert()).await.unwrap();
+
+    let got = messages(server.dir.path(), 1).await;
+    let msg = &got[0];
+    assert_eq!(msg["mail_from"], "alerts@example.com");
+    assert_eq!(
+        msg["rcpt_tos"],
+        serde_json::json!(["ops@example.com", "sec@example.com"])
+    );
+    let data = msg["data"].as_str().unwrap();
+    let (headers, body) = data.split_once("\r\n\r\n").expect("headers and body");
+    let names: Vec<&str> = headers
+        .split("\r\n")
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('\t'))
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n))
+        .collect();
+    for injected in ["Bcc", "X-Injected", "X-Subject-Injected"] {
+        assert!(
+            !names.iter().any(|n| n.eq_ignore_ascii_case(injected)),
+            "{injected} in {names:?}"
+        );
+    }
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.eq_ignore_ascii_case("Subject"))
+            .count(),
+        1
+    );
+    assert!(headers.contains("[HIGH] velocity"), "{headers}");
+    assert!(!data.contains(ADDRESS), "the address must be redacted");
+    assert!(body.contains("[REDACTED_ADDRESS]"), "{body}");
+}
+
+#[tokio::test]
+async fn smtp_addresses_with_crlf_are_refused_and_a_dead_server_is_an_error() {
+    let mut config = smtp_config(1);
+    config.to = vec!["ops@example.com\r\nBcc: evil@example.com".into()];
+    assert!(matches!(
+        SmtpSink::new(&config),
+        Err(DeliveryError::InvalidConfig { field: "to" })
+    ));
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink = SmtpSink::new(&smtp_config(port)).unwrap();
+    assert!(matches!(
+        sink.deliver(&hostile_alert()).await,
+        Err(DeliveryError::Smtp(_))
+    ));
+}
+
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+}
+
+/// A one-shot HTTP receiver answering `status`.
+async fn receiver(status: u16) -> (String, oneshot::Receiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut reader = BufReader::new(socket);
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        assert!(line.starts_with("POST /alerts "), "{line}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await.unwrap();
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            let (n, v) = trimmed.split_once(':').unwrap();
+            headers.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).await.unwrap();
+        let mut socket = reader.into_inner();
+        let reply =
+            format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        socket.write_all(reply.as_bytes()).await.unwrap();
+        socket.flush().await.unwrap();
+        let _ = tx.send(Received { headers, body });
+    });
+    (url, rx)
+}
+
+fn signer() -> StandardWebhookSigner {
+    let secret = SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned());
+    StandardWebhookSigner::from_secret(&secret).unwrap()
+}
+
+#[tokio::test]
+async fn webhook_posts_a_signed_redacted_payload() {
+    let (url, rx) = receiver(204).await;
+    let sink = WebhookSink::new(&url, Arc::new(signer())).unwrap();
+    let alert = hostile_alert();
+    sink.deliver(&alert).await.unwrap();
+    let got = rx.await.unwrap();
+
+    let id = got.header("webhook-id");
+    assert_eq!(id, format!("msg_{}", alert.id.simple()));
+    let ts: i64 = got.header("webhook-timestamp").parse().unwrap();
+    let expected = signer().signature(id, ts, &got.body);
+    assert_eq!(
+        got.header("webhook-signature"),
+        expected,
+        "signature verifies"
+    );
+    assert_eq!(got.header("content-type"), "application/json");
+
+    let body = String::from_utf8(got.body.clone()).unwrap();
+    assert!(!body.contains(ADDRESS), "{body}");
+    assert!(!body.contains("abc123"), "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["type"], "fraud.alert");
+    assert_eq!(json["data"]["id"], alert.id.to_string());
+    assert_eq!(
+        json["data"]["metadata"]["destination"],
+        "[REDACTED_ADDRESS]"
+    );
+}
+
+#[tokio::test]
+async fn webhook_non_2xx_is_an_error() {
+    let (url, rx) = receiver(500).await;
+    let sink = WebhookSink::new(&url, Arc::new(signer())).unwrap();
+    let err = sink.deliver(&hostile_alert()).await.unwrap_err();
+    assert!(
+        matches!(err, DeliveryError::Status { status: 500 }),
+        "{err:?}"
+    );
+    rx.await.unwrap();
+    assert!(matches!(
+        WebhookSink::new("ftp://x", Arc::new(signer())),
+        Err(DeliveryError::InvalidConfig { field: "url" })
+    ));
+}
+
+/// A sink that blocks until released, counting deliveries.
+struct Stuck {
+    release: Arc<Notify>,
+    delivered: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl AlertSink for Stuck {
+    fn name(&self) -> &'static str {
+        "stuck"
+    }
+
+    async fn deliver(&self, _: &Alert) -> Result<(), DeliveryError> {
+        self.release.notified().await;
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_sink_never_delays_detection() {
+    let release = Arc::new(Notify::new());
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let stuck = Arc::new(Stuck {
+        release: release.clone(),
+        delivered: delivered.clone(),
+    });
+    let (dispatcher, task) = Dispatcher::spawn(vec![Arc::new(LogSink), stuck], 2);
+
+    let b = crate::helpers::backends().await.remove(0);
+    let engine = b.engine(haven_fraud::DEFAULT_RULES);
+    let mut raised = 0;
+    for i in 0..10 {
+        let event = crate::helpers::purchase(
+            &format!("e{i}"),
+            &format!("u{i}"),
+            "50",
+            crate::helpers::at(0),
+        );
+        for alert in engine.evaluate(&event).await.unwrap() {
+            raised += 1;
+            // Returns at once whether or not there is room; the sink is blocked throughout.
+            dispatcher.enqueue(alert);
+        }
+    }
+    assert_eq!(raised, 10);
+    assert_eq!(
+        delivered.load(Ordering::SeqCst),
+        0,
+        "the sink is still blocked"
+    );
+    let dropped = dispatcher.dropped();
+    assert!(
+        dropped >= 7,
+        "a queue of 2 plus one in flight: {dropped} dropped"
+    );
+
+    drop(dispatcher);
+    // Release deliveries one by one until the task drains the queue and ends.
+    let mut task = task;
+    loop {
+        release.notify_one();
+        tokio::select! {
+            done = &mut task => { done.unwrap(); break; }
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    assert_eq!(delivered.load(Ordering::SeqCst) as u64 + dropped, 10);
+}
