@@ -41,6 +41,12 @@ test *args:
 
 # Formatting and clippy, warnings as errors.
 lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # A minimal rustup profile (as in many CI images) has neither component.
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        rustup component add rustfmt clippy
+    fi
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 
