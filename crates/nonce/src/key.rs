@@ -64,7 +64,10 @@ impl fmt::Display for NonceKey {
 
 /// Identifies one lease; a nonce handed out again after its lease expired gets a new id, which
 /// is how a late `commit` of the old lease is recognised and refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct LeaseId(Uuid);
 
 impl LeaseId {

@@ -56,6 +56,7 @@ mod manager;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod state;
 mod store;
 
 #[cfg(feature = "test-utils")]
@@ -71,6 +72,7 @@ pub use manager::NonceManager;
 pub use memory::MemoryNonceStore;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisNonceStore;
+pub use state::{AccountState, LeaseRecord};
 pub use store::{
     LeaseInfo, MAX_REPORTED_GAPS, NonceError, NonceErrorAction, NonceStatus, NonceStore,
     ResetOutcome, STATUS_LIST_LIMIT, SyncOutcome,
