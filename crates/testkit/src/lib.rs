@@ -7,11 +7,15 @@
 //! tests never skip silently.
 
 mod anvil;
+#[cfg(feature = "api")]
+mod api;
 mod db;
 mod redis_kit;
 mod redis_server;
 
 pub use anvil::Anvil;
+#[cfg(feature = "api")]
+pub use api::{TestApi, spawn_api, spawn_api_with};
 pub use db::TestDb;
 pub use redis_kit::TestRedis;
 pub use redis_server::RedisServer;

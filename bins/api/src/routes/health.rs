@@ -1,0 +1,36 @@
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Liveness: the process answers. Touches nothing.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: Postgres and Redis answer, each with its latency; 503 naming what is down.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let timeout = Duration::from_secs(2);
+    let (postgres, redis) = tokio::join!(
+        haven_service::probe::postgres(&state.db, timeout),
+        haven_service::probe::redis(&state.redis, timeout),
+    );
+    let ready = postgres.is_up() && redis.is_up();
+    let down: Vec<&str> = [("postgres", &postgres), ("redis", &redis)]
+        .iter()
+        .filter(|(_, c)| !c.is_up())
+        .map(|(n, _)| *n)
+        .collect();
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "down": down,
+        "checks": {"postgres": postgres, "redis": redis},
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

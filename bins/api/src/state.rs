@@ -1,0 +1,18 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use crate::config::ApiConfig;
+
+/// Shared, cheaply cloned application state.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Arc<ApiConfig>,
+    /// Postgres.
+    pub db: haven_db::PgPool,
+    /// Redis.
+    pub redis: deadpool_redis::Pool,
+    /// Where 5xx errors are recorded.
+    pub error_logs: haven_db::ErrorLogRepo,
+}

@@ -1,0 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod addresses;
+mod errors;
+mod health;

@@ -1,0 +1,14 @@
+//! Plumbing shared by the haven binaries (api, worker, admin): layered [`config`] loading
+//! (defaults → optional TOML file → environment), [`telemetry`] (JSON or pretty logs),
+//! the [`shutdown`] signal and the readiness [`probe`]s of Postgres and Redis.
+//!
+//! Each binary keeps its own `config.rs` with its typed configuration; it calls
+//! [`config::load`] there and nowhere else, so the environment is read in one place.
+//!
+//! ## Features
+//! No optional features.
+
+pub mod config;
+pub mod probe;
+pub mod shutdown;
+pub mod telemetry;
