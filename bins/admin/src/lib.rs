@@ -1,0 +1,223 @@
+//! The haven operator CLI.
+//!
+//! Every command writes machine-readable output to the given writer (one JSON line per
+//! result where it makes sense) and returns the process exit code, so tests drive it in
+//! process. Commands that need no database (address validation, signing helpers) do not
+//! load the database configuration.
+
+pub mod config;
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for "checked, and the answer is no" (invalid address, broken chain).
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code for usage errors (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for failures to do the work (database down, …).
+pub const EXIT_FAILURE: u8 = 3;
+
+/// haven operator commands.
+#[derive(Debug, Parser)]
+#[command(name = "haven-admin", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations to DATABASE_URL (or show their status).
+    Migrate(MigrateArgs),
+    /// Verify the audit log's hash chain or print its head.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Address tools.
+    #[command(subcommand)]
+    Address(AddressCommand),
+}
+
+/// `migrate` options.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Only list applied migrations.
+    #[arg(long)]
+    pub status: bool,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole chain; exit 1 naming the first broken row.
+    Verify,
+    /// Print the head (last sequence number and hash) for anchoring outside the database.
+    Head,
+}
+
+/// `address` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AddressCommand {
+    /// Validate one address (exit 0 valid, 1 invalid, 2 usage), or `--stdin` lines of `chain<TAB>input`.
+    Validate(ValidateArgs),
+}
+
+/// `address validate` options.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Chain name or alias: evm|eth|base|…, solana|sol, near, ton, bitcoin|btc, cosmos[:hrp], tron|trx.
+    #[arg(long, required_unless_present = "stdin")]
+    pub chain: Option<String>,
+    /// The address (taken exactly; nothing is trimmed).
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    pub input: Option<String>,
+    /// Read `chain<TAB>input` lines from standard input, one JSON line out per line.
+    #[arg(long, conflicts_with = "chain")]
+    pub stdin: bool,
+}
+
+/// Runs one command; returns the exit code.
+pub async fn run(
+    cli: Cli,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Address(AddressCommand::Validate(args)) => validate_addresses(args, input, out),
+        Command::Migrate(args) => {
+            let config = config::AdminConfig::load()?;
+            haven_service::telemetry::init(config.common.log_format);
+            migrate(&config, args, out).await
+        }
+        Command::Audit(cmd) => {
+            let config = config::AdminConfig::load()?;
+            audit(&config, cmd, out).await
+        }
+    }
+}
+
+async fn migrate(
+    config: &config::AdminConfig,
+    args: MigrateArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let url = config.common.database_url.expose_secret();
+    if args.status {
+        let applied = haven_db::applied_migrations(url)
+            .await
+            .context("reading migrations from DATABASE_URL")?;
+        writeln!(out, "{}", serde_json::json!({"applied": applied}))?;
+    } else {
+        let applied = haven_db::run_migrations(url)
+            .await
+            .context("applying migrations to DATABASE_URL")?;
+        writeln!(out, "{}", serde_json::json!({"applied_now": applied}))?;
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+async fn audit(
+    config: &config::AdminConfig,
+    cmd: AuditCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    let log = haven_db::PgAuditLog::new(pool);
+    match cmd {
+        AuditCommand::Verify => match log.verify().await? {
+            Ok(report) => {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"valid": true, "records": report.count, "head": hex::encode(report.head)})
+                )?;
+                Ok(ExitCode::from(EXIT_OK))
+            }
+            Err(broken) => {
+                let seq = match broken {
+                    haven_core::audit::ChainBreak::Modified { seq }
+                    | haven_core::audit::ChainBreak::Unlinked { seq } => seq,
+                    haven_core::audit::ChainBreak::Gap { expected, .. } => expected,
+                    _ => 0,
+                };
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"valid": false, "first_broken_seq": seq, "reason": broken.to_string()})
+                )?;
+                Ok(ExitCode::from(EXIT_INVALID))
+            }
+        },
+        AuditCommand::Head => {
+            let head = log.head().await?;
+            let (seq, hash) = head.unwrap_or((0, haven_core::audit::GENESIS_HASH));
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"seq": seq, "hash": hex::encode(hash)})
+            )?;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+    }
+}
+
+fn validate_addresses(
+    args: ValidateArgs,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    if args.stdin {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if input.read_line(&mut line)? == 0 {
+                break;
+            }
+            let record = line.strip_suffix('\n').unwrap_or(&line);
+            let record = record.strip_suffix('\r').unwrap_or(record);
+            if record.is_empty() {
+                continue;
+            }
+            let value = match record.split_once('\t') {
+                Some((chain, address)) => match haven_address::report(chain, address) {
+                    Ok(report) => serde_json::to_value(report)?,
+                    Err(e) => {
+                        serde_json::json!({"valid": false, "chain": chain, "error": "UNSUPPORTED_CHAIN", "message": e.to_string()})
+                    }
+                },
+                None => {
+                    serde_json::json!({"valid": false, "error": "MALFORMED_LINE", "message": "expected chain<TAB>input"})
+                }
+            };
+            writeln!(out, "{value}")?;
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    let (Some(chain), Some(address)) = (args.chain, args.input) else {
+        eprintln!("address validate: give --chain and an input, or --stdin");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    };
+    match haven_address::report(&chain, &address) {
+        Ok(report) => {
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            Ok(ExitCode::from(if report.is_valid() {
+                EXIT_OK
+            } else {
+                EXIT_INVALID
+            }))
+        }
+        Err(e) => {
+            eprintln!("address validate: {e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The haven background worker.
+//!
+//! [`run`] starts the periodic jobs and a small HTTP listener (`/health`, `/ready`,
+//! `/jobs`) and stops both cleanly when the shutdown future resolves: a job that is running
+//! finishes its current step, no new step starts.
+
+pub mod config;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use futures::future::BoxFuture;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::WorkerConfig;
+
+/// A periodic job: one `step` per tick.
+pub trait Job: Send + Sync + 'static {
+    /// A stable name for logs and `/jobs`.
+    fn name(&self) -> &'static str;
+    /// Does one unit of work. Errors are logged and the job runs again at the next tick.
+    fn step(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// What `/jobs` reports for one job.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobStatus {
+    /// Job name.
+    pub name: &'static str,
+    /// Completed steps.
+    pub runs: u64,
+    /// Failed steps.
+    pub failures: u64,
+    /// The last failure, redacted.
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone)]
+struct WorkerState {
+    db: haven_db::PgPool,
+    redis: deadpool_redis::Pool,
+    jobs: Arc<Mutex<Vec<JobStatus>>>,
+}
+
+/// Runs the worker with the given jobs until `shutdown` resolves.
+pub async fn run_with_jobs(
+    config: WorkerConfig,
+    listener: TcpListener,
+    jobs: Vec<Arc<dyn Job>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = haven_db::connect_lazy(
+        config.common.database_url.expose_secret(),
+        config.common.db_pool_size,
+    )
+    .context("DATABASE_URL")?;
+    let redis = haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 4)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+    let statuses = Arc::new(Mutex::new(
+        jobs.iter()
+            .map(|j| JobStatus {
+                name: j.name(),
+                ..JobStatus::default()
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let state = WorkerState {
+        db,
+        redis,
+        jobs: statuses.clone(),
+    };
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .service(web::resource("/health").get(health))
+            .service(web::resource("/ready").get(ready))
+            .service(web::resource("/jobs").get(job_list))
+    })
+    .listen(listener)?
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(10)
+    .run();
+    let server_handle = server.handle();
+    tracing::info!(port, jobs = jobs.len(), "worker listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tick = Duration::from_secs(config.tick_secs);
+    let mut runners = Vec::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        runners.push(tokio::spawn(drive(
+            job,
+            index,
+            tick,
+            statuses.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        server_handle.stop(true).await;
+    });
+    server.await?;
+    for runner in runners {
+        let _ = runner.await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Runs the worker with its standard jobs until `shutdown` resolves.
+pub async fn run(
+    config: WorkerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with_jobs(config, listener, Vec::new(), shutdown).await
+}
+
+async fn drive(
+    job: Arc<dyn Job>,
+    index: usize,
+    tick: Duration,
+    statuses: Arc<Mutex<Vec<JobStatus>>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = interval.tick() => {}
+        }
+        let result = job.step().await;
+        if let Ok(mut all) = statuses.lock()
+            && let Some(status) = all.get_mut(index)
+        {
+            status.runs += 1;
+            if let Err(e) = &result {
+                status.failures += 1;
+                status.last_error = Some(haven_core::redact(&format!("{e:#}")));
+            }
+        }
+        if let Err(e) = result {
+            tracing::warn!(job = job.name(), error = %haven_core::redact(&format!("{e:#}")), "job step failed");
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    tracing::info!(job = job.name(), "job stopped");
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn ready(state: web::Data<WorkerState>) -> HttpResponse {
+    let timeout = Duration::from_secs(2);
+    let (postgres, redis) = tokio::join!(
+        haven_service::probe::postgres(&state.db, timeout),
+        haven_service::probe::redis(&state.redis, timeout),
+    );
+    let ready = postgres.is_up() && redis.is_up();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": {"postgres": postgres, "redis": redis},
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn job_list(state: web::Data<WorkerState>) -> HttpResponse {
+    let jobs = state.jobs.lock().map(|j| j.clone()).unwrap_or_default();
+    HttpResponse::Ok().json(jobs)
+}
