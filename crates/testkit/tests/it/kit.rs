@@ -1,5 +1,4 @@
 //! The kit's own helpers against the real services.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use haven_testkit::{Anvil, TestRedis};
 

@@ -1,0 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod kit;
+mod tidy;
