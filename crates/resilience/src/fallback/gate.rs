@@ -71,12 +71,14 @@ mod redis_gate {
     use deadpool_redis::Pool;
     use redis::Script;
 
-    /// `SET NX PX` claims; a refusal answers the key's PTTL, in the same round trip.
+    /// `SET NX PX` claims (answering [`CLAIMED`], a value PTTL never returns); a refusal
+    /// answers the key's PTTL, in the same round trip.
     const CLAIM: &str = r#"
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -1 end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return -10 end
 return redis.call('PTTL', KEYS[1])
 "#;
 
+    /// The script's answer for a successful claim.
     const CLAIMED: i64 = -10;
 
     /// An [`IntervalGate`] shared by every process using the same Redis and prefix.

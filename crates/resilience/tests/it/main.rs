@@ -1,1 +1,28 @@
-fn main() {}
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Integration tests of haven-resilience against real Redis and local HTTP servers.
+
+mod breaker;
+mod fallback;
+mod limiter;
+mod properties;
+mod retry;
+#[cfg(feature = "redis")]
+mod shared;
+mod support;
+
+/// Entry point of child processes started by [`support::spawn_child`]; a no-op in a normal
+/// test run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_entry() {
+    let Ok(role) = std::env::var(support::CHILD_ROLE) else {
+        return;
+    };
+    match role.as_str() {
+        "limiter-memory" => limiter::child_memory(),
+        #[cfg(feature = "redis")]
+        "breaker-trip" => shared::child_trip().await,
+        #[cfg(feature = "redis")]
+        "gate-poll" => fallback::child_gate_poll().await,
+        other => panic!("unknown child role {other}"),
+    }
+}
