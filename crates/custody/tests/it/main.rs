@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod evm;
+mod model;
 mod no_leaks;
 mod refusals;
 mod rotation;
