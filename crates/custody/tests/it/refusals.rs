@@ -309,3 +309,57 @@ async fn create_get_and_list_are_audited_and_validated() {
     assert_eq!(records[5].event.details["error"], "wallet_exists");
     assert_eq!(records[7].event.details["returned"], 3);
 }
+
+/// An audit log that is down.
+#[derive(Debug)]
+struct DownAudit;
+
+#[async_trait::async_trait]
+impl haven_core::audit::AuditSink for DownAudit {
+    async fn append(
+        &self,
+        _event: haven_core::audit::AuditEvent,
+    ) -> Result<haven_core::audit::AuditRecord, haven_core::audit::AuditError> {
+        Err(haven_core::audit::AuditError::Unavailable(
+            "audit database down".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn without_an_audit_row_no_key_or_signature_leaves() {
+    let (entry, _) = master_key(1);
+    let provider = Arc::new(LocalKeyProvider::parse(&entry).unwrap());
+    let fx = Fixture::new(
+        provider.clone(),
+        CustodyConfig {
+            allow_export: true,
+            ..Default::default()
+        },
+    );
+    let id = wid("audit-down");
+    fx.custody
+        .create_wallet(id.clone(), Chain::Evm, serde_json::Value::Null, &fx.caller)
+        .await
+        .unwrap();
+    let blind = haven_custody::Custody::new(
+        fx.store.clone(),
+        provider,
+        Arc::new(DownAudit),
+        CustodyConfig {
+            allow_export: true,
+            ..Default::default()
+        },
+    );
+    let err = blind
+        .export_private_key(&id, "reason", &fx.caller)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Audit(_)), "{err:?}");
+    let err = blind
+        .sign_hash(&id, &B256::ZERO, &fx.caller)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Audit(_)), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::InternalError);
+}
