@@ -6,5 +6,6 @@ mod burst;
 mod delivery;
 mod engine;
 mod helpers;
+mod properties;
 mod review;
 mod stores;
