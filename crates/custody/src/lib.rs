@@ -49,10 +49,10 @@
 //! ```
 //!
 //! ## Features
-//! - `vault`: [`VaultTransitKeyProvider`](crate::vault::VaultTransitKeyProvider), data keys
+//! - `vault`: `VaultTransitKeyProvider` (module `vault`), data keys
 //!   wrapped by HashiCorp Vault Transit (`encrypt`, `decrypt`, `rewrap`) over HTTP with
 //!   reqwest and rustls.
-//! - `test-utils`: the [`conformance`] suite that every [`WalletStore`] implementation
+//! - `test-utils`: the `conformance` module, a suite that every [`WalletStore`] implementation
 //!   (e.g. the Postgres one) must pass.
 
 mod custody;
