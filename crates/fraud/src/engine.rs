@@ -88,36 +88,53 @@ impl Engine {
             return Ok(Vec::new());
         }
         let ts_ms = event.ts().timestamp_millis();
-        let mut alerts = Vec::new();
-        for rule in rules.rules.iter().filter(|r| r.enabled) {
-            let Some(finding) = self.apply(rule, settings, event, ts_ms).await? else {
-                continue;
-            };
-            if rule.cooldown_secs > 0 {
-                let key = format!(
-                    "{}c:{}:{}:{}",
-                    self.prefix, rule.id, finding.event_type, finding.subject
-                );
-                let cooldown_ms = secs_to_ms(rule.cooldown_secs);
-                if !self.store.try_cooldown(&key, ts_ms, cooldown_ms).await? {
-                    continue;
-                }
+        // Rules are independent: their store round trips run concurrently, so the latency
+        // of an evaluation is that of the slowest rule, not the sum.
+        let outcomes = futures::future::try_join_all(
+            rules
+                .rules
+                .iter()
+                .filter(|r| r.enabled)
+                .map(|rule| self.evaluate_rule(rule, settings, event, ts_ms)),
+        )
+        .await?;
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// One rule: its finding, if any, turned into an alert unless the cooldown holds.
+    async fn evaluate_rule(
+        &self,
+        rule: &Rule,
+        settings: &EngineSettings,
+        event: &Event,
+        ts_ms: i64,
+    ) -> Result<Option<Alert>, StoreError> {
+        let Some(finding) = self.apply(rule, settings, event, ts_ms).await? else {
+            return Ok(None);
+        };
+        if rule.cooldown_secs > 0 {
+            let key = format!(
+                "{}c:{}:{}:{}",
+                self.prefix, rule.id, finding.event_type, finding.subject
+            );
+            let cooldown_ms = secs_to_ms(rule.cooldown_secs);
+            if !self.store.try_cooldown(&key, ts_ms, cooldown_ms).await? {
+                return Ok(None);
             }
-            alerts.push(Alert {
-                id: Uuid::now_v7(),
-                rule_id: rule.id.clone(),
-                event_type: finding.event_type.to_owned(),
-                severity: finding.severity,
-                subject: finding.subject,
-                user: finding.user,
-                description: finding.description,
-                metadata: finding.metadata,
-                event_id: event.event_id().to_owned(),
-                event_ts: event.ts(),
-                created_at: Utc::now(),
-            });
         }
-        Ok(alerts)
+        Ok(Some(Alert {
+            id: Uuid::now_v7(),
+            rule_id: rule.id.clone(),
+            event_type: finding.event_type.to_owned(),
+            severity: finding.severity,
+            subject: finding.subject,
+            user: finding.user,
+            description: finding.description,
+            metadata: finding.metadata,
+            event_id: event.event_id().to_owned(),
+            event_ts: event.ts(),
+            created_at: Utc::now(),
+        }))
     }
 
     async fn record(
