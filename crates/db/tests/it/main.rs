@@ -2,4 +2,5 @@
 
 mod audit;
 mod migrations;
+mod nonce;
 mod repos;

@@ -1,0 +1,4 @@
+DROP FUNCTION nonce_release(BIGINT, BYTEA, BIGINT, UUID);
+DROP FUNCTION nonce_reserve(BIGINT, BYTEA, UUID, DOUBLE PRECISION);
+DROP TABLE nonce_slots;
+DROP TABLE nonce_accounts;
