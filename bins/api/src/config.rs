@@ -101,3 +101,45 @@ impl ApiConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(addr: &str, cors: &str) -> Own {
+        Own {
+            api_addr: addr.into(),
+            body_limit: 1024,
+            request_timeout_secs: 30,
+            cors_origins: cors.into(),
+        }
+    }
+
+    #[test]
+    fn production_refuses_wildcard_cors() {
+        let mut common = ApiConfig::for_tests("postgres://a@b/c", "redis://x").common;
+        common.env = Environment::Production;
+        let err = ApiConfig::from_parts(common.clone(), own("127.0.0.1:1", "https://a.example, *"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_CORS_ORIGINS"), "{err}");
+        let ok = ApiConfig::from_parts(
+            common,
+            own("127.0.0.1:1", "https://a.example, https://b.example"),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.cors_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn a_bad_address_names_the_variable() {
+        let common = ApiConfig::for_tests("postgres://a@b/c", "redis://x").common;
+        let err = ApiConfig::from_parts(common, own("localhost", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_API_ADDR"), "{err}");
+    }
+}
