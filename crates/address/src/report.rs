@@ -46,6 +46,16 @@ impl Report {
         }
     }
 
+    /// An `invalid` report with the `UNSUPPORTED_CHAIN` code, for batch modes (`--stdin`) that
+    /// answer an unknown chain in one line and go on; `chain` echoes the name as given.
+    pub fn unsupported_chain(err: UnknownChain) -> Self {
+        let chain = err.name().to_owned();
+        Report::Invalid {
+            chain,
+            error: err.into(),
+        }
+    }
+
     /// Whether the address is valid.
     pub const fn is_valid(&self) -> bool {
         matches!(self, Report::Valid { .. })

@@ -82,6 +82,15 @@ fn unknown_chain_is_an_error_not_a_report() {
 }
 
 #[test]
+fn unknown_chain_can_be_answered_in_a_batch_line() {
+    let err = report("dogecoin", "D8vFz4p1L37jdg47HXKtSHA5uYLYxbGgPD").unwrap_err();
+    assert_eq!(
+        serde_json::to_string(&Report::unsupported_chain(err)).unwrap(),
+        r#"{"valid":false,"chain":"dogecoin","error":"UNSUPPORTED_CHAIN","message":"unsupported chain \"dogecoin\""}"#
+    );
+}
+
+#[test]
 fn messages_never_repeat_the_input() {
     let secret = "5JuW2AMDYu4xVwRG9DZW18VbzQrGcd5RCgb99sS6ehJsNQXu5b9";
     let line = json("bitcoin", secret);
