@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
     let raw_key = base64_key();
     let ring_key = hmac::Key::new(hmac::HMAC_SHA256, &raw_key);
-    for len in [256usize, 1024, 16 * 1024] {
+    for len in [256usize, 1024, 4 * 1024, 64 * 1024] {
         let body = payload(len);
         group.throughput(Throughput::Bytes(len as u64));
 

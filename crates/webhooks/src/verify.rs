@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use ring::hmac;
 
 use crate::encoding::{base64_encode, base64_exact, ct_eq, hex32_lower};
@@ -145,25 +145,25 @@ impl Default for Tolerance {
 impl Tolerance {
     /// Checks `timestamp` against `now` without overflowing for any pair of `i64`s.
     pub fn check(&self, timestamp: i64, now: i64) -> Result<(), VerifyError> {
-        let too_old = VerifyError::TimestampTooOld {
+        let too_old = || VerifyError::TimestampTooOld {
             timestamp,
             now,
             max_age_secs: self.max_age_secs,
         };
-        let too_new = VerifyError::TimestampTooNew {
+        let too_new = || VerifyError::TimestampTooNew {
             timestamp,
             now,
             max_future_secs: self.max_future_secs,
         };
         match now.checked_sub(timestamp) {
-            Some(age) if age > self.max_age_secs => Err(too_old),
+            Some(age) if age > self.max_age_secs => Err(too_old()),
             Some(age) if age < 0 && age.checked_neg().is_none_or(|a| a > self.max_future_secs) => {
-                Err(too_new)
+                Err(too_new())
             }
             Some(_) => Ok(()),
             // The difference does not fit in an i64: the timestamp is absurdly far away.
-            None if timestamp < now => Err(too_old),
-            None => Err(too_new),
+            None if timestamp < now => Err(too_old()),
+            None => Err(too_new()),
         }
     }
 
@@ -492,8 +492,23 @@ fn signed_content(id: Option<&str>, timestamp: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A pre-parsed header name: looking up by `&str` would parse and lower-case it per call.
+fn header_name(name: &'static str) -> HeaderName {
+    match name {
+        WEBHOOK_ID => const { HeaderName::from_static(WEBHOOK_ID) },
+        WEBHOOK_TIMESTAMP => const { HeaderName::from_static(WEBHOOK_TIMESTAMP) },
+        WEBHOOK_SIGNATURE => const { HeaderName::from_static(WEBHOOK_SIGNATURE) },
+        STRIPE_SIGNATURE => const { HeaderName::from_static(STRIPE_SIGNATURE) },
+        AURORA_SIGNATURE => const { HeaderName::from_static(AURORA_SIGNATURE) },
+        AURORA_TIMESTAMP => const { HeaderName::from_static(AURORA_TIMESTAMP) },
+        TRIBE_SIGNATURE => const { HeaderName::from_static(TRIBE_SIGNATURE) },
+        TRIBE_TIMESTAMP => const { HeaderName::from_static(TRIBE_TIMESTAMP) },
+        other => HeaderName::from_static(other),
+    }
+}
+
 fn required_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
-    let mut values = headers.get_all(name).iter();
+    let mut values = headers.get_all(header_name(name)).iter();
     let value = values.next().ok_or(VerifyError::MissingHeader { name })?;
     if values.next().is_some() {
         return Err(VerifyError::DuplicateHeader { name });
