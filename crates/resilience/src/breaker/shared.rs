@@ -248,6 +248,10 @@ impl SharedBreaker {
             millis(shared.probe_lease_ttl).to_string(),
         ];
         let fallback = CircuitBreaker::new(name.clone(), config.clone())?;
+        let events = broadcast::channel(EVENT_CAPACITY).0;
+        // Decisions made locally while degraded are state changes too; the relay ends when
+        // the fallback (owned by this breaker) is dropped.
+        tokio::spawn(relay(fallback.subscribe(), events.clone()));
         let flush = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             keys: [
@@ -280,7 +284,7 @@ impl SharedBreaker {
             }),
             pending: Mutex::new(Pending::default()),
             fallback,
-            events: broadcast::channel(EVENT_CAPACITY).0,
+            events,
             flush: Arc::clone(&flush),
         });
         let breaker = Self { inner };
@@ -482,6 +486,18 @@ impl Inner {
         p.outcomes.push(code);
         if p.outcomes.len() >= self.shared.max_batch {
             self.flush.notify_one();
+        }
+    }
+}
+
+async fn relay(mut from: broadcast::Receiver<StateChange>, to: broadcast::Sender<StateChange>) {
+    loop {
+        match from.recv().await {
+            Ok(change) => {
+                let _ = to.send(change);
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

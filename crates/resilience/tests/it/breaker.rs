@@ -301,3 +301,10 @@ fn invalid_configs_are_refused() {
         ));
     }
 }
+
+#[cfg(feature = "test-utils")]
+#[tokio::test]
+async fn local_breaker_passes_conformance() {
+    let b = CircuitBreaker::new("conf", BreakerConfig::default()).unwrap();
+    haven_resilience::conformance::breaker_operator_actions(&b).await;
+}

@@ -337,3 +337,21 @@ mod cross_process {
         }
     }
 }
+
+#[cfg(feature = "test-utils")]
+#[tokio::test]
+async fn in_memory_gate_passes_conformance() {
+    haven_resilience::conformance::interval_gate(&InMemoryIntervalGate::default(), "cg").await;
+}
+
+#[cfg(all(feature = "test-utils", feature = "redis"))]
+#[tokio::test]
+async fn redis_gate_passes_conformance() {
+    let redis = haven_testkit::TestRedis::new().await;
+    let gate = haven_resilience::RedisIntervalGate::new(
+        redis.pool(),
+        redis.key("gate:"),
+        Duration::from_secs(1),
+    );
+    haven_resilience::conformance::interval_gate(&gate, "cg").await;
+}

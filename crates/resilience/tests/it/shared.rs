@@ -17,7 +17,7 @@ fn shared_config(prefix: String) -> SharedBreakerConfig {
         key_prefix: prefix,
         refresh_interval: Duration::from_millis(200),
         max_batch: 16,
-        redis_timeout: Duration::from_millis(500),
+        redis_timeout: Duration::from_secs(2),
         probe_lease_ttl: Duration::from_secs(10),
     }
 }
@@ -26,6 +26,19 @@ async fn instance(url: &str, prefix: &str, config: BreakerConfig) -> SharedBreak
     SharedBreaker::connect("chain", config, shared_config(prefix.to_owned()), pool(url))
         .await
         .unwrap()
+}
+
+/// The first permit `b` grants, retrying while it is still OPEN (its local copy of the open
+/// deadline can trail the server's by one round trip).
+async fn first_permit(b: &SharedBreaker) -> haven_resilience::BreakerPermit {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match b.acquire().await {
+            Ok(p) => return p,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("never admitted: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
 
 async fn wait_for(
@@ -125,6 +138,11 @@ async fn five_instances_run_at_most_k_probes_together() {
     instances[0].sync().await.unwrap();
     assert_eq!(instances[0].status().state, BreakerState::Open);
     tokio::time::sleep(config.open_timeout).await;
+    // Refresh every local copy now rather than waiting for the background refresh.
+    for b in &instances {
+        b.sync().await.unwrap();
+        assert_eq!(b.status().state, BreakerState::HalfOpen);
+    }
 
     // Every instance asks for three probes at once; across all of them exactly k are granted.
     let attempts = instances
@@ -191,10 +209,11 @@ async fn a_probe_failure_reopens_for_everyone_and_leases_expire() {
 
     // A replica that dies holding the only probe slot (the permit is leaked, never
     // released) blocks probing only until its lease expires.
-    std::mem::forget(a.acquire().await.unwrap());
+    std::mem::forget(first_permit(&a).await);
+    let leaked_at = tokio::time::Instant::now();
     assert!(b.acquire().await.is_err());
-    tokio::time::sleep(lease).await;
-    let probe = b.acquire().await.unwrap();
+    let probe = first_permit(&b).await;
+    assert!(leaked_at.elapsed() >= lease - Duration::from_millis(50));
     let mut events = Breaker::subscribe(&a);
     probe.record(Outcome::Failure);
     tokio::time::timeout(
@@ -236,6 +255,7 @@ async fn without_redis_instances_fall_back_to_local_breakers() {
     for b in &instances {
         assert!(!b.status().degraded);
     }
+    let mut events = Breaker::subscribe(&instances[0]);
 
     server.stop();
     for b in &instances {
@@ -251,6 +271,13 @@ async fn without_redis_instances_fall_back_to_local_breakers() {
     }
     assert_eq!(instances[0].status().state, BreakerState::Open);
     assert!(instances[0].status().degraded);
+    // The local trip is published like any other state change.
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        wait_for(&mut events, BreakerState::Open),
+    )
+    .await
+    .expect("the local trip was not published");
     assert!(instances[1].acquire().await.is_ok());
 
     let mut server = tokio::task::spawn_blocking(move || {
@@ -265,4 +292,12 @@ async fn without_redis_instances_fall_back_to_local_breakers() {
     }
     assert_eq!(instances[0].status().state, BreakerState::Closed);
     server.stop();
+}
+
+#[cfg(feature = "test-utils")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_breaker_passes_conformance() {
+    let redis = TestRedis::new().await;
+    let b = instance(redis.url(), &redis.key("cb:"), BreakerConfig::default()).await;
+    haven_resilience::conformance::breaker_operator_actions(&b).await;
 }
