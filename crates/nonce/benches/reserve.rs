@@ -143,15 +143,16 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| redis_benchmark_incr(redis.url(), iters * OPS));
     });
 
+    // The same client stack as the store: one multiplexed connection shared by all tasks.
+    let mux = rt.block_on(async { deadpool_redis::Connection::take(pool.get().await.unwrap()) });
     group.bench_function("client_incr", |b| {
         let counter = redis.key("incr");
         b.to_async(&rt).iter_custom(|iters| {
-            let (pool, counter) = (pool.clone(), counter.clone());
+            let (mux, counter) = (mux.clone(), counter.clone());
             async move {
                 run_clients(iters * OPS_PER_CLIENT, move |_| {
-                    let (pool, counter) = (pool.clone(), counter.clone());
+                    let (mut conn, counter) = (mux.clone(), counter.clone());
                     async move {
-                        let mut conn = pool.get().await.unwrap();
                         let _: u64 = redis::cmd("INCR")
                             .arg(&counter)
                             .query_async(&mut conn)

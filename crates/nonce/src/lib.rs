@@ -41,7 +41,8 @@
 //! - Postgres (in `haven-db`): when the nonce must be written in the same SQL transaction as
 //!   the transaction row.
 //!
-//! All of them pass [`conformance`] (feature `test-utils`).
+//! All of them pass the `conformance` suite (feature `test-utils`). [`AccountState`] holds the
+//! transitions as pure functions, so a new backend can lock one row, apply them and write back.
 //!
 //! ## Features
 //! - `redis`: `RedisNonceStore` on deadpool-redis.

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_redis::Pool;
 use redis::Script;
+use redis::aio::MultiplexedConnection;
 
 use crate::{
     Error, Lease, LeaseId, LeaseInfo, NonceKey, NonceStatus, NonceStore, ResetOutcome, Result,
@@ -39,6 +40,7 @@ pub struct RedisNonceStore {
     pool: Pool,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
+    shared: std::sync::Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
 }
 
 struct Scripts {
@@ -69,11 +71,15 @@ struct Keys {
 
 impl RedisNonceStore {
     /// A store on `pool` whose keys all start with `prefix` (e.g. `"haven:"`, or a test's
-    /// random prefix). Size the pool for the concurrency you expect: each in-flight call holds
-    /// one connection for one round trip.
+    /// random prefix).
+    ///
+    /// The store takes one connection from the pool and multiplexes every call over it (Redis
+    /// pipelines concurrent requests on one socket, and the pool's per-checkout health check
+    /// would double each round trip); after a failure it takes a fresh one.
     pub fn new(pool: Pool, prefix: impl Into<String>) -> Self {
         Self {
             pool,
+            shared: std::sync::Arc::default(),
             prefix: prefix.into(),
             scripts: std::sync::Arc::new(Scripts {
                 reserve: Script::new(include_str!("lua/reserve.lua")),
@@ -108,8 +114,24 @@ impl RedisNonceStore {
         }
     }
 
-    async fn connection(&self) -> Result<deadpool_redis::Connection> {
-        self.pool.get().await.map_err(unavailable)
+    async fn connection(&self) -> Result<MultiplexedConnection> {
+        if let Some(conn) = self.shared.lock().ok().and_then(|shared| shared.clone()) {
+            return Ok(conn);
+        }
+        let conn = deadpool_redis::Connection::take(self.pool.get().await.map_err(unavailable)?);
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// Maps a failed call to [`Error::StoreUnavailable`] and drops the shared connection, so
+    /// the next call reconnects.
+    fn failed(&self, source: redis::RedisError) -> Error {
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = None;
+        }
+        unavailable(source)
     }
 }
 
@@ -168,7 +190,7 @@ impl NonceStore for RedisNonceStore {
             .arg(lease_id.to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(Lease {
             key: *key,
             nonce: parse_u64(key, &nonce, "nonce is not a number")?,
@@ -192,7 +214,7 @@ impl NonceStore for RedisNonceStore {
             .arg(lease.lease_id.to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         if committed == 1 {
             Ok(())
         } else {
@@ -219,7 +241,7 @@ impl NonceStore for RedisNonceStore {
             .arg(lease.lease_id.to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         match outcome {
             2 => Err(Error::AlreadyCommitted {
                 key: lease.key,
@@ -243,7 +265,7 @@ impl NonceStore for RedisNonceStore {
             .arg(chain_pending)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(SyncOutcome {
             previous_next,
             next,
@@ -268,7 +290,7 @@ impl NonceStore for RedisNonceStore {
             .arg(if force { "1" } else { "0" })
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         if done != 1 {
             return Err(Error::LeasesOutstanding {
                 key: *key,
@@ -304,7 +326,7 @@ impl NonceStore for RedisNonceStore {
             .arg(STATUS_LIST_LIMIT)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         drop(conn);
 
         let now = from_millis(key, now_ms)?;

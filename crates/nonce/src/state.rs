@@ -10,8 +10,8 @@ use crate::{
     STATUS_LIST_LIMIT, SyncOutcome,
 };
 
-/// One account's bookkeeping as plain data, with the transitions of [`NonceStore`]
-/// (crate::NonceStore) as pure functions of the state and the store's clock.
+/// One account's bookkeeping as plain data, with the transitions of
+/// [`NonceStore`](crate::NonceStore) as pure functions of the state and the store's clock.
 ///
 /// [`MemoryNonceStore`](crate::MemoryNonceStore) keeps these in a map; a SQL store can keep one
 /// per row, lock it (`SELECT … FOR UPDATE`), apply a transition and write it back, and so

@@ -121,7 +121,7 @@ async fn concurrent_transfers_are_mined_with_contiguous_nonces_and_sync_recovers
     let redis = TestRedis::new().await;
     let chain = Arc::new(Chain::new(&anvil));
     let source = AlloyNonceSource::new().with_chain(Anvil::CHAIN_ID, chain.provider.clone());
-    let store = RedisNonceStore::new(redis.pool(), redis.prefix());
+    let store = RedisNonceStore::new(crate::patient_pool(redis.url(), 16), redis.prefix());
     let manager = NonceManager::new(Arc::new(store.clone()), Arc::new(source.clone()), LEASE_TTL);
     let key = NonceKey::new(Anvil::CHAIN_ID, chain.from);
 
@@ -196,7 +196,7 @@ async fn concurrent_transfers_are_mined_with_contiguous_nonces_and_sync_recovers
     ));
 
     // A wiped store (new prefix) starts from the chain, not from 0.
-    let wiped = RedisNonceStore::new(redis.pool(), redis.key("wiped:"));
+    let wiped = RedisNonceStore::new(crate::patient_pool(redis.url(), 16), redis.key("wiped:"));
     let fresh_manager = NonceManager::new(Arc::new(wiped), Arc::new(source.clone()), LEASE_TTL);
     let resumed = fresh_manager.reserve(&key).await.unwrap();
     assert_eq!(resumed.nonce, TRANSFERS + 2);

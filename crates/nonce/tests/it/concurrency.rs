@@ -82,7 +82,7 @@ async fn processes_share_one_key_without_duplicates_or_gaps() {
         "every process took part: {per_worker:?}"
     );
 
-    let store = RedisNonceStore::new(redis.pool(), redis.prefix());
+    let store = RedisNonceStore::new(crate::patient_pool(redis.url(), 16), redis.prefix());
     let status = store.status(&key).await.unwrap();
     assert!(
         status.leases.iter().all(|l| l.nonce >= n),
@@ -110,11 +110,7 @@ async fn worker_process() {
     let var = |name: &str| std::env::var(name).unwrap();
     let key = NonceKey::parse(var("A2_CHAIN").parse().unwrap(), &var("A2_ADDRESS")).unwrap();
     let n: u64 = var("A2_N").parse().unwrap();
-    let mut config = deadpool_redis::Config::from_url(TestRedis::server_url());
-    config.pool = Some(deadpool_redis::PoolConfig::new(TASKS_PER_PROCESS));
-    let pool = config
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
+    let pool = crate::patient_pool(&TestRedis::server_url(), 4);
     let store = RedisNonceStore::new(pool, var("A2_PREFIX"));
     let seed: u64 = worker.parse::<u64>().unwrap() * 1_000;
 

@@ -202,7 +202,7 @@ proptest! {
     fn redis_store_keeps_the_invariants(ops in prop::collection::vec(op(), 0..60)) {
         runtime().block_on(async {
             let redis = TestRedis::new().await;
-            let store = RedisNonceStore::new(redis.pool(), redis.prefix());
+            let store = RedisNonceStore::new(crate::patient_pool(redis.url(), 16), redis.prefix());
             check(&store, Time::Server, ops).await;
         });
     }
