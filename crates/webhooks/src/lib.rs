@@ -1,6 +1,6 @@
 //! Webhooks for haven, framework-free: it works on `http` types and byte slices.
 //!
-//! - **Inbound verification** ([`Verifier`], [`verify`]): Standard Webhooks v1 (HMAC-SHA256)
+//! - **Inbound verification** ([`Verifier`], [`verify()`]): Standard Webhooks v1 (HMAC-SHA256)
 //!   and v1a (ed25519), Stripe-style `Stripe-Signature`, and the Aurora/Tribe partner
 //!   headers; constant-time comparison, strict decoding, overflow-free timestamp checks,
 //!   several secrets with expiry, and replay protection through a [`ReplayStore`].

@@ -85,3 +85,20 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn jitter_stays_within_twenty_percent(attempt in 1u32..=7, status in prop::option::of(300u16..600)) {
+        use haven_webhooks::{DEFAULT_SCHEDULE, Decision, RetryPolicy};
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let base = DEFAULT_SCHEDULE[attempt as usize - 1].as_secs_f64();
+        match RetryPolicy::default().next_attempt(attempt, status, None, now) {
+            Decision::RetryAt { at, attempt_no } => {
+                prop_assert_eq!(attempt_no, attempt + 1);
+                let waited = (at - now).num_milliseconds() as f64 / 1000.0;
+                prop_assert!(waited >= base * 0.8 - 0.001 && waited <= base * 1.2 + 0.001, "{waited} vs {base}");
+            }
+            other => prop_assert!(false, "{other:?}"),
+        }
+    }
+}
