@@ -53,7 +53,11 @@ impl Anvil {
     }
 
     /// Starts anvil with extra arguments, e.g. `["--no-mining"]` or `["--block-time", "1"]`.
+    ///
+    /// Also installs rustls's ring provider for the process (the workspace builds reqwest
+    /// without one), so alloy HTTP clients pointed at the node work.
     pub fn spawn_with_args(args: &[&str]) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
         let mut anvil = Self {
             child: None,
