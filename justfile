@@ -36,6 +36,8 @@ test *args:
     set -euo pipefail
     service_env="$(scripts/services.sh --env)"
     eval "$service_env"
+    tools_env="$(scripts/test-tools.sh --env)"
+    eval "$tools_env"
     printf 'test: DATABASE_URL=%s REDIS_URL=%s ETH_RPC_URL=%s\n' "$DATABASE_URL" "$REDIS_URL" "$ETH_RPC_URL" >&2
     cargo test --workspace --all-features "$@"
 
