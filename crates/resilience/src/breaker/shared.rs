@@ -436,8 +436,10 @@ impl Inner {
         cached.snapshot = snapshot;
         drop(cached);
         {
+            // Generations restart at 0 if Redis lost its data, so any change (not only an
+            // increase) makes the buffered outcomes obsolete.
             let mut p = lock(&self.pending);
-            if p.generation < newer {
+            if p.generation != newer {
                 p.generation = newer;
                 p.outcomes.clear();
             }
@@ -472,12 +474,9 @@ impl Inner {
 
     fn push_outcome(&self, generation: u64, code: char) {
         let mut p = lock(&self.pending);
-        if generation < p.generation {
+        // Only outcomes of calls admitted under the current shared generation count.
+        if generation != p.generation {
             return;
-        }
-        if generation > p.generation {
-            p.generation = generation;
-            p.outcomes.clear();
         }
         // Bounded even if flushes keep failing; the oldest outcomes matter least.
         if p.outcomes.len() >= self.shared.max_batch * 16 {

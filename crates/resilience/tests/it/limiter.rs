@@ -199,3 +199,27 @@ mod distributed {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn periodic_eviction_drops_idle_keys() {
+    let clock = FakeRelativeClock::default();
+    let quota = RateQuota::new(nz(1), Duration::from_secs(1)).unwrap();
+    let limiter = std::sync::Arc::new(KeyedLimiter::with_clock(quota, clock.clone()).unwrap());
+    for key in 0..100u32 {
+        limiter.check(&key);
+    }
+    let task = limiter.spawn_eviction(Duration::from_secs(60));
+    // governor keeps a key for one emission interval after its bucket refilled.
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(limiter.len(), 100);
+    // Idle keys are gone after the next eviction tick; a key just used stays.
+    assert!(limiter.check(&7).allowed);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(limiter.len(), 1);
+    drop(limiter);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert!(
+        task.is_finished(),
+        "the eviction task stops with its limiter"
+    );
+}
