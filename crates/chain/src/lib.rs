@@ -1,0 +1,55 @@
+//! The HAVEN token on EVM chains: deployment, and mint / burn / transfer exactly once per
+//! `tx_id`, with nonce leases (`haven-nonce`), signing inside custody (`haven-custody`), a
+//! circuit breaker around the node (`haven-resilience`) and a monitoring cycle.
+//!
+//! A submission is recorded in a [`TxStore`] before anything else; the store's unique
+//! insert of `tx_id` decides who signs, so concurrent or repeated submissions of one
+//! `tx_id` put one transaction on chain. The signed raw transaction is recorded before it is
+//! broadcast: a retry, or a run after a crash between signing and broadcasting, sends the
+//! same bytes (same nonce, same hash).
+//!
+//! ```no_run
+//! # async fn example(parts: haven_chain::TokenOpsParts) -> haven_chain::Result<()> {
+//! use alloy::primitives::{Address, U256};
+//! use haven_chain::{ChainConfig, TokenOps, TxStatus};
+//!
+//! let ops = TokenOps::new(parts, ChainConfig::default()).await?;
+//! let user = Address::repeat_byte(0x11);
+//! let first = ops.mint("booking:42:mint", user, U256::from(10u64).pow(U256::from(18))).await?;
+//! let again = ops.mint("booking:42:mint", user, U256::from(10u64).pow(U256::from(18))).await?;
+//! assert_eq!(first.hash, again.hash); // one transaction, whatever the number of calls
+//!
+//! // the worker, every minute
+//! let report = ops.monitor_once(chrono::Utc::now()).await?;
+//! println!("{} confirmed, {} replaced", report.confirmed, report.replaced);
+//! let failed = ops.list(TxStatus::Failed, 50).await?;
+//! # let _ = failed;
+//! # Ok(()) }
+//! ```
+//!
+//! **Invariant:** the private key never leaves custody; this crate only hands custody an
+//! unsigned transaction and receives the signed envelope.
+//!
+//! ## Features
+//! - `test-utils`: the public [`conformance`] suite every [`TxStore`] backend must pass (the
+//!   Postgres one lives in `haven-db`), and [`FaultHook`] to interrupt a submission between
+//!   signing and broadcasting.
+
+mod alert;
+mod error;
+pub mod fees;
+mod ops;
+mod store;
+pub mod token;
+
+#[cfg(feature = "test-utils")]
+pub mod conformance;
+
+pub use alert::{ChainAlert, ChainAlertSink, LogAlertSink, MemoryAlertSink};
+pub use error::{BoxError, Error, Result};
+pub use fees::{FeePolicy, Fees};
+#[cfg(feature = "test-utils")]
+pub use ops::FaultHook;
+pub use ops::{ChainConfig, MonitorReport, TokenOps, TokenOpsParts, TxRequest, TxSummary};
+pub use store::{Inserted, MemoryTxStore, TxKind, TxRecord, TxStatus, TxStore};
+pub use token::{HavenToken, deploy};

@@ -1,0 +1,7 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod exactly_once;
+mod harness;
+mod monitor;
+mod outage;
+mod store;
