@@ -68,7 +68,8 @@ impl Chain {
 
     /// Waits until the transaction is mined and returns its nonce.
     async fn mined_nonce(&self, hash: B256) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Generous: a starved CI machine can slow anvil down a lot.
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             if let Some(receipt) = self.provider.get_transaction_receipt(hash).await.unwrap() {
                 assert!(receipt.status(), "transaction {hash} reverted");
@@ -80,7 +81,21 @@ impl Chain {
                     .unwrap();
                 return alloy::consensus::Transaction::nonce(&tx);
             }
-            assert!(Instant::now() < deadline, "{hash} was not mined");
+            if Instant::now() >= deadline {
+                let latest = self
+                    .provider
+                    .get_transaction_count(self.from)
+                    .latest()
+                    .await;
+                let pending = self
+                    .provider
+                    .get_transaction_count(self.from)
+                    .pending()
+                    .await;
+                panic!(
+                    "{hash} was not mined (account nonce latest {latest:?}, pending {pending:?})"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
