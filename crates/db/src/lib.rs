@@ -20,6 +20,7 @@
 
 mod api_keys;
 mod audit;
+mod custody;
 mod error;
 mod error_logs;
 mod migrate;
@@ -30,6 +31,7 @@ mod users;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
 pub use audit::{ChainReport, PgAuditLog};
+pub use custody::PgWalletStore;
 pub use error::{Error, Result};
 pub use error_logs::{ErrorLogRepo, NewErrorLog};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};

@@ -147,6 +147,7 @@ struct Tally {
     released: u64,
     abandoned: u64,
     lost: u64,
+    retries: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,13 +178,15 @@ async fn worker_process() {
         total.released += tally.released;
         total.abandoned += tally.abandoned;
         total.lost += tally.lost;
+        total.retries += tally.retries;
     }
     eprintln!(
-        "worker {worker}: committed {}, released {}, abandoned {}, lost {}",
+        "worker {worker}: committed {}, released {}, abandoned {}, lost {}, retries {}",
         total.committed.len(),
         total.released,
         total.abandoned,
-        total.lost
+        total.lost,
+        total.retries
     );
     let lines: String = total.committed.iter().map(|c| format!("{c}\n")).collect();
     std::fs::write(
@@ -193,14 +196,28 @@ async fn worker_process() {
     .unwrap();
 }
 
+/// Retries calls that failed transiently (a pooled connection not free in time under this
+/// load), as a real caller would: a `reserve` whose reply was lost leaves an orphan lease that
+/// expires; `commit` and `release` are idempotent.
+macro_rules! retrying {
+    ($tally:expr, $call:expr) => {
+        loop {
+            match $call {
+                Err(Error::StoreUnavailable { .. }) => $tally.retries += 1,
+                other => break other,
+            }
+        }
+    };
+}
+
 async fn run_task(store: &PgNonceStore, key: &NonceKey, n: u64, seed: u64) -> Tally {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut tally = Tally::default();
     loop {
-        let lease = store.reserve(key, LEASE_TTL).await.unwrap();
+        let lease = retrying!(tally, store.reserve(key, LEASE_TTL).await).unwrap();
         if lease.nonce >= n {
-            store.release(&lease).await.unwrap();
-            let status = store.status(key).await.unwrap();
+            retrying!(tally, store.release(&lease).await).unwrap();
+            let status = retrying!(tally, store.status(key).await).unwrap();
             let unfinished =
                 status.free.iter().any(|&f| f < n) || status.leases.iter().any(|l| l.nonce < n);
             if !unfinished {
@@ -211,11 +228,11 @@ async fn run_task(store: &PgNonceStore, key: &NonceKey, n: u64, seed: u64) -> Ta
         }
         match rng.random_range(0..100) {
             0..10 => {
-                store.release(&lease).await.unwrap();
+                retrying!(tally, store.release(&lease).await).unwrap();
                 tally.released += 1;
             }
             10 => tally.abandoned += 1,
-            _ => match store.commit(&lease).await {
+            _ => match retrying!(tally, store.commit(&lease).await) {
                 Ok(()) => tally.committed.push(lease.nonce),
                 Err(Error::LeaseLost { .. }) => tally.lost += 1,
                 Err(other) => panic!("commit failed: {other}"),
