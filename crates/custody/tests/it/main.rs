@@ -2,7 +2,6 @@
 
 mod evm;
 mod model;
-mod no_leaks;
 mod refusals;
 mod rotation;
 mod solana;

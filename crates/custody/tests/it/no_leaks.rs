@@ -87,7 +87,7 @@ fn no_key_material_reaches_logs_errors_audit_or_debug() {
 /// Runs every operation, collecting everything outward-facing as text; returns it with all
 /// secrets involved (read back by decrypting the store directly).
 async fn exercise_everything() -> (String, Vec<Vec<u8>>) {
-    crate::evm::install_crypto();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut surface = String::new();
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     let (v1, raw1) = master_key(1);

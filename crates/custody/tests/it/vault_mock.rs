@@ -122,6 +122,7 @@ impl MockVault {
     }
 
     /// The key bytes of every version of `name` (to search logs for them).
+    #[allow(dead_code)] // used by the no_leaks test binary only
     pub fn key_material(&self, name: &str) -> Vec<Vec<u8>> {
         self.keys
             .lock()
