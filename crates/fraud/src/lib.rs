@@ -34,9 +34,9 @@
 //! ```
 //!
 //! ## Features
-//! - `redis`: [`RedisWindowStore`], windows in Redis sorted sets, one Lua script per
+//! - `redis`: `RedisWindowStore`, windows in Redis sorted sets, one Lua script per
 //!   operation.
-//! - `test-utils`: the [`conformance`] suites every `WindowStore` and `AlertStore` backend
+//! - `test-utils`: the `conformance` suites every `WindowStore` and `AlertStore` backend
 //!   must pass (crates/db runs the alert store suite against Postgres).
 //!
 //! This crate depends on no web, database or job framework.
