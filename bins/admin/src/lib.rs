@@ -6,6 +6,8 @@
 //! load the database configuration.
 
 pub mod config;
+pub mod custody;
+pub mod webhooks;
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -43,6 +45,12 @@ pub enum Command {
     /// Address tools.
     #[command(subcommand)]
     Address(AddressCommand),
+    /// Custody key management: master-key generation, status, rewrap.
+    #[command(subcommand)]
+    Custody(custody::CustodyCommand),
+    /// Sign or verify a webhook signature header (no database needed).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// `migrate` options.
@@ -100,6 +108,8 @@ pub async fn run(
             let config = config::AdminConfig::load()?;
             audit(&config, cmd, out).await
         }
+        Command::Custody(cmd) => custody::run(cmd, out).await,
+        Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
     }
 }
 

@@ -158,6 +158,9 @@ impl PgNonceStore {
             key: *key,
             nonce: to_u64(key, row.nonce)?,
             lease_id,
+            // nonce_reserve sets expires_at = now() + ttl.
+            leased_at: row.expires_at
+                - chrono::TimeDelta::from_std(lease_ttl).unwrap_or(chrono::TimeDelta::zero()),
             expires_at: row.expires_at,
             chain_synced: row.chain_synced,
         })

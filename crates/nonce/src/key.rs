@@ -122,6 +122,8 @@ pub struct Lease {
     pub nonce: u64,
     /// This lease's identity.
     pub lease_id: LeaseId,
+    /// When the store handed the nonce out (the store's clock).
+    pub leased_at: DateTime<Utc>,
     /// When the store may hand the nonce to someone else if the lease is still open.
     pub expires_at: DateTime<Utc>,
     /// Whether the store had applied a chain floor to the account when the lease was taken.

@@ -64,9 +64,7 @@ struct Keys {
     state: String,
     free: String,
     leases: String,
-    expiry: String,
     committed: String,
-    committed_idx: String,
 }
 
 impl RedisNonceStore {
@@ -97,8 +95,10 @@ impl RedisNonceStore {
         &self.prefix
     }
 
-    /// The Redis key holding `part` of `key`'s state (`state`, `free`, `leases`, `expiry`,
-    /// `committed`, `committed_idx`), for operators and tests.
+    /// The Redis key holding `part` of `key`'s state, for operators and tests: `state` (hash:
+    /// `next`, `floor`, `synced_ms`), `free` (sorted set of free nonces), `leases` (sorted set
+    /// of `nonce:lease_id:leased_ms` members scored by expiry in ms) and `committed` (hash
+    /// nonce → lease id, for commits the chain floor has not passed yet).
     pub fn redis_key(&self, key: &NonceKey, part: &str) -> String {
         format!("{}nonce:{{{key}}}:{part}", self.prefix)
     }
@@ -108,9 +108,7 @@ impl RedisNonceStore {
             state: self.redis_key(key, "state"),
             free: self.redis_key(key, "free"),
             leases: self.redis_key(key, "leases"),
-            expiry: self.redis_key(key, "expiry"),
             committed: self.redis_key(key, "committed"),
-            committed_idx: self.redis_key(key, "committed_idx"),
         }
     }
 
@@ -140,6 +138,16 @@ fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Error 
         backend: BACKEND,
         source: Box::new(source),
     }
+}
+
+/// The leases-set member a lease owns: `nonce:lease_id:leased_ms`.
+fn member(lease: &Lease) -> String {
+    format!(
+        "{}:{}:{}",
+        lease.nonce,
+        lease.lease_id,
+        lease.leased_at.timestamp_millis()
+    )
 }
 
 fn corrupt(key: &NonceKey, detail: &'static str) -> Error {
@@ -179,13 +187,12 @@ impl NonceStore for RedisNonceStore {
             .min(MAX_TTL_MS);
         let lease_id = LeaseId::new();
         let mut conn = self.connection().await?;
-        let (nonce, expires_ms, synced): (String, i64, i64) = self
+        let (nonce, expires_ms, synced, leased_ms): (String, i64, i64, i64) = self
             .scripts
             .reserve
             .key(&keys.state)
             .key(&keys.free)
             .key(&keys.leases)
-            .key(&keys.expiry)
             .arg(ttl_ms)
             .arg(lease_id.to_string())
             .invoke_async(&mut conn)
@@ -195,6 +202,7 @@ impl NonceStore for RedisNonceStore {
             key: *key,
             nonce: parse_u64(key, &nonce, "nonce is not a number")?,
             lease_id,
+            leased_at: from_millis(key, leased_ms)?,
             expires_at: from_millis(key, expires_ms)?,
             chain_synced: synced == 1,
         })
@@ -207,9 +215,8 @@ impl NonceStore for RedisNonceStore {
             .scripts
             .commit
             .key(&keys.leases)
-            .key(&keys.expiry)
             .key(&keys.committed)
-            .key(&keys.committed_idx)
+            .arg(member(lease))
             .arg(lease.nonce)
             .arg(lease.lease_id.to_string())
             .invoke_async(&mut conn)
@@ -235,8 +242,8 @@ impl NonceStore for RedisNonceStore {
             .key(&keys.state)
             .key(&keys.free)
             .key(&keys.leases)
-            .key(&keys.expiry)
             .key(&keys.committed)
+            .arg(member(lease))
             .arg(lease.nonce)
             .arg(lease.lease_id.to_string())
             .invoke_async(&mut conn)
@@ -261,7 +268,6 @@ impl NonceStore for RedisNonceStore {
             .key(&keys.state)
             .key(&keys.free)
             .key(&keys.committed)
-            .key(&keys.committed_idx)
             .arg(chain_pending)
             .invoke_async(&mut conn)
             .await
@@ -283,9 +289,7 @@ impl NonceStore for RedisNonceStore {
             .key(&keys.state)
             .key(&keys.free)
             .key(&keys.leases)
-            .key(&keys.expiry)
             .key(&keys.committed)
-            .key(&keys.committed_idx)
             .arg(chain_pending)
             .arg(if force { "1" } else { "0" })
             .invoke_async(&mut conn)
@@ -307,14 +311,12 @@ impl NonceStore for RedisNonceStore {
     async fn status(&self, key: &NonceKey) -> Result<NonceStatus> {
         let keys = self.keys(key);
         let mut conn = self.connection().await?;
-        #[allow(clippy::type_complexity)]
-        let (now_ms, state, free, leases, committed, free_count, committed_count): (
+        let (now_ms, state, free, leases, committed, free_count): (
             i64,
             Vec<String>,
             Vec<String>,
             Vec<String>,
             Vec<String>,
-            u64,
             u64,
         ) = self
             .scripts
@@ -322,7 +324,7 @@ impl NonceStore for RedisNonceStore {
             .key(&keys.state)
             .key(&keys.free)
             .key(&keys.leases)
-            .key(&keys.committed_idx)
+            .key(&keys.committed)
             .arg(STATUS_LIST_LIMIT)
             .invoke_async(&mut conn)
             .await
@@ -355,14 +357,14 @@ impl NonceStore for RedisNonceStore {
             .collect::<Result<Vec<_>>>()?;
         let mut lease_infos = Vec::with_capacity(leases.len() / 2);
         for pair in leases.chunks(2) {
-            let [nonce, record] = pair else {
-                return Err(corrupt(key, "odd lease hash reply"));
+            let [member, expires] = pair else {
+                return Err(corrupt(key, "odd lease set reply"));
             };
-            let mut parts = record.split(':');
-            let (Some(id), Some(leased), Some(expires), None) =
+            let mut parts = member.split(':');
+            let (Some(nonce), Some(id), Some(leased), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
             else {
-                return Err(corrupt(key, "lease record is not id:leased:expires"));
+                return Err(corrupt(key, "lease member is not nonce:id:leased"));
             };
             let leased_at = from_millis(
                 key,
@@ -388,10 +390,13 @@ impl NonceStore for RedisNonceStore {
             });
         }
         lease_infos.sort_by_key(|l| l.nonce);
-        let committed = committed
+        let mut committed = committed
             .iter()
             .map(|n| parse_u64(key, n, "committed nonce is not a number"))
             .collect::<Result<Vec<_>>>()?;
+        committed.sort_unstable();
+        let committed_count = committed.len() as u64;
+        committed.truncate(STATUS_LIST_LIMIT);
         Ok(NonceStatus {
             key: *key,
             next,

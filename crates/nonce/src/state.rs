@@ -83,6 +83,7 @@ impl AccountState {
             key: *key,
             nonce,
             lease_id,
+            leased_at: now,
             expires_at: expiry(now, lease_ttl),
             chain_synced: self.chain_floor.is_some(),
         };

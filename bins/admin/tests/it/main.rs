@@ -2,6 +2,8 @@
 
 mod address;
 mod audit;
+mod custody;
+mod webhooks;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

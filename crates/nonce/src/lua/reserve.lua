@@ -1,18 +1,20 @@
 -- Leases the lowest free nonce, or `next`, after reclaiming expired leases.
--- KEYS: state, free, leases, expiry   ARGV: ttl_ms, lease_id
--- Returns {nonce, expires_ms, synced}.
+-- KEYS: state, free, leases   ARGV: ttl_ms, lease_id
+-- A lease is the member `nonce:lease_id:leased_ms` of the leases sorted set, scored by its
+-- expiry: commit and release remove exactly the member their caller holds.
+-- Returns {nonce, expires_ms, synced, leased_ms}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local floor = redis.call('HGET', KEYS[1], 'floor')
-local floor_n = tonumber(floor or '0')
 
-local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)
-for i = 1, #expired do
-  local n = expired[i]
-  redis.call('ZREM', KEYS[4], n)
-  redis.call('HDEL', KEYS[3], n)
-  if tonumber(n) >= floor_n then
-    redis.call('ZADD', KEYS[2], n, n)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+if #expired > 0 then
+  local floor_n = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+  for i = 1, #expired do
+    redis.call('ZREM', KEYS[3], expired[i])
+    local n = string.match(expired[i], '^(%d+):')
+    if n and tonumber(n) >= floor_n then
+      redis.call('ZADD', KEYS[2], n, n)
+    end
   end
 end
 
@@ -25,9 +27,5 @@ else
 end
 
 local expires = now + tonumber(ARGV[1])
-redis.call('HSET', KEYS[3], nonce,
-  ARGV[2] .. ':' .. string.format('%.0f', now) .. ':' .. string.format('%.0f', expires))
-redis.call('ZADD', KEYS[4], expires, nonce)
-local synced = 0
-if floor then synced = 1 end
-return {nonce, expires, synced}
+redis.call('ZADD', KEYS[3], expires, nonce .. ':' .. ARGV[2] .. ':' .. string.format('%.0f', now))
+return {nonce, expires, redis.call('HEXISTS', KEYS[1], 'floor'), now}

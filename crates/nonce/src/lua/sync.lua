@@ -1,5 +1,5 @@
 -- Applies the chain's pending nonce as a floor.
--- KEYS: state, free, committed, committed_idx   ARGV: chain_pending
+-- KEYS: state, free, committed   ARGV: chain_pending
 -- Returns {previous_next, next, dropped_free}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -12,11 +12,12 @@ if pending > floor then floor = pending end
 redis.call('HSET', KEYS[1], 'next', string.format('%.0f', next),
   'floor', string.format('%.0f', floor), 'synced_ms', string.format('%.0f', now))
 
-local below = '(' .. ARGV[1]
-local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', below)
-local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', below)
-for i = 1, #old do
-  redis.call('HDEL', KEYS[3], old[i])
+local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+-- Commits the chain has passed are history: forget them.
+local committed = redis.call('HKEYS', KEYS[3])
+for i = 1, #committed do
+  if tonumber(committed[i]) < pending then
+    redis.call('HDEL', KEYS[3], committed[i])
+  end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', below)
 return {previous, next, dropped}
