@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 mod routes;
 pub mod state;

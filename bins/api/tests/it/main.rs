@@ -3,3 +3,4 @@
 mod addresses;
 mod errors;
 mod health;
+mod idempotency;
