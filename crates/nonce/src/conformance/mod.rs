@@ -17,6 +17,8 @@ use futures::future::join_all;
 
 use crate::{Error, Lease, NonceError, NonceErrorAction, NonceKey, NonceStore};
 
+pub mod multiprocess;
+
 /// A TTL no check outlives.
 pub const LONG: Duration = Duration::from_secs(3600);
 
