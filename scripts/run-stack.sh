@@ -11,9 +11,14 @@
 # Ctrl-C kills them). When one exits on its own, the other is stopped the same way and
 # the script exits non-zero. Expects DATABASE_URL / REDIS_URL / ETH_RPC_URL in the
 # environment (`./x run` sets them from scripts/services.sh).
+#
+# In development, when HAVEN_TOKEN_ADDRESS is unset, the HAVEN token is deployed on the node
+# at ETH_RPC_URL with `haven-admin chain deploy` (minter: HAVEN_TOKEN_MINTER, default anvil's
+# first dev account), recorded in .tools/haven-token-<port>.env and reused on later runs
+# while the node still has it; HAVEN_TOKEN_ADDRESS is exported to the api and worker.
 set -euo pipefail
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 profile=()
 bins=()
@@ -64,9 +69,33 @@ executable_of() {
 if ((${#bins[@]} == 0)); then
     messages=$(mktemp)
     trap 'rm -f "$messages"' EXIT
-    say "building haven-api and haven-worker${profile:+ (release)}"
-    cargo build "${profile[@]}" -p haven-api -p haven-worker --bins --message-format=json-render-diagnostics >"$messages"
+    say "building haven-api, haven-worker and haven-admin${profile:+ (release)}"
+    cargo build "${profile[@]}" -p haven-api -p haven-worker -p haven-admin --bins --message-format=json-render-diagnostics >"$messages"
     bins=("$(executable_of haven-api "$messages")" "$(executable_of haven-worker "$messages")")
+    admin_bin="$(executable_of haven-admin "$messages")"
+else
+    admin_bin="${HAVEN_ADMIN_BIN:-$(dirname "${bins[0]}")/haven-admin}"
+fi
+
+# The dev token: deployed once per node, reused while the node keeps it.
+if [[ $HAVEN_ENV == development && -z ${HAVEN_TOKEN_ADDRESS:-} ]]; then
+    if [[ -x $admin_bin ]]; then
+        rpc_url="${ETH_RPC_URL:-http://127.0.0.1:8545}"
+        rpc_port="${rpc_url##*:}"
+        rpc_port="${rpc_port%%/*}"
+        token_file="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/haven-token-${rpc_port}.env"
+        mkdir -p "$(dirname "$token_file")"
+        minter="${HAVEN_TOKEN_MINTER:-0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266}"
+        if deployed=$("$admin_bin" chain deploy --minter "$minter" --out "$token_file"); then
+            HAVEN_TOKEN_ADDRESS="$(sed -n 's/^HAVEN_TOKEN_ADDRESS=//p' "$token_file")"
+            export HAVEN_TOKEN_ADDRESS
+            say "HAVEN token $HAVEN_TOKEN_ADDRESS (minter $minter): $deployed"
+        else
+            say "could not deploy the HAVEN token on $rpc_url; api and worker run without it"
+        fi
+    else
+        say "no haven-admin at $admin_bin (set HAVEN_ADMIN_BIN): HAVEN token not deployed"
+    fi
 fi
 
 declare -A pids=()

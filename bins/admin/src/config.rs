@@ -40,3 +40,61 @@ impl AdminConfig {
         })
     }
 }
+
+/// The private key of anvil's first dev account: the deployer when `HAVEN_DEPLOYER_KEY` is
+/// unset and `HAVEN_ENV=development`. Public knowledge, so refused everywhere else.
+pub const ANVIL_DEV_DEPLOYER_KEY: &str =
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// Settings of `haven-admin chain deploy`.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// Shared settings (`ETH_RPC_URL`, `HAVEN_ENV`, …).
+    pub common: CommonConfig,
+    /// `HAVEN_DEPLOYER_KEY`: the hex private key that deploys the token and becomes its admin.
+    pub deployer_key: secrecy::SecretString,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeployOwn {
+    #[serde(default)]
+    deployer_key: Option<secrecy::SecretString>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeployDefaults {}
+
+impl DeployConfig {
+    /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
+    pub fn load() -> Result<Self, ConfigError> {
+        use haven_service::config::Environment;
+        use secrecy::ExposeSecret;
+        let (common, own) = load_with_common::<DeployOwn>(DeployDefaults {})?;
+        let given = own
+            .deployer_key
+            .filter(|k| !k.expose_secret().trim().is_empty());
+        let deployer_key = match given {
+            Some(key) => {
+                let is_dev_key = key.expose_secret().trim().trim_start_matches("0x")
+                    == ANVIL_DEV_DEPLOYER_KEY.trim_start_matches("0x");
+                haven_service::config::refuse_dev_secret(
+                    "HAVEN_DEPLOYER_KEY",
+                    is_dev_key && common.env == Environment::Production,
+                )?;
+                key
+            }
+            None if common.env == Environment::Development => ANVIL_DEV_DEPLOYER_KEY.into(),
+            None => {
+                return Err(ConfigError::Invalid {
+                    var: "HAVEN_DEPLOYER_KEY",
+                    reason: "required unless HAVEN_ENV=development (which uses anvil's first dev account)"
+                        .into(),
+                });
+            }
+        };
+        Ok(Self {
+            common,
+            deployer_key,
+        })
+    }
+}

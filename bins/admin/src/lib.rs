@@ -5,6 +5,7 @@
 //! process. Commands that need no database (address validation, signing helpers) do not
 //! load the database configuration.
 
+pub mod chain;
 pub mod config;
 pub mod custody;
 pub mod webhooks;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Address tools.
     #[command(subcommand)]
     Address(AddressCommand),
+    /// HAVEN token deployment.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
     /// Custody key management: master-key generation, status, rewrap.
     #[command(subcommand)]
     Custody(custody::CustodyCommand),
@@ -99,6 +103,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Address(AddressCommand::Validate(args)) => validate_addresses(args, input, out),
+        Command::Chain(cmd) => chain::run(cmd, out).await,
         Command::Migrate(args) => {
             let config = config::AdminConfig::load()?;
             haven_service::telemetry::init(config.common.log_format);

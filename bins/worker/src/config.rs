@@ -1,8 +1,13 @@
 //! The worker's configuration: the only place it reads the environment.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use alloy::primitives::Address;
+use haven_custody::WalletId;
 use haven_service::config::{CommonConfig, ConfigError, Environment, LogFormat, load_with_common};
+use haven_webhooks::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Everything the worker needs to start.
@@ -14,18 +19,138 @@ pub struct WorkerConfig {
     pub addr: SocketAddr,
     /// `HAVEN_WORKER_TICK_SECS`: how often periodic jobs run (default 60).
     pub tick_secs: u64,
+    /// The chain monitoring job's settings; the job runs only when they are complete.
+    pub chain: ChainJobConfig,
+    /// Fraud alert delivery (`HAVEN_FRAUD_*`).
+    pub fraud: FraudDeliveryConfig,
+    /// Outbound webhook delivery (`HAVEN_WEBHOOK_*`).
+    pub webhooks: WebhookDeliveryConfig,
+}
+
+/// The chain monitoring job's settings as given; any may be unset, and the job is then off.
+#[derive(Debug, Clone)]
+pub struct ChainJobConfig {
+    /// `HAVEN_TOKEN_ADDRESS`: the HAVEN token (`haven-admin chain deploy` prints it).
+    pub token_address: Option<Address>,
+    /// `HAVEN_CHAIN_WALLET`: the custody wallet that signs token transactions (the minter).
+    pub wallet: Option<WalletId>,
+    /// `HAVEN_MASTER_KEYS`: custody's master keys, `v1:<base64>,…`.
+    pub master_keys: Option<SecretString>,
+    /// `HAVEN_MIN_DECRYPTION_VERSION`: master-key versions below it no longer decrypt.
+    pub min_decryption_version: Option<u32>,
+    /// `HAVEN_CHAIN_MONITOR_SECS`: how often the monitoring cycle runs (default 60).
+    pub monitor_interval: Duration,
+}
+
+/// Complete chain settings: what the monitoring job is composed from.
+#[derive(Debug, Clone)]
+pub struct ChainSettings {
+    /// The HAVEN token.
+    pub token: Address,
+    /// The custody wallet that signs.
+    pub wallet: WalletId,
+    /// Custody's master keys.
+    pub master_keys: SecretString,
+    /// Master-key versions below it no longer decrypt.
+    pub min_decryption_version: Option<u32>,
+    /// How often the monitoring cycle runs.
+    pub monitor_interval: Duration,
+}
+
+impl ChainJobConfig {
+    /// No chain settings: the job is off.
+    pub fn off() -> Self {
+        Self {
+            token_address: None,
+            wallet: None,
+            master_keys: None,
+            min_decryption_version: None,
+            monitor_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// The complete settings, or the variables that are unset.
+    pub fn settings(&self) -> Result<ChainSettings, Vec<&'static str>> {
+        match (&self.token_address, &self.wallet, &self.master_keys) {
+            (Some(token), Some(wallet), Some(master_keys)) => Ok(ChainSettings {
+                token: *token,
+                wallet: wallet.clone(),
+                master_keys: master_keys.clone(),
+                min_decryption_version: self.min_decryption_version,
+                monitor_interval: self.monitor_interval,
+            }),
+            (token, wallet, keys) => Err([
+                ("HAVEN_TOKEN_ADDRESS", token.is_none()),
+                ("HAVEN_CHAIN_WALLET", wallet.is_none()),
+                ("HAVEN_MASTER_KEYS", keys.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(var, missing)| missing.then_some(var))
+            .collect()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct Own {
+    #[serde(default)]
+    webhook_allow: String,
+    #[serde(default)]
+    webhook_allow_http: bool,
+    #[serde(default = "default_webhook_delivery_secs")]
+    webhook_delivery_secs: u64,
     worker_addr: String,
     worker_tick_secs: u64,
+    #[serde(default)]
+    token_address: Option<String>,
+    #[serde(default)]
+    chain_wallet: Option<String>,
+    #[serde(default)]
+    master_keys: Option<SecretString>,
+    #[serde(default)]
+    min_decryption_version: Option<u32>,
+    chain_monitor_secs: u64,
+    fraud_delivery_secs: u64,
+    fraud_delivery_batch: u64,
+    fraud_delivery_concurrency: u64,
+    fraud_delivery_max_attempts: u64,
+    fraud_delivery_backoff_secs: u64,
+    fraud_delivery_max_backoff_secs: u64,
+    fraud_delivery_lease_secs: u64,
+    #[serde(default)]
+    fraud_webhook_url: Option<String>,
+    #[serde(default)]
+    fraud_webhook_secret: Option<SecretString>,
+    #[serde(default)]
+    fraud_smtp_host: Option<String>,
+    fraud_smtp_port: u16,
+    fraud_smtp_security: String,
+    #[serde(default)]
+    fraud_smtp_user: Option<String>,
+    #[serde(default)]
+    fraud_smtp_password: Option<SecretString>,
+    #[serde(default)]
+    fraud_smtp_from: Option<String>,
+    #[serde(default)]
+    fraud_smtp_to: Option<String>,
+    fraud_smtp_timeout_secs: u64,
 }
 
 #[derive(Debug, Serialize)]
 struct Defaults {
     worker_addr: &'static str,
     worker_tick_secs: u64,
+    chain_monitor_secs: u64,
+    fraud_delivery_secs: u64,
+    fraud_delivery_batch: u64,
+    fraud_delivery_concurrency: u64,
+    fraud_delivery_max_attempts: u64,
+    fraud_delivery_backoff_secs: u64,
+    fraud_delivery_max_backoff_secs: u64,
+    fraud_delivery_lease_secs: u64,
+    fraud_smtp_port: u16,
+    fraud_smtp_security: &'static str,
+    fraud_smtp_timeout_secs: u64,
 }
 
 impl WorkerConfig {
@@ -34,6 +159,17 @@ impl WorkerConfig {
         let (common, own) = load_with_common::<Own>(Defaults {
             worker_addr: "127.0.0.1:8081",
             worker_tick_secs: 60,
+            chain_monitor_secs: 60,
+            fraud_delivery_secs: 5,
+            fraud_delivery_batch: 50,
+            fraud_delivery_concurrency: 8,
+            fraud_delivery_max_attempts: 8,
+            fraud_delivery_backoff_secs: 30,
+            fraud_delivery_max_backoff_secs: 3600,
+            fraud_delivery_lease_secs: 300,
+            fraud_smtp_port: 587,
+            fraud_smtp_security: "starttls",
+            fraud_smtp_timeout_secs: 10,
         })?;
         let addr = own.worker_addr.parse().map_err(|e| ConfigError::Invalid {
             var: "HAVEN_WORKER_ADDR",
@@ -45,10 +181,16 @@ impl WorkerConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let chain = ChainJobConfig::from_own(&own)?;
+        let fraud = FraudDeliveryConfig::from_own(&own)?;
+        let webhooks = WebhookDeliveryConfig::from_own(common.env, &own)?;
         Ok(Self {
             common,
             addr,
             tick_secs: own.worker_tick_secs,
+            chain,
+            fraud,
+            webhooks,
         })
     }
 
@@ -65,6 +207,339 @@ impl WorkerConfig {
             },
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tick_secs: 60,
+            chain: ChainJobConfig::off(),
+            fraud: FraudDeliveryConfig::log_only(),
+            webhooks: WebhookDeliveryConfig::default(),
+        }
+    }
+}
+
+impl ChainJobConfig {
+    fn from_own(own: &Own) -> Result<Self, ConfigError> {
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let token_address = set(&own.token_address)
+            .map(|raw| {
+                raw.parse::<Address>().map_err(|_| ConfigError::Invalid {
+                    var: "HAVEN_TOKEN_ADDRESS",
+                    reason: format!("{raw:?} is not a 0x-prefixed 20-byte hex address"),
+                })
+            })
+            .transpose()?;
+        let wallet = set(&own.chain_wallet)
+            .map(|raw| {
+                WalletId::new(raw.clone()).map_err(|_| ConfigError::Invalid {
+                    var: "HAVEN_CHAIN_WALLET",
+                    reason: format!("{raw:?} is not a wallet id"),
+                })
+            })
+            .transpose()?;
+        if own.chain_monitor_secs == 0 {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_CHAIN_MONITOR_SECS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            token_address,
+            wallet,
+            master_keys: own
+                .master_keys
+                .clone()
+                .filter(|k| !k.expose_secret().trim().is_empty()),
+            min_decryption_version: own.min_decryption_version,
+            monitor_interval: Duration::from_secs(own.chain_monitor_secs),
+        })
+    }
+}
+
+/// Fraud alert delivery: retry policy and the optional webhook and SMTP sinks (the log sink
+/// is always on).
+#[derive(Debug, Clone)]
+pub struct FraudDeliveryConfig {
+    /// `HAVEN_FRAUD_DELIVERY_BATCH` (50), `…_CONCURRENCY` (8), `…_MAX_ATTEMPTS` (8),
+    /// `…_BACKOFF_SECS` (30), `…_MAX_BACKOFF_SECS` (3600), `…_LEASE_SECS` (300).
+    pub policy: crate::jobs::fraud_delivery::DeliveryPolicy,
+    /// `HAVEN_FRAUD_DELIVERY_SECS` (5): how often the delivery job looks for due alerts.
+    pub interval: Duration,
+    /// `HAVEN_FRAUD_WEBHOOK_URL` and `HAVEN_FRAUD_WEBHOOK_SECRET`; off when the URL is empty.
+    pub webhook: Option<FraudWebhookConfig>,
+    /// `HAVEN_FRAUD_SMTP_*`; off when `HAVEN_FRAUD_SMTP_HOST` is empty.
+    pub smtp: Option<haven_fraud::SmtpConfig>,
+}
+
+/// Where signed alert webhooks go.
+#[derive(Debug, Clone)]
+pub struct FraudWebhookConfig {
+    /// The endpoint (http or https).
+    pub url: String,
+    /// The Standard Webhooks secret (`whsec_…`, base64).
+    pub secret: SecretString,
+}
+
+impl FraudDeliveryConfig {
+    /// The defaults: log sink only, every 5 s, 50 alerts a batch, 8 attempts from 30 s
+    /// doubling up to 1 h, 300 s leases.
+    pub fn log_only() -> Self {
+        Self {
+            policy: crate::jobs::fraud_delivery::DeliveryPolicy {
+                batch: 50,
+                concurrency: 8,
+                max_attempts: 8,
+                backoff: Duration::from_secs(30),
+                max_backoff: Duration::from_secs(3600),
+                lease: Duration::from_secs(300),
+            },
+            interval: Duration::from_secs(5),
+            webhook: None,
+            smtp: None,
+        }
+    }
+
+    fn from_own(own: &Own) -> Result<Self, ConfigError> {
+        let invalid = |var: &'static str, reason: String| ConfigError::Invalid { var, reason };
+        for (var, value) in [
+            ("HAVEN_FRAUD_DELIVERY_SECS", own.fraud_delivery_secs),
+            ("HAVEN_FRAUD_DELIVERY_BATCH", own.fraud_delivery_batch),
+            (
+                "HAVEN_FRAUD_DELIVERY_CONCURRENCY",
+                own.fraud_delivery_concurrency,
+            ),
+            (
+                "HAVEN_FRAUD_DELIVERY_MAX_ATTEMPTS",
+                own.fraud_delivery_max_attempts,
+            ),
+            (
+                "HAVEN_FRAUD_DELIVERY_LEASE_SECS",
+                own.fraud_delivery_lease_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(var, "must be at least 1".into()));
+            }
+        }
+        let policy = crate::jobs::fraud_delivery::DeliveryPolicy {
+            batch: usize::try_from(own.fraud_delivery_batch).unwrap_or(usize::MAX),
+            concurrency: usize::try_from(own.fraud_delivery_concurrency).unwrap_or(usize::MAX),
+            max_attempts: u32::try_from(own.fraud_delivery_max_attempts)
+                .map_err(|_| invalid("HAVEN_FRAUD_DELIVERY_MAX_ATTEMPTS", "is too large".into()))?,
+            backoff: Duration::from_secs(own.fraud_delivery_backoff_secs),
+            max_backoff: Duration::from_secs(own.fraud_delivery_max_backoff_secs),
+            lease: Duration::from_secs(own.fraud_delivery_lease_secs),
+        };
+        let text = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let webhook = match (text(&own.fraud_webhook_url), &own.fraud_webhook_secret) {
+            (None, _) => None,
+            (Some(url), Some(secret)) if !secret.expose_secret().trim().is_empty() => {
+                Some(FraudWebhookConfig {
+                    url,
+                    secret: secret.clone(),
+                })
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    "HAVEN_FRAUD_WEBHOOK_SECRET",
+                    "required when HAVEN_FRAUD_WEBHOOK_URL is set".into(),
+                ));
+            }
+        };
+        let smtp = match text(&own.fraud_smtp_host) {
+            None => None,
+            Some(host) => {
+                let security = match own.fraud_smtp_security.as_str() {
+                    "starttls" => haven_fraud::SmtpSecurity::StartTls,
+                    "tls" => haven_fraud::SmtpSecurity::Tls,
+                    "none" => haven_fraud::SmtpSecurity::None,
+                    other => {
+                        return Err(invalid(
+                            "HAVEN_FRAUD_SMTP_SECURITY",
+                            format!("{other:?} is not starttls, tls or none"),
+                        ));
+                    }
+                };
+                let from = text(&own.fraud_smtp_from).ok_or_else(|| {
+                    invalid(
+                        "HAVEN_FRAUD_SMTP_FROM",
+                        "required when HAVEN_FRAUD_SMTP_HOST is set".into(),
+                    )
+                })?;
+                let to: Vec<String> = text(&own.fraud_smtp_to)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if to.is_empty() {
+                    return Err(invalid(
+                        "HAVEN_FRAUD_SMTP_TO",
+                        "required (comma-separated) when HAVEN_FRAUD_SMTP_HOST is set".into(),
+                    ));
+                }
+                let credentials = text(&own.fraud_smtp_user).map(|user| {
+                    (
+                        user,
+                        own.fraud_smtp_password
+                            .clone()
+                            .unwrap_or_else(|| SecretString::from(String::new())),
+                    )
+                });
+                Some(haven_fraud::SmtpConfig {
+                    host,
+                    port: own.fraud_smtp_port,
+                    security,
+                    credentials,
+                    from,
+                    to,
+                    timeout: Duration::from_secs(own.fraud_smtp_timeout_secs.max(1)),
+                })
+            }
+        };
+        Ok(Self {
+            policy,
+            interval: Duration::from_secs(own.fraud_delivery_secs),
+            webhook,
+            smtp,
+        })
+    }
+}
+
+fn default_webhook_delivery_secs() -> u64 {
+    5
+}
+
+/// Outbound webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDeliveryConfig {
+    /// `HAVEN_WEBHOOK_ALLOW`: comma-separated address ranges (`127.0.0.1/32`, `10.0.0.0/8`,
+    /// `::1`) webhooks may be sent to although they are not public. Default: none, so
+    /// loopback, private, link-local and other internal addresses are refused.
+    pub allow: Vec<IpNet>,
+    /// `HAVEN_WEBHOOK_ALLOW_HTTP`: also send to plain `http` URLs (development and tests;
+    /// refused in production). Default `false`.
+    pub allow_http: bool,
+    /// `HAVEN_WEBHOOK_DELIVERY_SECS` (5): how often the delivery job looks for due attempts.
+    pub interval: Duration,
+}
+
+impl Default for WebhookDeliveryConfig {
+    /// Public `https` destinations only, every 5 s.
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            allow_http: false,
+            interval: Duration::from_secs(default_webhook_delivery_secs()),
+        }
+    }
+}
+
+impl WebhookDeliveryConfig {
+    fn from_own(env: Environment, own: &Own) -> Result<Self, ConfigError> {
+        Self::parse(
+            env,
+            &own.webhook_allow,
+            own.webhook_allow_http,
+            own.webhook_delivery_secs,
+        )
+    }
+
+    fn parse(
+        env: Environment,
+        allow: &str,
+        allow_http: bool,
+        interval_secs: u64,
+    ) -> Result<Self, ConfigError> {
+        let allow = allow
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|range| {
+                range.parse::<IpNet>().map_err(|_| ConfigError::Invalid {
+                    var: "HAVEN_WEBHOOK_ALLOW",
+                    reason: format!("{range:?} is not an address or address/prefix"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if allow_http && env == Environment::Production {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_WEBHOOK_ALLOW_HTTP",
+                reason: "plain http webhooks are not allowed in production".into(),
+            });
+        }
+        if interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_WEBHOOK_DELIVERY_SECS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            allow,
+            allow_http,
+            interval: Duration::from_secs(interval_secs),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_job_names_every_unset_variable_and_runs_when_all_are_set() {
+        let mut chain = ChainJobConfig::off();
+        assert_eq!(
+            chain.settings().err(),
+            Some(vec![
+                "HAVEN_TOKEN_ADDRESS",
+                "HAVEN_CHAIN_WALLET",
+                "HAVEN_MASTER_KEYS"
+            ])
+        );
+        chain.token_address = Some(Address::repeat_byte(1));
+        chain.wallet = WalletId::new("minter").ok();
+        assert_eq!(chain.settings().err(), Some(vec!["HAVEN_MASTER_KEYS"]));
+        chain.master_keys = Some("v1:a2V5".to_owned().into());
+        let settings = chain.settings().ok();
+        assert_eq!(
+            settings.map(|s| (s.token, s.monitor_interval)),
+            Some((Address::repeat_byte(1), Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn webhook_destinations_parse_and_plain_http_is_refused_in_production() {
+        let parsed =
+            WebhookDeliveryConfig::parse(Environment::Development, " 127.0.0.1/32, ::1 ", true, 2)
+                .unwrap();
+        assert_eq!(
+            parsed.allow,
+            vec!["127.0.0.1/32".parse().unwrap(), "::1".parse().unwrap()]
+        );
+        assert!(parsed.allow_http);
+        assert_eq!(parsed.interval, Duration::from_secs(2));
+        assert_eq!(
+            WebhookDeliveryConfig::parse(Environment::Development, "", false, 5).unwrap(),
+            WebhookDeliveryConfig::default()
+        );
+        for (allow, http, secs, var) in [
+            ("localhost", false, 5, "HAVEN_WEBHOOK_ALLOW"),
+            ("10.0.0.0/33", false, 5, "HAVEN_WEBHOOK_ALLOW"),
+            ("", true, 5, "HAVEN_WEBHOOK_ALLOW_HTTP"),
+            ("", false, 0, "HAVEN_WEBHOOK_DELIVERY_SECS"),
+        ] {
+            match WebhookDeliveryConfig::parse(Environment::Production, allow, http, secs) {
+                Err(ConfigError::Invalid { var: got, .. }) => assert_eq!(got, var),
+                other => panic!("{allow:?} {http} {secs}: {other:?}"),
+            }
         }
     }
 }

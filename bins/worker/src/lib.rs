@@ -5,6 +5,7 @@
 //! finishes its current step, no new step starts.
 
 pub mod config;
+pub mod jobs;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -26,6 +27,10 @@ pub trait Job: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Does one unit of work. Errors are logged and the job runs again at the next tick.
     fn step(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Its own tick; `None` runs it every `HAVEN_WORKER_TICK_SECS`.
+    fn interval(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// What `/jobs` reports for one job.
@@ -95,10 +100,11 @@ pub async fn run_with_jobs(
     let tick = Duration::from_secs(config.tick_secs);
     let mut runners = Vec::new();
     for (index, job) in jobs.into_iter().enumerate() {
+        let every = job.interval().unwrap_or(tick);
         runners.push(tokio::spawn(drive(
             job,
             index,
-            tick,
+            every,
             statuses.clone(),
             stop_rx.clone(),
         )));
@@ -122,7 +128,36 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with_jobs(config, listener, Vec::new(), shutdown).await
+    let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
+    let alerts_db = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)
+        .context("DATABASE_URL")?;
+    jobs.push(Arc::new(
+        crate::jobs::fraud_delivery::FraudDelivery::from_config(&config.fraud, alerts_db)
+            .context("fraud alert delivery settings")?,
+    ));
+    let webhooks_db = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)
+        .context("DATABASE_URL")?;
+    jobs.push(Arc::new(
+        crate::jobs::webhook_delivery::WebhookDelivery::from_config(&config.webhooks, webhooks_db)
+            .context("webhook delivery settings")?,
+    ));
+    match config.chain.settings() {
+        Ok(settings) => {
+            let pool = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)
+                .context("DATABASE_URL")?;
+            jobs.push(Arc::new(crate::jobs::chain_monitor::ChainMonitorJob::new(
+                settings,
+                config.common.eth_rpc_url.clone(),
+                pool,
+                Arc::new(haven_chain::LogAlertSink),
+            )));
+        }
+        Err(unset) => tracing::info!(
+            unset = %unset.join(", "),
+            "chain_monitor job is off: its chain settings are unset"
+        ),
+    }
+    run_with_jobs(config, listener, jobs, shutdown).await
 }
 
 async fn drive(

@@ -162,8 +162,12 @@ pub async fn round_trips_every_field(store: &dyn TxStore) {
 pub async fn lists_by_status_oldest_first(store: &dyn TxStore) {
     let before = store.count_by_status().await.unwrap();
     let ids: Vec<String> = (0..3).map(|i| unique(&format!("list{i}"))).collect();
+    // One base instant: a backend that takes over a millisecond per insert must not reorder.
+    let base = Utc::now() - Duration::milliseconds(1_000_000);
     for (i, id) in ids.iter().enumerate().rev() {
-        let mut r = record(id, -1_000_000 + i as i64);
+        let mut r = record(id, 0);
+        r.created_at = base + Duration::milliseconds(i as i64);
+        r.updated_at = r.created_at;
         r.status = TxStatus::Replaced;
         store.insert(r).await.unwrap();
     }
@@ -189,4 +193,98 @@ pub async fn lists_by_status_oldest_first(store: &dyn TxStore) {
         m.get(&TxStatus::Replaced).copied().unwrap_or(0)
     };
     assert_eq!(replaced(&after), replaced(&before) + 3);
+}
+
+/// Fixtures the backend tests share (this crate's, `haven-db`'s, the worker's): a token
+/// deployed and wallets funded on a dev node, custody wallets and their addresses.
+pub mod fixtures {
+    use std::sync::Arc;
+
+    use alloy::network::TransactionBuilder;
+    use alloy::primitives::{Address, U256};
+    use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::signers::local::PrivateKeySigner;
+    use haven_core::audit::MemoryAuditLog;
+    use haven_custody::{
+        Caller, Chain, Custody, CustodyConfig, LocalKeyProvider, MemoryWalletStore, WalletId,
+    };
+
+    /// A provider on `endpoint` that signs locally with `private_key` (a dev account).
+    /// The caller installs a rustls crypto provider first (reqwest has none by default).
+    pub fn signing_provider(endpoint: &str, private_key: &str) -> DynProvider {
+        let signer: PrivateKeySigner = private_key.parse().expect("a valid private key");
+        ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(endpoint.parse().expect("a valid endpoint URL"))
+            .erased()
+    }
+
+    /// Deploys the token from the dev account `admin_key` (which becomes its admin) with
+    /// `minter`, then sends 100 ETH to each of `funded`. On a fresh dev chain this always
+    /// yields the same token address.
+    pub async fn deploy_and_fund(
+        endpoint: &str,
+        admin_key: &str,
+        minter: Address,
+        funded: &[Address],
+    ) -> Address {
+        let admin = signing_provider(endpoint, admin_key);
+        let admin_address = alloy::signers::Signer::address(
+            &admin_key
+                .parse::<PrivateKeySigner>()
+                .expect("a valid private key"),
+        );
+        let token = crate::deploy(&admin, admin_address, minter).await.unwrap();
+        for to in funded {
+            let tx = TransactionRequest::default()
+                .with_to(*to)
+                .with_value(U256::from(10u64).pow(U256::from(20)));
+            admin
+                .send_transaction(tx)
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+        }
+        token
+    }
+
+    /// Custody in memory (fresh master key, memory audit log) with an EVM wallet per name.
+    pub async fn memory_custody(wallets: &[&str]) -> Arc<Custody> {
+        let keys = LocalKeyProvider::generate_entry(1).unwrap();
+        let custody = Arc::new(Custody::new(
+            Arc::new(MemoryWalletStore::new()),
+            Arc::new(LocalKeyProvider::parse(&keys).unwrap()),
+            Arc::new(MemoryAuditLog::new()),
+            CustodyConfig::default(),
+        ));
+        create_wallets(&custody, wallets).await;
+        custody
+    }
+
+    /// Creates an EVM wallet per name in `custody`.
+    pub async fn create_wallets(custody: &Arc<Custody>, wallets: &[&str]) {
+        for w in wallets {
+            custody
+                .create_wallet(
+                    WalletId::new(*w).unwrap(),
+                    Chain::Evm,
+                    serde_json::json!({}),
+                    &Caller::new("test"),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The address of a custody wallet's current key.
+    pub async fn wallet_address(custody: &Arc<Custody>, wallet: &str) -> Address {
+        let signer = custody
+            .signer(&WalletId::new(wallet).unwrap(), Caller::new("test"))
+            .await
+            .unwrap();
+        alloy::signers::Signer::address(&signer)
+    }
 }

@@ -813,6 +813,12 @@ impl TokenOps {
             Err(CallError::Resilience(e)) => Err(e.into()),
             Err(CallError::Operation(e)) => match e.as_error_resp() {
                 Some(payload) if is_already_known(&payload.message) => Ok(()),
+                // A concurrent submitter's broadcast of these same bytes was already mined.
+                Some(payload)
+                    if is_nonce_too_low(&payload.message) && self.is_mined(record).await? =>
+                {
+                    Ok(())
+                }
                 Some(payload) => Err(Error::Rejected {
                     tx_id: record.tx_id.clone(),
                     message: payload.message.to_string(),
@@ -820,6 +826,16 @@ impl TokenOps {
                 None => Err(Error::rpc("eth_sendRawTransaction", e)),
             },
         }
+    }
+
+    /// Whether the current or an earlier version of the record has a receipt.
+    async fn is_mined(&self, record: &TxRecord) -> Result<bool> {
+        for hash in record.hash.iter().chain(record.previous_hashes.iter()) {
+            if self.receipt(*hash).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn sign(&self, record: &TxRecord, nonce: u64, fees: Fees) -> Result<(B256, Bytes)> {
@@ -920,6 +936,10 @@ impl TokenOps {
         })
         .await
     }
+}
+
+fn is_nonce_too_low(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("nonce too low")
 }
 
 fn is_already_known(message: &str) -> bool {

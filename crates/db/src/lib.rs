@@ -3,7 +3,8 @@
 //! repositories for users, API keys, the hash-chained audit log and the error log.
 //!
 //! Domain crates define storage traits; this crate implements them for Postgres so that the
-//! binaries can compose them. Nothing here depends on a web framework.
+//! binaries can compose them ([`PgNonceStore`], [`PgWalletStore`], [`PgTxStore`] for the
+//! chain crate's `transactions`, …). Nothing here depends on a web framework.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), haven_db::Error> {
@@ -20,21 +21,30 @@
 
 mod api_keys;
 mod audit;
+mod chain;
 mod custody;
 mod error;
 mod error_logs;
+mod fraud;
 mod migrate;
 mod nonce;
 mod pool;
 pub mod schema;
 mod users;
+mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
 pub use audit::{ChainReport, PgAuditLog};
+pub use chain::PgTxStore;
 pub use custody::PgWalletStore;
 pub use error::{Error, Result};
 pub use error_logs::{ErrorLogRepo, NewErrorLog};
+pub use fraud::{ClaimedDelivery, DeliveryOutcome, DeliveryState, PgAlertStore};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
 pub use nonce::PgNonceStore;
 pub use pool::{PgPool, connect, connect_lazy, ping};
 pub use users::{NewUser, Role, User, UserRepo};
+pub use webhooks::{
+    AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgIdempotencyStore, PgReplayStore,
+    PgWebhookOutbox, RecordedAttempt, WebhookAttempt, WebhookEndpoint,
+};

@@ -5,7 +5,8 @@
 //! of history spread over 10,000 users and 24 hours of event time. Criterion reports the
 //! mean/median time per evaluation; a second pass of `FRAUD_BENCH_SAMPLES` sequential
 //! evaluations (default 20,000) prints p50/p99/max latency and throughput, and the history
-//! load itself gives the concurrent throughput.
+//! load itself gives the concurrent throughput. The floor for Redis is measured in the same
+//! run: one bare `PING` round trip on the same server, sampled the same way.
 //!
 //! `cargo bench -p haven-fraud --bench evaluate`
 
@@ -212,6 +213,29 @@ fn main() {
             samples as f64 / total.as_secs_f64(),
         );
     }
+    // The floor of any Redis-backed evaluation: one round trip, same server, same machine.
+    let mut conn = deadpool_redis::Connection::take(rt.block_on(pool.get()).unwrap());
+    let mut latencies = Vec::with_capacity(samples as usize);
+    let started = Instant::now();
+    rt.block_on(async {
+        for _ in 0..samples {
+            let t = Instant::now();
+            let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+            latencies.push(t.elapsed());
+        }
+    });
+    let total = started.elapsed();
+    latencies.sort_unstable();
+    println!(
+        "| redis PING, one round trip (floor) | {} | {:.1} µs | {:.1} µs | {:.1} µs | {:.0} |",
+        samples,
+        percentile(&latencies, 0.50).as_secs_f64() * 1e6,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e6,
+        latencies.last().unwrap().as_secs_f64() * 1e6,
+        samples as f64 / total.as_secs_f64(),
+    );
+    drop(conn);
+
     println!("\n| history load | events/s (32 concurrent evaluators) |");
     println!("|---|---|");
     for (label, rate) in loads {

@@ -1,12 +1,19 @@
 //! [`WindowStore`] in Redis: a sorted set per window (score = event time in ms, member =
 //! `value:event_id`), `SET NX` marks, and a cooldown string per (rule, subject). Every
 //! operation is one round trip (one Lua script or one command), atomic on its key.
+//!
+//! All operations share one multiplexed connection taken from the pool once (and taken
+//! again after it breaks): a pooled checkout costs a `PING` round trip per operation
+//! (deadpool-redis checks every recycled connection), and on one connection the scripts the
+//! engine runs concurrently for one event leave in one write and come back in one read.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_redis::Pool;
-use redis::{Script, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Script, Value};
 
 use crate::window::{StoreError, WindowEntry, WindowRead, WindowSnapshot, WindowStore};
 
@@ -54,9 +61,14 @@ return 1
 const GRACE_MS: i64 = 3_600_000;
 
 /// The Redis [`WindowStore`].
+///
+/// Operations run on one shared multiplexed connection (pipelined when concurrent); when it
+/// fails with a connection error it is dropped and the next operation takes a fresh one from
+/// the pool.
 #[derive(Clone)]
 pub struct RedisWindowStore {
     pool: Pool,
+    shared: Arc<Mutex<Option<MultiplexedConnection>>>,
     record: Script,
     cooldown: Script,
 }
@@ -77,13 +89,36 @@ impl RedisWindowStore {
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
+            shared: Arc::new(Mutex::new(None)),
             record: Script::new(RECORD),
             cooldown: Script::new(COOLDOWN),
         }
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
-        self.pool.get().await.map_err(unavailable)
+    /// The shared connection, taken from the pool on first use or after a failure.
+    async fn conn(&self) -> Result<MultiplexedConnection, StoreError> {
+        if let Ok(shared) = self.shared.lock()
+            && let Some(conn) = shared.as_ref()
+        {
+            return Ok(conn.clone());
+        }
+        let pooled = self.pool.get().await.map_err(unavailable)?;
+        let conn = deadpool_redis::Connection::take(pooled);
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// Maps a Redis failure, dropping the shared connection when it is the connection that
+    /// failed, so that the next operation reconnects.
+    fn failed(&self, e: RedisError) -> StoreError {
+        if (e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error())
+            && let Ok(mut shared) = self.shared.lock()
+        {
+            *shared = None;
+        }
+        unavailable(e)
     }
 }
 
@@ -136,7 +171,7 @@ impl WindowStore for RedisWindowStore {
             .arg(retain_ms.saturating_add(GRACE_MS))
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let Value::Array(parts) = reply else {
             return Err(corrupt(key));
         };
@@ -176,7 +211,10 @@ impl WindowStore for RedisWindowStore {
             cmd.arg("PX")
                 .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         }
-        let reply: Value = cmd.query_async(&mut conn).await.map_err(unavailable)?;
+        let reply: Value = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(!matches!(reply, Value::Nil))
     }
 
@@ -195,7 +233,7 @@ impl WindowStore for RedisWindowStore {
             .arg(cooldown_ms.saturating_mul(2).saturating_add(GRACE_MS))
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(taken == 1)
     }
 }

@@ -261,6 +261,26 @@ pub trait AlertStore: Send + Sync {
     async fn change_state(&self, change: &StateChange) -> Result<ChangeOutcome, StoreError>;
     /// Appends a note; `None` if there is no such alert.
     async fn add_note(&self, id: Uuid, note: &Note) -> Result<Option<AlertRecord>, StoreError>;
+
+    /// Applies `change` like [`change_state`](Self::change_state) and, when it was applied,
+    /// records `audit`.
+    ///
+    /// The default applies the change, then appends `audit` to `sink`. A backend that keeps
+    /// an audit log in the same database overrides it to write the transition and its audit
+    /// record in one transaction, to its own log rather than `sink` (the Postgres store:
+    /// a transition and its audit row exist together or not at all).
+    async fn change_state_audited(
+        &self,
+        change: &StateChange,
+        audit: AuditEvent,
+        sink: &dyn AuditSink,
+    ) -> Result<ChangeOutcome> {
+        let outcome = self.change_state(change).await?;
+        if matches!(outcome, ChangeOutcome::Applied(_)) {
+            sink.append(audit).await.map_err(Error::Audit)?;
+        }
+        Ok(outcome)
+    }
 }
 
 /// The in-memory [`AlertStore`].
@@ -424,11 +444,6 @@ impl ReviewService {
             at,
             note,
         };
-        let record = match self.store.change_state(&change).await? {
-            ChangeOutcome::Applied(record) => *record,
-            ChangeOutcome::StateIs(from) => return Err(Error::InvalidTransition { from, to }),
-            ChangeOutcome::NotFound => return Err(Error::NotFound { id }),
-        };
         let event = AuditEvent::new(
             &who.id,
             format!("fraud.alert.{}", to.as_str()),
@@ -438,11 +453,19 @@ impl ReviewService {
         .details(json!({
             "from": change.from.as_str(),
             "to": to.as_str(),
-            "rule_id": record.alert.rule_id,
-            "alert_severity": record.alert.severity.as_str(),
+            "rule_id": current.alert.rule_id,
+            "alert_severity": current.alert.severity.as_str(),
             "with_note": change.note.is_some(),
         }));
-        self.audit.append(event).await.map_err(Error::Audit)?;
+        let record = match self
+            .store
+            .change_state_audited(&change, event, self.audit.as_ref())
+            .await?
+        {
+            ChangeOutcome::Applied(record) => *record,
+            ChangeOutcome::StateIs(from) => return Err(Error::InvalidTransition { from, to }),
+            ChangeOutcome::NotFound => return Err(Error::NotFound { id }),
+        };
         Ok(record)
     }
 

@@ -73,6 +73,11 @@ impl AlertMessage {
         ));
         let mut payload = serde_json::to_value(alert).unwrap_or(Value::Null);
         redact_json(&mut payload);
+        // The alert id is generated here and carries nothing secret; redaction would mangle
+        // UUIDs with long digit runs and receivers could no longer correlate the alert.
+        if let Value::Object(fields) = &mut payload {
+            fields.insert("id".to_owned(), Value::String(alert.id.to_string()));
+        }
         let body = format!(
             "Alert {id}\nRule: {rule}\nType: {kind}\nSeverity: {sev}\nSubject: {subject}\nEvent: {event} at {ts}\n\n{description}\n",
             id = alert.id,
@@ -497,6 +502,33 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn the_payload_keeps_the_alert_id_intact() {
+        // A UUID whose last group is all digits looks like a long number to the redactor.
+        let id = uuid::Uuid::parse_str("01a22056-88e8-7768-b106-c67768687761").unwrap();
+        let alert = Alert {
+            id,
+            rule_id: "velocity".into(),
+            event_type: "velocity".into(),
+            severity: crate::Severity::High,
+            subject: "u".into(),
+            user: Some("u".into()),
+            description: "card 4111111111111111".into(),
+            metadata: serde_json::json!({}),
+            event_id: "e".into(),
+            event_ts: chrono::Utc::now(),
+            created_at: chrono::Utc::now(),
+        };
+        let message = AlertMessage::from_alert(&alert);
+        assert_eq!(message.payload["id"], id.to_string());
+        assert!(
+            !message.payload["description"]
+                .as_str()
+                .unwrap()
+                .contains("4111111111111111")
+        );
     }
 
     #[test]

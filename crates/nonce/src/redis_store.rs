@@ -104,11 +104,19 @@ impl RedisNonceStore {
     }
 
     fn keys(&self, key: &NonceKey) -> Keys {
+        // One formatting of the account (its address is hex-encoded) for all four names.
+        let base = self.redis_key(key, "");
+        let part = |name: &str| {
+            let mut full = String::with_capacity(base.len() + name.len());
+            full.push_str(&base);
+            full.push_str(name);
+            full
+        };
         Keys {
-            state: self.redis_key(key, "state"),
-            free: self.redis_key(key, "free"),
-            leases: self.redis_key(key, "leases"),
-            committed: self.redis_key(key, "committed"),
+            state: part("state"),
+            free: part("free"),
+            leases: part("leases"),
+            committed: part("committed"),
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod address;
 mod audit;
+mod chain;
 mod custody;
 mod webhooks;
 

@@ -1,5 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod chain_monitor;
+mod fraud_delivery;
+mod webhook_delivery;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

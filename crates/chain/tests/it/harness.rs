@@ -1,18 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::network::TransactionBuilder;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionRequest;
-use alloy::signers::local::PrivateKeySigner;
+use haven_chain::conformance::fixtures;
 use haven_chain::{
     ChainConfig, HavenToken, MemoryAlertSink, MemoryTxStore, TokenOps, TokenOpsParts,
 };
-use haven_core::audit::MemoryAuditLog;
-use haven_custody::{
-    Caller, Chain, Custody, CustodyConfig, LocalKeyProvider, MemoryWalletStore, WalletId,
-};
+use haven_custody::{Caller, Custody, WalletId};
 use haven_nonce::MemoryNonceStore;
 use haven_resilience::{Breaker, BreakerConfig, CircuitBreaker, Clock, ManualClock};
 use haven_testkit::Anvil;
@@ -28,11 +23,7 @@ pub struct Env {
 
 pub fn admin_provider(anvil: &Anvil) -> DynProvider {
     install_crypto();
-    let signer: PrivateKeySigner = Anvil::DEV_PRIVATE_KEYS[0].parse().unwrap();
-    ProviderBuilder::new()
-        .wallet(signer)
-        .connect_http(anvil.endpoint().parse().unwrap())
-        .erased()
+    fixtures::signing_provider(&anvil.endpoint(), Anvil::DEV_PRIVATE_KEYS[0])
 }
 
 pub fn reader(anvil: &Anvil) -> DynProvider {
@@ -43,56 +34,24 @@ pub fn reader(anvil: &Anvil) -> DynProvider {
 }
 
 pub async fn custody_with(wallets: &[&str]) -> Arc<Custody> {
-    let keys = LocalKeyProvider::generate_entry(1).unwrap();
-    let custody = Arc::new(Custody::new(
-        Arc::new(MemoryWalletStore::new()),
-        Arc::new(LocalKeyProvider::parse(&keys).unwrap()),
-        Arc::new(MemoryAuditLog::new()),
-        CustodyConfig::default(),
-    ));
-    for w in wallets {
-        custody
-            .create_wallet(
-                WalletId::new(*w).unwrap(),
-                Chain::Evm,
-                serde_json::json!({}),
-                &Caller::new("test"),
-            )
-            .await
-            .unwrap();
-    }
-    custody
+    fixtures::memory_custody(wallets).await
 }
 
 pub async fn wallet_address(custody: &Arc<Custody>, wallet: &str) -> Address {
-    let signer = custody
-        .signer(&WalletId::new(wallet).unwrap(), Caller::new("test"))
-        .await
-        .unwrap();
-    alloy::signers::Signer::address(&signer)
+    fixtures::wallet_address(custody, wallet).await
 }
 
 /// Deploys the token from dev account 0 (admin) with `minter`, then funds `funded` with ETH.
 /// On a fresh chain this always yields the same token address.
 pub async fn deploy_and_fund(anvil: &Anvil, minter: Address, funded: &[Address]) -> Address {
-    let admin = admin_provider(anvil);
-    let admin_address: Address = Anvil::DEV_ADDRESSES[0].parse().unwrap();
-    let token = haven_chain::deploy(&admin, admin_address, minter)
-        .await
-        .unwrap();
-    for to in funded {
-        let tx = TransactionRequest::default()
-            .with_to(*to)
-            .with_value(U256::from(10u64).pow(U256::from(20)));
-        admin
-            .send_transaction(tx)
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-    }
-    token
+    install_crypto();
+    fixtures::deploy_and_fund(
+        &anvil.endpoint(),
+        Anvil::DEV_PRIVATE_KEYS[0],
+        minter,
+        funded,
+    )
+    .await
 }
 
 pub fn fast_breaker(clock: Arc<ManualClock>) -> Arc<dyn Breaker> {

@@ -1,7 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod audit;
+mod chain;
 mod custody;
+mod fraud;
 mod migrations;
 mod nonce;
 mod repos;
+mod webhooks;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use haven_db::PgNonceStore;
 use haven_nonce::conformance::{self, fresh_key, multiprocess};
-use haven_nonce::{Error, NonceKey, NonceStore};
+use haven_nonce::{Error, NonceStore};
 use haven_testkit::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
