@@ -14,6 +14,7 @@ const DOMAIN_CRATES: &[&str] = &[
     "haven-custody",
     "haven-fraud",
     "haven-chain",
+    "haven-auth",
 ];
 
 /// Web, database, job and CLI frameworks that belong to crates/db and the binaries only.

@@ -1,0 +1,6 @@
+//! Integration tests of haven-auth.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod jwt_attacks;
+mod properties;
+mod sessions;
