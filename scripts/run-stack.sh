@@ -77,19 +77,43 @@ else
     admin_bin="${HAVEN_ADMIN_BIN:-$(dirname "${bins[0]}")/haven-admin}"
 fi
 
-# The dev token: deployed once per node, reused while the node keeps it.
+# The dev token: deployed once per node, reused while the node keeps it. Its minter is a
+# custody wallet (dev master key and wallet created on first use, the wallet funded with gas
+# from anvil's first dev account), so the worker's chain_monitor job runs as in production.
 if [[ $HAVEN_ENV == development && -z ${HAVEN_TOKEN_ADDRESS:-} ]]; then
     if [[ -x $admin_bin ]]; then
         rpc_url="${ETH_RPC_URL:-http://127.0.0.1:8545}"
         rpc_port="${rpc_url##*:}"
         rpc_port="${rpc_port%%/*}"
-        token_file="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools/haven-token-${rpc_port}.env"
-        mkdir -p "$(dirname "$token_file")"
-        minter="${HAVEN_TOKEN_MINTER:-0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266}"
-        if deployed=$("$admin_bin" chain deploy --minter "$minter" --out "$token_file"); then
+        tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.tools"
+        token_file="$tools_dir/haven-token-${rpc_port}.env"
+        mkdir -p "$tools_dir"
+        if [[ -z ${HAVEN_MASTER_KEYS:-} ]]; then
+            keys_file="$tools_dir/dev-master-keys"
+            if [[ ! -s $keys_file ]]; then
+                (umask 077 && "$admin_bin" custody keygen >"$keys_file" 2>/dev/null)
+                say "generated a development master key in $keys_file"
+            fi
+            HAVEN_MASTER_KEYS="$(cat "$keys_file")"
+            export HAVEN_MASTER_KEYS
+        fi
+        minter="${HAVEN_TOKEN_MINTER:-}"
+        if [[ -z $minter ]]; then
+            export HAVEN_CHAIN_WALLET="${HAVEN_CHAIN_WALLET:-dev-minter}"
+            if minter=$("$admin_bin" custody wallet create --id "$HAVEN_CHAIN_WALLET" --chain evm --if-absent --address-only); then
+                # Gas for the minter: 100 ETH from anvil's unlocked first account.
+                curl -sf -X POST -H 'content-type: application/json' "$rpc_url" --data \
+                    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_sendTransaction\",\"params\":[{\"from\":\"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\",\"to\":\"$minter\",\"value\":\"0x56bc75e2d63100000\"}]}" \
+                    >/dev/null || say "could not fund $minter with gas on $rpc_url"
+            else
+                say "could not create the custody wallet $HAVEN_CHAIN_WALLET; the token gets no minter"
+                minter=""
+            fi
+        fi
+        if [[ -n $minter ]] && deployed=$("$admin_bin" chain deploy --minter "$minter" --out "$token_file"); then
             HAVEN_TOKEN_ADDRESS="$(sed -n 's/^HAVEN_TOKEN_ADDRESS=//p' "$token_file")"
             export HAVEN_TOKEN_ADDRESS
-            say "HAVEN token $HAVEN_TOKEN_ADDRESS (minter $minter): $deployed"
+            say "HAVEN token $HAVEN_TOKEN_ADDRESS (minter $minter${HAVEN_CHAIN_WALLET:+, custody wallet $HAVEN_CHAIN_WALLET}): $deployed"
         else
             say "could not deploy the HAVEN token on $rpc_url; api and worker run without it"
         fi

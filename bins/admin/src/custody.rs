@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use haven_custody::{
-    Caller, Custody, CustodyConfig, KeyProvider, LocalKeyProvider, RewrapProgress, WalletStore,
+    Caller, Chain, Custody, CustodyConfig, Error as CustodyError, KeyProvider, LocalKeyProvider,
+    PageRequest, RewrapProgress, WalletFilter, WalletId, WalletStore,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use secrecy::ExposeSecret;
 
 use crate::config::AdminConfig;
-use crate::{EXIT_OK, EXIT_USAGE};
+use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// `custody` subcommands.
 #[derive(Debug, Subcommand)]
@@ -32,6 +33,35 @@ pub enum CustodyCommand {
     Status,
     /// Re-wrap every data key under the newest master key (resumable; safe to rerun).
     Rewrap(RewrapArgs),
+    /// Create or list custody wallets (public data only; private keys never leave custody).
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+}
+
+/// `custody wallet` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Generate a key pair under a new wallet id and print the wallet's public data.
+    Create(CreateArgs),
+    /// Print every wallet's public data, one JSON line each.
+    List,
+}
+
+/// `custody wallet create` options.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The wallet id (1–64 of `[A-Za-z0-9._:-]`).
+    #[arg(long)]
+    pub id: String,
+    /// `evm` (secp256k1) or `solana` (ed25519).
+    #[arg(long)]
+    pub chain: String,
+    /// When the id exists already, print that wallet (exit 0) instead of failing (exit 1).
+    #[arg(long)]
+    pub if_absent: bool,
+    /// Print only the wallet's current address (for scripts).
+    #[arg(long)]
+    pub address_only: bool,
 }
 
 /// `custody keygen` options.
@@ -63,6 +93,7 @@ pub async fn run(cmd: CustodyCommand, out: &mut dyn Write) -> anyhow::Result<Exi
         CustodyCommand::Keygen(args) => keygen(&config, args, out),
         CustodyCommand::Status => status(&config, out).await,
         CustodyCommand::Rewrap(args) => rewrap(&config, args, out).await,
+        CustodyCommand::Wallet(cmd) => wallet(&config, cmd, out).await,
     }
 }
 
@@ -129,12 +160,109 @@ async fn status(config: &AdminConfig, out: &mut dyn Write) -> anyhow::Result<Exi
     Ok(ExitCode::from(EXIT_OK))
 }
 
+fn caller() -> Caller {
+    Caller::new(format!(
+        "haven-admin:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    ))
+}
+
+async fn custody(
+    config: &AdminConfig,
+    provider: LocalKeyProvider,
+    batch: usize,
+) -> anyhow::Result<Custody> {
+    let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    Ok(Custody::new(
+        Arc::new(haven_db::PgWalletStore::new(pool.clone())),
+        Arc::new(provider),
+        Arc::new(haven_db::PgAuditLog::new(pool)),
+        CustodyConfig {
+            allow_export: false,
+            rewrap_batch_size: batch,
+        },
+    ))
+}
+
+async fn wallet(
+    config: &AdminConfig,
+    cmd: WalletCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let custody = custody(config, provider(config)?, 100).await?;
+    match cmd {
+        WalletCommand::Create(args) => {
+            let Some(chain) = Chain::parse(&args.chain) else {
+                eprintln!("custody wallet create: --chain must be evm or solana");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            };
+            let id = match WalletId::new(args.id) {
+                Ok(id) => id,
+                Err(e) => {
+                    eprintln!("custody wallet create: {e}");
+                    return Ok(ExitCode::from(EXIT_USAGE));
+                }
+            };
+            let created = custody
+                .create_wallet(id.clone(), chain, serde_json::json!({}), &caller())
+                .await;
+            let (wallet, created) = match created {
+                Ok(wallet) => (wallet, true),
+                Err(CustodyError::WalletExists { .. }) if args.if_absent => {
+                    (custody.get_wallet(&id, &caller()).await?, false)
+                }
+                Err(CustodyError::WalletExists { .. }) => {
+                    eprintln!(
+                        "custody wallet create: wallet {id} exists (use --if-absent to reuse it)"
+                    );
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if wallet.chain() != chain {
+                eprintln!(
+                    "custody wallet create: wallet {id} exists for {:?}, not {:?}",
+                    wallet.chain(),
+                    chain
+                );
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+            if args.address_only {
+                writeln!(out, "{}", wallet.address())?;
+                return Ok(ExitCode::from(EXIT_OK));
+            }
+            let mut value = serde_json::to_value(&wallet)?;
+            value["created"] = serde_json::Value::Bool(created);
+            value["address"] = serde_json::Value::String(wallet.address().to_owned());
+            writeln!(out, "{value}")?;
+        }
+        WalletCommand::List => {
+            let mut page = PageRequest::first(500);
+            loop {
+                let got = custody
+                    .list_wallets(&WalletFilter::default(), &page, &caller())
+                    .await?;
+                for wallet in &got.wallets {
+                    writeln!(out, "{}", serde_json::to_string(wallet)?)?;
+                }
+                match got.next {
+                    Some(next) => page.after = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
 async fn rewrap(
     config: &AdminConfig,
     args: RewrapArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let provider = Arc::new(provider(config)?);
+    let provider = provider(config)?;
     let target = provider.current_version().await?;
     if let Some(requested) = args.kek_version
         && requested != target
@@ -145,22 +273,13 @@ async fn rewrap(
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
-        .await
-        .context("connecting to DATABASE_URL")?;
-    let custody = Custody::new(
-        Arc::new(haven_db::PgWalletStore::new(pool.clone())),
+    let custody = custody(
+        config,
         provider,
-        Arc::new(haven_db::PgAuditLog::new(pool)),
-        CustodyConfig {
-            allow_export: false,
-            rewrap_batch_size: usize::try_from(args.batch_size).unwrap_or(100),
-        },
-    );
-    let caller = Caller::new(format!(
-        "haven-admin:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    ));
+        usize::try_from(args.batch_size).unwrap_or(100),
+    )
+    .await?;
+    let caller = caller();
     let mut reporter = Reporter::new(!args.no_progress_bar && std::io::stderr().is_terminal());
     let result = custody
         .rewrap_all(target, &caller, &mut |p| reporter.update(p))

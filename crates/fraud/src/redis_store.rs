@@ -111,9 +111,12 @@ impl RedisWindowStore {
     }
 
     /// Maps a Redis failure, dropping the shared connection when it is the connection that
-    /// failed, so that the next operation reconnects.
+    /// failed (or did not answer in time), so that the next operation reconnects.
     fn failed(&self, e: RedisError) -> StoreError {
-        if (e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error())
+        if (e.is_unrecoverable_error()
+            || e.is_connection_dropped()
+            || e.is_io_error()
+            || e.is_timeout())
             && let Ok(mut shared) = self.shared.lock()
         {
             *shared = None;

@@ -358,6 +358,8 @@ impl AlertStore for MemoryAlertStore {
 ///
 /// **Invariant:** a change is audited only after the store applied it; a refused change
 /// (viewer, illegal transition, lost race) writes nothing to the store or the audit log.
+/// Transitions go through [`AlertStore::change_state_audited`], so a backend that keeps the
+/// audit log in the same database (Postgres) commits a transition and its audit row together.
 #[derive(Clone)]
 pub struct ReviewService {
     store: Arc<dyn AlertStore>,

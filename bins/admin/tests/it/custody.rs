@@ -154,3 +154,89 @@ fn rewrap_without_master_keys_names_the_variable() {
     assert_eq!((code, out.as_str()), (3, ""));
     assert!(err.contains("HAVEN_MASTER_KEYS"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wallet_create_is_idempotent_on_request_and_list_shows_public_data_only() {
+    let db = TestDb::new().await;
+    let keys = LocalKeyProvider::generate_entry(1).unwrap().to_string();
+    let env = [
+        ("DATABASE_URL", db.url()),
+        ("HAVEN_MASTER_KEYS", keys.as_str()),
+    ];
+
+    let (code, out, err) = admin(
+        &[
+            "custody", "wallet", "create", "--id", "minter", "--chain", "evm",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let created = json(&out);
+    assert_eq!(created["created"], true);
+    let address = created["address"].as_str().unwrap().to_owned();
+    assert!(
+        address.starts_with("0x") && address.len() == 42,
+        "{address}"
+    );
+
+    let (code, _, err) = admin(
+        &[
+            "custody", "wallet", "create", "--id", "minter", "--chain", "evm",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(code, 1, "an existing id is refused without --if-absent");
+    assert!(err.contains("--if-absent"), "{err}");
+    let (code, out, _) = admin(
+        &[
+            "custody",
+            "wallet",
+            "create",
+            "--id",
+            "minter",
+            "--chain",
+            "evm",
+            "--if-absent",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["created"], false);
+    assert_eq!(json(&out)["address"], address.as_str());
+
+    let (code, _, err) = admin(
+        &[
+            "custody", "wallet", "create", "--id", "other", "--chain", "bitcoin",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+
+    let (code, out, err) = admin(&["custody", "wallet", "list"], &env, None);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains(&address));
+    for secret_field in ["private", "secret", "dek", "ciphertext", "nonce\""] {
+        assert!(
+            !lines[0].to_lowercase().contains(secret_field),
+            "{}",
+            lines[0]
+        );
+    }
+
+    // The wallet signs through custody with the same master key.
+    let custody = custody(&db, LocalKeyProvider::parse(&keys).unwrap()).await;
+    custody
+        .sign_message(
+            &WalletId::new("minter").unwrap(),
+            b"hello",
+            &Caller::new("test"),
+        )
+        .await
+        .unwrap();
+}
