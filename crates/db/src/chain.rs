@@ -228,6 +228,41 @@ struct Encoded {
     version: i64,
 }
 
+/// Binds every column of `record` as `$1`…`$25` in the order of [`COLUMNS`] (the insert and
+/// the compare-and-set update use the same numbering).
+fn bind_record<'a>(
+    query: diesel::query_builder::SqlQuery,
+    record: &'a TxRecord,
+    e: &Encoded,
+) -> impl diesel_async::methods::LoadQuery<'a, diesel_async::AsyncPgConnection, TxRow> + 'a {
+    query
+        .bind::<Text, _>(&record.tx_id)
+        .bind::<Text, _>(record.kind.as_str())
+        .bind::<BigInt, _>(e.chain_id)
+        .bind::<Bytea, _>(record.token.to_vec())
+        .bind::<Bytea, _>(record.from.to_vec())
+        .bind::<Nullable<Bytea>, _>(record.to.map(|a| a.to_vec()))
+        .bind::<Text, _>(record.amount.to_string())
+        .bind::<Text, _>(record.status.as_str())
+        .bind::<Nullable<BigInt>, _>(e.nonce)
+        .bind::<Nullable<Bytea>, _>(record.hash.map(|h| h.to_vec()))
+        .bind::<Nullable<Bytea>, _>(record.raw.as_ref().map(|r| r.to_vec()))
+        .bind::<Array<Bytea>, _>(bytes_of(&record.previous_hashes))
+        .bind::<BigInt, _>(e.gas_limit)
+        .bind::<Nullable<Text>, _>(record.max_fee_per_gas.map(|f| f.to_string()))
+        .bind::<Nullable<Text>, _>(record.max_priority_fee_per_gas.map(|f| f.to_string()))
+        .bind::<Integer, _>(e.attempts)
+        .bind::<Integer, _>(e.replacements)
+        .bind::<Nullable<Text>, _>(record.error.as_deref())
+        .bind::<Nullable<BigInt>, _>(e.block_number)
+        .bind::<Nullable<Bytea>, _>(record.block_hash.map(|h| h.to_vec()))
+        .bind::<Timestamptz, _>(record.created_at)
+        .bind::<Timestamptz, _>(record.updated_at)
+        .bind::<Nullable<Timestamptz>, _>(record.broadcast_at)
+        .bind::<Nullable<Timestamptz>, _>(record.confirmed_at)
+        .bind::<BigInt, _>(e.version)
+}
+
 fn encode(record: &TxRecord) -> Result<Encoded, PgTxError> {
     Ok(Encoded {
         chain_id: to_i64("chain_id", record.chain_id)?,
@@ -281,32 +316,7 @@ impl TxStore for PgTxStore {
              $14::numeric, $15::numeric, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
              ON CONFLICT (tx_id) DO NOTHING RETURNING {COLUMNS}"
         );
-        let inserted: Option<TxRow> = diesel::sql_query(query)
-            .bind::<Text, _>(&record.tx_id)
-            .bind::<Text, _>(record.kind.as_str())
-            .bind::<BigInt, _>(e.chain_id)
-            .bind::<Bytea, _>(record.token.to_vec())
-            .bind::<Bytea, _>(record.from.to_vec())
-            .bind::<Nullable<Bytea>, _>(record.to.map(|a| a.to_vec()))
-            .bind::<Text, _>(record.amount.to_string())
-            .bind::<Text, _>(record.status.as_str())
-            .bind::<Nullable<BigInt>, _>(e.nonce)
-            .bind::<Nullable<Bytea>, _>(record.hash.map(|h| h.to_vec()))
-            .bind::<Nullable<Bytea>, _>(record.raw.as_ref().map(|r| r.to_vec()))
-            .bind::<Array<Bytea>, _>(bytes_of(&record.previous_hashes))
-            .bind::<BigInt, _>(e.gas_limit)
-            .bind::<Nullable<Text>, _>(record.max_fee_per_gas.map(|f| f.to_string()))
-            .bind::<Nullable<Text>, _>(record.max_priority_fee_per_gas.map(|f| f.to_string()))
-            .bind::<Integer, _>(e.attempts)
-            .bind::<Integer, _>(e.replacements)
-            .bind::<Nullable<Text>, _>(record.error.as_deref())
-            .bind::<Nullable<BigInt>, _>(e.block_number)
-            .bind::<Nullable<Bytea>, _>(record.block_hash.map(|h| h.to_vec()))
-            .bind::<Timestamptz, _>(record.created_at)
-            .bind::<Timestamptz, _>(record.updated_at)
-            .bind::<Nullable<Timestamptz>, _>(record.broadcast_at)
-            .bind::<Nullable<Timestamptz>, _>(record.confirmed_at)
-            .bind::<BigInt, _>(e.version)
+        let inserted: Option<TxRow> = bind_record(diesel::sql_query(query), &record, &e)
             .get_result(&mut conn)
             .await
             .optional()
@@ -348,8 +358,9 @@ impl TxStore for PgTxStore {
         let e = encode(record).map_err(|e| store_error(OP, e))?;
         let mut conn = self.conn(OP).await?;
         // A whole-record replace, as the trait says; only the version decides.
-        let updated: Option<TxRow> = diesel::sql_query(format!(
-            "UPDATE transactions SET kind = $2, chain_id = $3, token = $4, from_address = $5, \
+        let updated: Option<TxRow> = bind_record(
+            diesel::sql_query(format!(
+                "UPDATE transactions SET kind = $2, chain_id = $3, token = $4, from_address = $5, \
              to_address = $6, amount = $7::numeric, status = $8, nonce = $9, hash = $10, \
              raw_tx = $11, previous_hashes = $12, gas_limit = $13, \
              max_fee_per_gas = $14::numeric, max_priority_fee_per_gas = $15::numeric, \
@@ -357,32 +368,10 @@ impl TxStore for PgTxStore {
              block_hash = $20, created_at = $21, updated_at = $22, broadcast_at = $23, \
              confirmed_at = $24, version = $25 \
              WHERE tx_id = $1 AND version = $25 - 1 RETURNING {COLUMNS}"
-        ))
-        .bind::<Text, _>(&record.tx_id)
-        .bind::<Text, _>(record.kind.as_str())
-        .bind::<BigInt, _>(e.chain_id)
-        .bind::<Bytea, _>(record.token.to_vec())
-        .bind::<Bytea, _>(record.from.to_vec())
-        .bind::<Nullable<Bytea>, _>(record.to.map(|a| a.to_vec()))
-        .bind::<Text, _>(record.amount.to_string())
-        .bind::<Text, _>(record.status.as_str())
-        .bind::<Nullable<BigInt>, _>(e.nonce)
-        .bind::<Nullable<Bytea>, _>(record.hash.map(|h| h.to_vec()))
-        .bind::<Nullable<Bytea>, _>(record.raw.as_ref().map(|r| r.to_vec()))
-        .bind::<Array<Bytea>, _>(bytes_of(&record.previous_hashes))
-        .bind::<BigInt, _>(e.gas_limit)
-        .bind::<Nullable<Text>, _>(record.max_fee_per_gas.map(|f| f.to_string()))
-        .bind::<Nullable<Text>, _>(record.max_priority_fee_per_gas.map(|f| f.to_string()))
-        .bind::<Integer, _>(e.attempts)
-        .bind::<Integer, _>(e.replacements)
-        .bind::<Nullable<Text>, _>(record.error.as_deref())
-        .bind::<Nullable<BigInt>, _>(e.block_number)
-        .bind::<Nullable<Bytea>, _>(record.block_hash.map(|h| h.to_vec()))
-        .bind::<Timestamptz, _>(record.created_at)
-        .bind::<Timestamptz, _>(record.updated_at)
-        .bind::<Nullable<Timestamptz>, _>(record.broadcast_at)
-        .bind::<Nullable<Timestamptz>, _>(record.confirmed_at)
-        .bind::<BigInt, _>(e.version)
+            )),
+            record,
+            &e,
+        )
         .get_result(&mut conn)
         .await
         .optional()

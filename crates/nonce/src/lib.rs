@@ -51,6 +51,8 @@
 
 mod chain;
 mod clock;
+#[cfg(feature = "redis")]
+mod coalesce;
 mod error;
 mod key;
 mod manager;

@@ -6,6 +6,7 @@ use deadpool_redis::Pool;
 use redis::Script;
 use redis::aio::MultiplexedConnection;
 
+use crate::coalesce::Coalescer;
 use crate::{
     Error, Lease, LeaseId, LeaseInfo, NonceKey, NonceStatus, NonceStore, ResetOutcome, Result,
     STATUS_LIST_LIMIT, SyncOutcome,
@@ -41,6 +42,50 @@ pub struct RedisNonceStore {
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
     shared: std::sync::Arc<std::sync::Mutex<Option<MultiplexedConnection>>>,
+    reserves: std::sync::Arc<Coalescer<NonceKey, (u64, LeaseId), Result<Reserved>>>,
+    commits: std::sync::Arc<Coalescer<NonceKey, Lease, Result<()>>>,
+}
+
+/// One nonce a batched reserve handed out.
+struct Reserved {
+    nonce: u64,
+    expires_ms: i64,
+    leased_ms: i64,
+    synced: bool,
+}
+
+/// The cause given to every caller of a batch that failed as a whole.
+#[derive(Debug)]
+struct BatchFailed(String);
+
+impl std::fmt::Display for BatchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BatchFailed {}
+
+/// The same failure for another caller of the batch.
+fn replicate(err: &Error) -> Error {
+    match err {
+        Error::CorruptState {
+            backend,
+            key,
+            detail,
+        } => Error::CorruptState {
+            backend,
+            key: *key,
+            detail,
+        },
+        other => unavailable(BatchFailed(other.to_string())),
+    }
+}
+
+fn batch_lost<T>() -> Result<T> {
+    Err(unavailable(BatchFailed(
+        "the call carrying this request was cancelled before Redis answered".into(),
+    )))
 }
 
 struct Scripts {
@@ -78,6 +123,8 @@ impl RedisNonceStore {
         Self {
             pool,
             shared: std::sync::Arc::default(),
+            reserves: std::sync::Arc::default(),
+            commits: std::sync::Arc::default(),
             prefix: prefix.into(),
             scripts: std::sync::Arc::new(Scripts {
                 reserve: Script::new(include_str!("lua/reserve.lua")),
@@ -129,6 +176,102 @@ impl RedisNonceStore {
             *shared = Some(conn.clone());
         }
         Ok(conn)
+    }
+
+    /// One reserve script call for every queued caller of `key`, in order.
+    async fn reserve_batch(
+        &self,
+        key: &NonceKey,
+        batch: Vec<(u64, LeaseId)>,
+    ) -> Vec<Result<Reserved>> {
+        let count = batch.len();
+        let outcome = async {
+            let keys = self.keys(key);
+            let mut conn = self.connection().await?;
+            let mut call = self.scripts.reserve.prepare_invoke();
+            call.key(&keys.state)
+                .key(&keys.free)
+                .key(&keys.leases)
+                .arg(count);
+            for (ttl_ms, lease_id) in &batch {
+                call.arg(*ttl_ms).arg(lease_id.to_string());
+            }
+            let reply: Vec<String> = call
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.failed(e))?;
+            if reply.len() != 2 + 2 * count {
+                return Err(corrupt(key, "reserve reply has the wrong length"));
+            }
+            let leased_ms: i64 = reply[0]
+                .parse()
+                .map_err(|_| corrupt(key, "lease time is not a number"))?;
+            let synced = reply[1] == "1";
+            reply[2..]
+                .chunks(2)
+                .map(|pair| {
+                    Ok(Reserved {
+                        nonce: parse_u64(key, &pair[0], "nonce is not a number")?,
+                        expires_ms: pair[1]
+                            .parse()
+                            .map_err(|_| corrupt(key, "lease expiry is not a number"))?,
+                        leased_ms,
+                        synced,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        }
+        .await;
+        match outcome {
+            Ok(reserved) => reserved.into_iter().map(Ok).collect(),
+            Err(err) => (0..count).map(|_| Err(replicate(&err))).collect(),
+        }
+    }
+
+    /// One commit script call for every queued lease of one account, in order.
+    async fn commit_batch(&self, batch: Vec<Lease>) -> Vec<Result<()>> {
+        let Some(first) = batch.first() else {
+            return Vec::new();
+        };
+        let key = first.key;
+        let outcome = async {
+            let keys = self.keys(&key);
+            let mut conn = self.connection().await?;
+            let mut call = self.scripts.commit.prepare_invoke();
+            call.key(&keys.leases).key(&keys.committed).arg(batch.len());
+            for lease in &batch {
+                call.arg(member(lease))
+                    .arg(lease.nonce)
+                    .arg(lease.lease_id.to_string());
+            }
+            let reply: Vec<i64> = call
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.failed(e))?;
+            if reply.len() != batch.len() {
+                return Err(corrupt(&key, "commit reply has the wrong length"));
+            }
+            Ok(reply)
+        }
+        .await;
+        match outcome {
+            Ok(reply) => batch
+                .iter()
+                .zip(reply)
+                .map(|(lease, committed)| {
+                    if committed == 1 {
+                        Ok(())
+                    } else {
+                        Err(Error::LeaseLost {
+                            key: lease.key,
+                            nonce: lease.nonce,
+                            lease_id: lease.lease_id,
+                        })
+                    }
+                })
+                .collect(),
+            Err(err) => batch.iter().map(|_| Err(replicate(&err))).collect(),
+        }
     }
 
     /// Maps a failed call to [`Error::StoreUnavailable`] and drops the shared connection, so
@@ -189,56 +332,38 @@ fn parse_u64(key: &NonceKey, raw: &str, what: &'static str) -> Result<u64> {
 #[async_trait]
 impl NonceStore for RedisNonceStore {
     async fn reserve(&self, key: &NonceKey, lease_ttl: Duration) -> Result<Lease> {
-        let keys = self.keys(key);
         let ttl_ms = u64::try_from(lease_ttl.as_millis())
             .unwrap_or(MAX_TTL_MS)
             .min(MAX_TTL_MS);
         let lease_id = LeaseId::new();
-        let mut conn = self.connection().await?;
-        let (nonce, expires_ms, synced, leased_ms): (String, i64, i64, i64) = self
-            .scripts
-            .reserve
-            .key(&keys.state)
-            .key(&keys.free)
-            .key(&keys.leases)
-            .arg(ttl_ms)
-            .arg(lease_id.to_string())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.failed(e))?;
+        let reserved = self
+            .reserves
+            .submit(
+                *key,
+                (ttl_ms, lease_id),
+                |batch| self.reserve_batch(key, batch),
+                batch_lost,
+            )
+            .await?;
         Ok(Lease {
             key: *key,
-            nonce: parse_u64(key, &nonce, "nonce is not a number")?,
+            nonce: reserved.nonce,
             lease_id,
-            leased_at: from_millis(key, leased_ms)?,
-            expires_at: from_millis(key, expires_ms)?,
-            chain_synced: synced == 1,
+            leased_at: from_millis(key, reserved.leased_ms)?,
+            expires_at: from_millis(key, reserved.expires_ms)?,
+            chain_synced: reserved.synced,
         })
     }
 
     async fn commit(&self, lease: &Lease) -> Result<()> {
-        let keys = self.keys(&lease.key);
-        let mut conn = self.connection().await?;
-        let committed: i64 = self
-            .scripts
-            .commit
-            .key(&keys.leases)
-            .key(&keys.committed)
-            .arg(member(lease))
-            .arg(lease.nonce)
-            .arg(lease.lease_id.to_string())
-            .invoke_async(&mut conn)
+        self.commits
+            .submit(
+                lease.key,
+                lease.clone(),
+                |batch| self.commit_batch(batch),
+                batch_lost,
+            )
             .await
-            .map_err(|e| self.failed(e))?;
-        if committed == 1 {
-            Ok(())
-        } else {
-            Err(Error::LeaseLost {
-                key: lease.key,
-                nonce: lease.nonce,
-                lease_id: lease.lease_id,
-            })
-        }
     }
 
     async fn release(&self, lease: &Lease) -> Result<()> {
