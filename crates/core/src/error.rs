@@ -181,18 +181,24 @@ impl Problem {
 
     /// The whole cause chain as one line, for the log (not for clients).
     pub fn cause_chain(&self) -> String {
-        let mut out = self.message.clone();
-        let mut next: Option<&(dyn std::error::Error + 'static)> = self
-            .source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static));
-        while let Some(err) = next {
-            out.push_str(": ");
-            out.push_str(&err.to_string());
-            next = err.source();
+        match self.source.as_deref() {
+            Some(source) => format!("{}: {}", self.message, error_chain(source)),
+            None => self.message.clone(),
         }
-        out
     }
+}
+
+/// An error and its sources as one line, `outer: inner: innermost`, for logs (not for
+/// clients: pass it through [`redact`](crate::redact) before it leaves the process).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(err) = next {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        next = err.source();
+    }
+    out
 }
 
 impl fmt::Display for Problem {

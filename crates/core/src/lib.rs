@@ -22,5 +22,5 @@ pub mod audit;
 mod error;
 mod redact;
 
-pub use error::{ErrorBody, ErrorCode, Problem};
+pub use error::{ErrorBody, ErrorCode, Problem, error_chain};
 pub use redact::{REDACTION_MARKERS, contains_secret, redact};

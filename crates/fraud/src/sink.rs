@@ -443,7 +443,7 @@ impl Dispatcher {
                         tracing::warn!(
                             alert_id = %alert.id,
                             sink = sink.name(),
-                            error = %redact(&error_chain(&error)),
+                            error = %redact(&haven_core::error_chain(&error)),
                             "alert delivery failed"
                         );
                     }
@@ -474,17 +474,6 @@ impl Dispatcher {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -191,63 +191,55 @@ fn stripe_signatures_round_trip() {
 fn usage_errors_exit_2() {
     let file = payload_file(BODY);
     let path = file.path().to_str().unwrap();
-    // Standard without an id.
-    let (code, _, err) = admin(
-        &[
-            "webhooks",
-            "sign",
-            "--scheme",
-            "standard",
-            "--secret",
-            SECRET,
-            "--timestamp",
-            TS,
-            "--payload-file",
-            path,
-        ],
-        &[],
-        None,
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("--id"), "{err}");
-    // A secret that is not whsec_<base64>.
-    let (code, _, err) = admin(
-        &[
-            "webhooks",
-            "sign",
-            "--scheme",
-            "standard",
-            "--secret",
-            "not-a-secret",
+    let cases: [(&str, &[&str], &str); 3] = [
+        (
+            "standard without an id",
+            &[
+                "sign",
+                "--scheme",
+                "standard",
+                "--secret",
+                SECRET,
+                "--timestamp",
+                TS,
+            ],
             "--id",
-            ID,
-            "--timestamp",
-            TS,
-            "--payload-file",
-            path,
-        ],
-        &[],
-        None,
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("--secret"), "{err}");
-    // An unknown scheme (clap).
-    let (code, _, err) = admin(
-        &[
-            "webhooks",
-            "verify",
-            "--scheme",
-            "hmac",
+        ),
+        (
+            "a secret that is not whsec_<base64>",
+            &[
+                "sign",
+                "--scheme",
+                "standard",
+                "--secret",
+                "not-a-secret",
+                "--id",
+                ID,
+                "--timestamp",
+                TS,
+            ],
             "--secret",
-            "s",
-            "--signature",
-            "x",
-            "--payload-file",
-            path,
-        ],
-        &[],
-        None,
-    );
-    assert_eq!(code, 2);
-    assert!(err.contains("standard"), "{err}");
+        ),
+        (
+            "an unknown scheme",
+            &[
+                "verify",
+                "--scheme",
+                "hmac",
+                "--secret",
+                "s",
+                "--signature",
+                "x",
+            ],
+            "standard",
+        ),
+    ];
+    for (what, args, named) in cases {
+        let mut all = vec!["webhooks"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--payload-file", path]);
+        let (code, out, err) = admin(&all, &[], None);
+        assert_eq!((code, out.as_str()), (2, ""), "{what}: {err}");
+        assert!(err.contains(named), "{what}: {err}");
+    }
 }

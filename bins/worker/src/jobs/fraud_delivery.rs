@@ -145,7 +145,7 @@ impl FraudDelivery {
                 Err(e) => errors.push(format!(
                     "{}: {}",
                     sink.name(),
-                    haven_core::redact(&error_chain(&e))
+                    haven_core::redact(&haven_core::error_chain(&e))
                 )),
             }
         }
@@ -209,17 +209,6 @@ impl Job for FraudDelivery {
             Ok(())
         })
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
 }
 
 #[cfg(test)]
