@@ -41,7 +41,8 @@
 //!   resolved address against the [`DestinationPolicy`].
 //! - `redis`: [`RedisReplayStore`] (`SET NX` with a TTL) and [`RedisIdempotencyStore`] (one
 //!   Lua script per claim) on a `deadpool-redis` pool.
-//! - `test-utils`: the [`conformance`] suites every store implementation must pass.
+//! - `test-utils`: the [`conformance`] suites every store implementation must pass, and a
+//!   verifying test [`receiver`] for senders.
 //!
 //! The crate depends on no web, database or job framework. Postgres stores live in
 //! `haven-db`, the actix middleware in the api binary and the delivery loop in the worker.
@@ -60,6 +61,8 @@ pub mod verify;
 
 #[cfg(feature = "test-utils")]
 pub mod conformance;
+#[cfg(feature = "test-utils")]
+pub mod receiver;
 #[cfg(feature = "redis")]
 mod redis_store;
 #[cfg(feature = "sender")]

@@ -3,204 +3,18 @@
 //! that our verifier and the PyPI `standardwebhooks` package both accept it; a crash
 //! between commit and send (or in the middle of a send) still delivers exactly once.
 
-use std::collections::HashMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use haven_core::audit::{AuditEvent, Severity};
 use haven_db::{PgAuditLog, PgWebhookOutbox};
 use haven_testkit::TestDb;
-use haven_webhooks::{
-    HttpSender, MemoryReplayStore, RetryPolicy, Scheme, Secret, SenderConfig, Verifier, VerifyError,
-};
+use haven_webhooks::receiver::{Receiver, Turn, standardwebhooks_accepts};
+use haven_webhooks::{HttpSender, RetryPolicy, Secret, SenderConfig};
 use haven_worker::Job;
 use haven_worker::config::WebhookDeliveryConfig;
 use haven_worker::jobs::webhook_delivery::{DeliveryReport, WebhookDelivery};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// How the receiver answers one request.
-#[derive(Debug, Clone, Copy)]
-enum Turn {
-    Status(u16),
-    /// Read the request, never answer (the sender is killed meanwhile).
-    Stall,
-}
-
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-    answered: Option<u16>,
-}
-
-/// A minimal HTTP/1.1 receiver: answers from a script, then 204. Like a careful receiver, it
-/// verifies every request and processes (counts) a message only on its first verified 2xx.
-struct Receiver {
-    port: u16,
-    log: Arc<Mutex<Vec<Received>>>,
-    accepted: Arc<Mutex<Vec<String>>>,
-}
-
-impl Receiver {
-    async fn start(secret: &str, script: Vec<Turn>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let verifier = Arc::new(Verifier::new(
-            "haven-outbound",
-            Scheme::Standard,
-            vec![Secret::standard(secret).unwrap()],
-        ));
-        let replay = Arc::new(MemoryReplayStore::new());
-        let script = Arc::new(Mutex::new(script.into_iter()));
-        let (log2, accepted2) = (log.clone(), accepted.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let (log, accepted, verifier, replay, script) = (
-                    log2.clone(),
-                    accepted2.clone(),
-                    verifier.clone(),
-                    replay.clone(),
-                    script.clone(),
-                );
-                tokio::spawn(async move {
-                    let (headers, body) = read_request(&mut sock).await;
-                    let mut map = http::HeaderMap::new();
-                    for (k, v) in &headers {
-                        map.insert(
-                            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                            v.parse().unwrap(),
-                        );
-                    }
-                    let now = chrono::Utc::now().timestamp();
-                    let turn = script.lock().unwrap().next();
-                    let status = match (verifier.verify(&map, &body, now), turn) {
-                        (Err(_), _) => Some(401),
-                        (Ok(_), Some(Turn::Stall)) => None,
-                        (Ok(_), Some(Turn::Status(s))) if !(200..300).contains(&s) => Some(s),
-                        (Ok(_), _) => {
-                            match verifier.verify_and_record(&map, &body, now, &*replay).await {
-                                Ok(v) => {
-                                    accepted.lock().unwrap().push(v.replay_id);
-                                    Some(204)
-                                }
-                                Err(VerifyError::Duplicate { .. }) => Some(200),
-                                Err(_) => Some(409),
-                            }
-                        }
-                    };
-                    log.lock().unwrap().push(Received {
-                        headers,
-                        body,
-                        answered: status,
-                    });
-                    let Some(status) = status else {
-                        // Hold the connection open until the test ends.
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return;
-                    };
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = sock.write_all(response.as_bytes()).await;
-                    let _ = sock.shutdown().await;
-                });
-            }
-        });
-        Self {
-            port,
-            log,
-            accepted,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hooks", self.port)
-    }
-
-    fn log(&self) -> Vec<Received> {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn accepted(&self) -> Vec<String> {
-        self.accepted.lock().unwrap().clone()
-    }
-}
-
-async fn read_request(sock: &mut tokio::net::TcpStream) -> (HashMap<String, String>, Vec<u8>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = sock.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed before the headers ended");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-    let mut headers = HashMap::new();
-    for line in head.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
-        let (k, v) = line.split_once(':').unwrap();
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-    }
-    let len: usize = headers
-        .get("content-length")
-        .map_or(0, |v| v.parse().unwrap());
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let n = sock.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed inside the body");
-        body.extend_from_slice(&chunk[..n]);
-    }
-    (headers, body)
-}
-
-/// Checks the deliveries with the independent `standardwebhooks` package, through the
-/// script the webhooks crate's own tests use (`scripts/test-tools.sh` puts a Python with
-/// the package first on `PATH`).
-fn python_verifies(deliveries: &[Received], secret: &str) {
-    let list: Vec<serde_json::Value> = deliveries
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "secret": secret,
-                "headers": d.headers,
-                "body": String::from_utf8(d.body.clone()).unwrap(),
-            })
-        })
-        .collect();
-    let script = haven_testkit::workspace_root()
-        .join("crates/webhooks/tests/scripts/standardwebhooks_verify.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for the independent signature check");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&list).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "standardwebhooks rejected a delivery (exit {:?}; run `eval \"$(scripts/test-tools.sh --env)\"` if it is missing): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The configured destination check with loopback allow-listed, as the tests' config does.
 fn loopback_config() -> WebhookDeliveryConfig {
@@ -267,7 +81,11 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
         .await
         .unwrap()
         .unwrap();
-    let receiver = Receiver::start(&new_secret, vec![Turn::Status(503), Turn::Status(500)]).await;
+    let receiver = Receiver::start(
+        vec![Secret::standard(&new_secret).unwrap()],
+        vec![Turn::status(503), Turn::status(500)],
+    )
+    .await;
     let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
 
     let payload = serde_json::json!({"type": "token.redeemed", "data": {"amount": "10"}});
@@ -317,8 +135,8 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["webhook-signature"].split(' ').count(), 2);
     }
-    python_verifies(&log, &new_secret);
-    python_verifies(&log, &old_secret);
+    standardwebhooks_accepts(&log, &new_secret);
+    standardwebhooks_accepts(&log, &old_secret);
 
     let attempts = outbox.attempts(&message).await.unwrap();
     assert_eq!(
@@ -356,7 +174,7 @@ async fn a4_a_crash_between_commit_and_send_still_delivers_exactly_once() {
         .create_endpoint("http://placeholder/", "a4")
         .await
         .unwrap();
-    let receiver = Receiver::start(&created.secret, vec![]).await;
+    let receiver = Receiver::start(vec![Secret::standard(&created.secret).unwrap()], vec![]).await;
     let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
     let payload = serde_json::json!({"type": "token.redeemed", "data": {"amount": "7"}});
     let message = commit_business_change(&db, endpoint, &payload).await;
@@ -397,7 +215,11 @@ async fn a_step_dropped_in_the_middle_of_a_send_is_retried_after_its_lease() {
         .create_endpoint("http://placeholder/", "a4")
         .await
         .unwrap();
-    let receiver = Receiver::start(&created.secret, vec![Turn::Stall]).await;
+    let receiver = Receiver::start(
+        vec![Secret::standard(&created.secret).unwrap()],
+        vec![Turn::stall()],
+    )
+    .await;
     let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
     let message = commit_business_change(&db, endpoint, &serde_json::json!({"n": 1})).await;
 
@@ -455,7 +277,7 @@ async fn loopback_is_refused_unless_allow_listed() {
         .create_endpoint("http://placeholder/", "")
         .await
         .unwrap();
-    let receiver = Receiver::start(&created.secret, vec![]).await;
+    let receiver = Receiver::start(vec![Secret::standard(&created.secret).unwrap()], vec![]).await;
     let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
     let message = commit_business_change(&db, endpoint, &serde_json::json!({})).await;
 
