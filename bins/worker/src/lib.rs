@@ -148,8 +148,8 @@ pub async fn run(
             jobs.push(Arc::new(crate::jobs::chain_monitor::ChainMonitorJob::new(
                 settings,
                 config.common.eth_rpc_url.clone(),
-                pool,
-                Arc::new(haven_chain::LogAlertSink),
+                pool.clone(),
+                Arc::new(crate::jobs::chain_alerts::StoredChainAlerts::new(pool)),
             )));
         }
         Err(unset) => tracing::info!(

@@ -1,5 +1,6 @@
 //! The worker's periodic jobs, one module each; [`crate::run`] decides which are registered.
 
+pub mod chain_alerts;
 pub mod chain_monitor;
 pub mod fraud_delivery;
 pub mod webhook_delivery;

@@ -267,3 +267,74 @@ async fn run_registers_the_job_only_when_configured() {
             .unwrap();
     }
 }
+
+/// Chain alerts land in `transaction_monitoring`: open for review and queued for the
+/// `fraud_delivery` job like any fraud alert.
+#[tokio::test(flavor = "multi_thread")]
+async fn chain_alerts_are_stored_for_review_and_delivery() {
+    use haven_chain::ChainAlertSink;
+    use haven_fraud::{AlertFilter, AlertStore, ReviewState, Severity};
+    use haven_worker::jobs::chain_alerts::StoredChainAlerts;
+
+    let db = TestDb::new().await;
+    let pool = haven_db::connect(db.url(), 2).await.unwrap();
+    let sink = StoredChainAlerts::new(pool.clone());
+    sink.alert(ChainAlert::Failed {
+        tx_id: "booking:42:mint".into(),
+        hash: alloy::primitives::B256::repeat_byte(7),
+        block_number: 12,
+    })
+    .await;
+    sink.alert(ChainAlert::GasSpike {
+        gas_price: 90_000_000_000,
+        baseline: 30_000_000_000,
+    })
+    .await;
+
+    let store = haven_db::PgAlertStore::new(pool);
+    let filter = AlertFilter {
+        limit: 10,
+        ..AlertFilter::default()
+    };
+    let mut stored = store.list(&filter).await.unwrap();
+    stored.sort_by_key(|r| r.alert.event_type.clone());
+    let summary: Vec<_> = stored
+        .iter()
+        .map(|r| {
+            (
+                r.alert.event_type.as_str(),
+                r.alert.rule_id.as_str(),
+                r.alert.severity,
+                r.alert.subject.as_str(),
+                r.state,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "gas_spike",
+                "chain.gas_spike",
+                Severity::Medium,
+                "chain",
+                ReviewState::Open
+            ),
+            (
+                "transaction_failed",
+                "chain.tx_failed",
+                Severity::High,
+                "tx:booking:42:mint",
+                ReviewState::Open
+            ),
+        ]
+    );
+    assert!(stored[1].alert.description.contains("booking:42:mint"));
+    assert_eq!(stored[1].alert.metadata["chain_alert"]["kind"], "failed");
+
+    let claimed = store
+        .claim_deliveries(10, 5, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2, "both are queued for delivery");
+}
