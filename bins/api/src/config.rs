@@ -1,5 +1,7 @@
 //! The api's configuration: the only place it reads the environment.
 
+pub mod auth;
+
 use std::net::SocketAddr;
 
 use haven_service::config::{CommonConfig, ConfigError, Environment, load_with_common};
@@ -18,6 +20,14 @@ pub struct ApiConfig {
     pub request_timeout_secs: u64,
     /// `HAVEN_CORS_ORIGINS`: comma-separated allowed origins (empty: no cross-origin access).
     pub cors_origins: Vec<String>,
+    /// Rate limits and trusted proxies (`HAVEN_RATE_LIMIT_*`, `HAVEN_TRUSTED_PROXIES`).
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// `HAVEN_TLS_CERT` and `HAVEN_TLS_KEY`: serve HTTPS with this certificate and key.
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// `HAVEN_HTTP_REDIRECT_ADDR`: a plain-HTTP listener redirecting to HTTPS (needs TLS).
+    pub http_redirect_addr: Option<SocketAddr>,
+    /// JWT keys, issuer and audience, the API-key pepper (`HAVEN_JWT_*`, `HAVEN_API_KEY_PEPPER`).
+    pub auth: auth::AuthConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -26,6 +36,10 @@ struct Own {
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: String,
+    #[serde(flatten)]
+    hardening: HardeningOwn,
+    #[serde(flatten)]
+    auth: auth::AuthOwn,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,6 +48,10 @@ struct Defaults {
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: &'static str,
+    #[serde(flatten)]
+    hardening: HardeningDefaults,
+    #[serde(flatten)]
+    auth: auth::AuthDefaults,
 }
 
 const DEFAULTS: Defaults = Defaults {
@@ -41,7 +59,107 @@ const DEFAULTS: Defaults = Defaults {
     body_limit: 1024 * 1024,
     request_timeout_secs: 30,
     cors_origins: "",
+    hardening: HARDENING_DEFAULTS,
+    auth: auth::DEFAULTS,
 };
+
+/// Rate limits, trusted proxies and TLS.
+#[derive(Debug, Deserialize)]
+struct HardeningOwn {
+    rate_limit_public_per_min: u32,
+    rate_limit_authenticated_per_min: u32,
+    rate_limit_sensitive_per_min: u32,
+    trusted_proxies: String,
+    tls_cert: String,
+    tls_key: String,
+    http_redirect_addr: String,
+}
+
+#[derive(Debug, Serialize)]
+struct HardeningDefaults {
+    rate_limit_public_per_min: u32,
+    rate_limit_authenticated_per_min: u32,
+    rate_limit_sensitive_per_min: u32,
+    trusted_proxies: &'static str,
+    tls_cert: &'static str,
+    tls_key: &'static str,
+    http_redirect_addr: &'static str,
+}
+
+const HARDENING_DEFAULTS: HardeningDefaults = HardeningDefaults {
+    rate_limit_public_per_min: 10,
+    rate_limit_authenticated_per_min: 100,
+    rate_limit_sensitive_per_min: 5,
+    trusted_proxies: "",
+    tls_cert: "",
+    tls_key: "",
+    http_redirect_addr: "",
+};
+
+type Hardening = (
+    crate::ratelimit::RateLimitConfig,
+    Option<crate::tls::TlsConfig>,
+    Option<SocketAddr>,
+);
+
+fn hardening_from(own: &HardeningOwn) -> Result<Hardening, ConfigError> {
+    let per_min = |var: &'static str, value: u32| {
+        std::num::NonZeroU32::new(value).ok_or(ConfigError::Invalid {
+            var,
+            reason: "must be at least 1 request per minute".into(),
+        })
+    };
+    let rate_limits = crate::ratelimit::RateLimitConfig {
+        public_per_min: per_min(
+            "HAVEN_RATE_LIMIT_PUBLIC_PER_MIN",
+            own.rate_limit_public_per_min,
+        )?,
+        authenticated_per_min: per_min(
+            "HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN",
+            own.rate_limit_authenticated_per_min,
+        )?,
+        sensitive_per_min: per_min(
+            "HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN",
+            own.rate_limit_sensitive_per_min,
+        )?,
+        trusted_proxies: crate::ratelimit::parse_trusted_proxies(&own.trusted_proxies).map_err(
+            |reason| ConfigError::Invalid {
+                var: "HAVEN_TRUSTED_PROXIES",
+                reason,
+            },
+        )?,
+        ..crate::ratelimit::RateLimitConfig::default()
+    };
+    let tls = match (own.tls_cert.trim(), own.tls_key.trim()) {
+        ("", "") => None,
+        ("", _) | (_, "") => {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_TLS_CERT",
+                reason: "HAVEN_TLS_CERT and HAVEN_TLS_KEY must be set together".into(),
+            });
+        }
+        (cert, key) => Some(crate::tls::TlsConfig {
+            cert: cert.into(),
+            key: key.into(),
+        }),
+    };
+    let http_redirect_addr = match own.http_redirect_addr.trim() {
+        "" => None,
+        raw => {
+            if tls.is_none() {
+                return Err(ConfigError::Invalid {
+                    var: "HAVEN_HTTP_REDIRECT_ADDR",
+                    reason: "redirecting to HTTPS needs HAVEN_TLS_CERT and HAVEN_TLS_KEY".into(),
+                });
+            }
+            Some(raw.parse().map_err(|e| ConfigError::Invalid {
+                var: "HAVEN_HTTP_REDIRECT_ADDR",
+                reason: format!("{raw:?} is not host:port ({e})"),
+            })?)
+        }
+    };
+    Ok((rate_limits, tls, http_redirect_addr))
+}
 
 impl ApiConfig {
     /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
@@ -74,12 +192,18 @@ impl ApiConfig {
                 reason: "a wildcard origin is refused with HAVEN_ENV=production".into(),
             });
         }
+        let (rate_limits, tls, http_redirect_addr) = hardening_from(&own.hardening)?;
+        let auth = auth::auth_from(common.env, own.auth)?;
         Ok(Self {
             common,
             addr,
             body_limit: own.body_limit,
             request_timeout_secs: own.request_timeout_secs,
             cors_origins,
+            rate_limits,
+            tls,
+            http_redirect_addr,
+            auth,
         })
     }
 
@@ -98,6 +222,18 @@ impl ApiConfig {
             body_limit: DEFAULTS.body_limit,
             request_timeout_secs: DEFAULTS.request_timeout_secs,
             cors_origins: Vec::new(),
+            // Generous limits and a private key prefix, so tests never share or exhaust a
+            // bucket unless they lower the limits themselves.
+            rate_limits: crate::ratelimit::RateLimitConfig {
+                public_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
+                authenticated_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
+                sensitive_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
+                trusted_proxies: Vec::new(),
+                key_prefix: format!("haven:test:{}:ratelimit:", uuid::Uuid::new_v4()),
+            },
+            tls: None,
+            http_redirect_addr: None,
+            auth: auth::AuthConfig::development(),
         }
     }
 }
@@ -112,7 +248,41 @@ mod tests {
             body_limit: 1024,
             request_timeout_secs: 30,
             cors_origins: cors.into(),
+            hardening: hardening(""),
+            auth: auth::dev_own(),
         }
+    }
+
+    fn hardening(proxies: &str) -> HardeningOwn {
+        HardeningOwn {
+            rate_limit_public_per_min: 10,
+            rate_limit_authenticated_per_min: 100,
+            rate_limit_sensitive_per_min: 5,
+            trusted_proxies: proxies.into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            http_redirect_addr: String::new(),
+        }
+    }
+
+    #[test]
+    fn hardening_settings_are_validated() {
+        let (limits, tls, redirect) = hardening_from(&hardening("10.0.0.0/8")).unwrap();
+        assert_eq!(limits.public_per_min.get(), 10);
+        assert_eq!(limits.trusted_proxies.len(), 1);
+        assert_eq!((tls, redirect), (None, None));
+
+        let err = |h: HardeningOwn| hardening_from(&h).unwrap_err().to_string();
+        assert!(err(hardening("10.0.0.0/99")).contains("HAVEN_TRUSTED_PROXIES"));
+        let mut h = hardening("");
+        h.tls_cert = "/c.pem".into();
+        assert!(err(h).contains("HAVEN_TLS_CERT"));
+        let mut h = hardening("");
+        h.http_redirect_addr = "0.0.0.0:80".into();
+        assert!(err(h).contains("HAVEN_HTTP_REDIRECT_ADDR"));
+        let mut h = hardening("");
+        h.rate_limit_sensitive_per_min = 0;
+        assert!(err(h).contains("HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN"));
     }
 
     #[test]

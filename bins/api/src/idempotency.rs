@@ -15,7 +15,8 @@
 //!   `Idempotent-Replayed: true`;
 //! - the scope is (principal, method, path): the same key from two principals is two keys.
 //!
-//! The store is the [`IdempotencyGate`] in the app data; without one the routes run
+//! The store is the [`IdempotencyGate`] in the app data (`Application::build` installs Redis
+//! with a Postgres fallback); without one the routes run
 //! unprotected (and say so in the log once per request).
 
 use std::sync::Arc;

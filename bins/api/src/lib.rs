@@ -6,13 +6,18 @@
 //! Every error response carries the JSON body of [`haven_core::ErrorBody`] and the request
 //! id; server errors are stored in `error_logs` under the `error_id` the client saw.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod hardening;
 pub mod idempotency;
+pub mod metrics;
 pub mod middleware;
+pub mod ratelimit;
 mod routes;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -39,6 +44,8 @@ pub async fn migrate(config: &ApiConfig) -> anyhow::Result<()> {
 pub struct Application {
     port: u16,
     server: Server,
+    redirect: Option<(u16, Server)>,
+    breakers: Arc<haven_resilience::BreakerRegistry>,
 }
 
 impl std::fmt::Debug for Application {
@@ -61,11 +68,43 @@ impl Application {
         let redis = haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 16)
             .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let port = listener.local_addr()?.port();
+        let breakers = Arc::new(haven_resilience::BreakerRegistry::new(
+            haven_resilience::BreakerConfig::default(),
+        )?);
+        let rate_limits = web::Data::new(ratelimit::RateLimits::new(
+            &config.rate_limits,
+            redis.clone(),
+        )?);
+        let policy = web::Data::new(hardening::HardeningPolicy {
+            hsts: config.tls.is_some(),
+            cors_origins: config.cors_origins.clone(),
+        });
+        metrics::install();
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+        let redirect_listener = config
+            .http_redirect_addr
+            .map(|addr| {
+                TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on HAVEN_HTTP_REDIRECT_ADDR={addr}"))
+            })
+            .transpose()?;
+        let auth = web::Data::new(
+            auth::AuthContext::build(&config.auth, db.clone()).context("authentication")?,
+        );
+        // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
+        let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
+            Arc::new(haven_webhooks::FallbackStore::new(
+                haven_webhooks::RedisIdempotencyStore::new(redis.clone(), "haven:"),
+                haven_db::PgIdempotencyStore::new(db.clone()),
+            )),
+            haven_webhooks::IdempotencyConfig::default(),
+        ));
         let state = AppState {
             config: Arc::new(config),
             error_logs: haven_db::ErrorLogRepo::new(db.clone()),
             db,
             redis,
+            breakers: breakers.clone(),
         };
         let body_limit = state.config.body_limit;
         let state = web::Data::new(state);
@@ -76,15 +115,53 @@ impl Application {
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(extract::path_config())
                 .app_data(extract::query_config())
+                .app_data(rate_limits.clone())
+                .app_data(policy.clone())
+                .app_data(auth.clone())
+                .app_data(idempotency.clone())
+                // The last wrap runs first. Authentication runs before `ratelimit::limit`, so
+                // that the limiter sees the principal.
+                .wrap(from_fn(ratelimit::limit))
+                .wrap(from_fn(auth::authenticate))
+                .wrap(from_fn(hardening::cors))
                 .wrap(from_fn(middleware::observe))
+                .wrap(from_fn(metrics::track))
+                .wrap(from_fn(hardening::secure_headers))
                 .configure(routes::configure)
-        })
-        .listen(listener)?
+        });
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        }
         .disable_signals()
         .shutdown_timeout(30)
         .run();
+        let redirect = match redirect_listener {
+            Some(listener) => {
+                let redirect_port = listener.local_addr()?.port();
+                tracing::info!(port = redirect_port, "redirecting plain HTTP to HTTPS");
+                Some((redirect_port, tls::redirect_server(listener, port)?))
+            }
+            None => None,
+        };
         tracing::info!(port, "api listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            redirect,
+            breakers,
+        })
+    }
+
+    /// The circuit breakers the app reports on `/health` and `/metrics`; components built
+    /// alongside it register theirs here.
+    pub fn breakers(&self) -> Arc<haven_resilience::BreakerRegistry> {
+        self.breakers.clone()
+    }
+
+    /// The port of the HTTP→HTTPS redirect listener, when there is one.
+    pub fn redirect_port(&self) -> Option<u16> {
+        self.redirect.as_ref().map(|(port, _)| *port)
     }
 
     /// The bound port.
@@ -98,11 +175,22 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let redirect_handle = self.redirect.as_ref().map(|(_, server)| server.handle());
         tokio::spawn(async move {
             shutdown.await;
+            if let Some(redirect) = redirect_handle {
+                redirect.stop(true).await;
+            }
             handle.stop(true).await;
         });
-        self.server.await?;
+        match self.redirect {
+            Some((_, redirect)) => {
+                let (served, redirected) = tokio::join!(self.server, redirect);
+                served?;
+                redirected?;
+            }
+            None => self.server.await?,
+        }
         tracing::info!("api stopped");
         Ok(())
     }

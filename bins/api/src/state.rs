@@ -15,4 +15,7 @@ pub struct AppState {
     pub redis: deadpool_redis::Pool,
     /// Where 5xx errors are recorded.
     pub error_logs: haven_db::ErrorLogRepo,
+    /// The circuit breakers of this process, by name; `/health` lists their states and
+    /// `/metrics` exports them.
+    pub breakers: Arc<haven_resilience::BreakerRegistry>,
 }

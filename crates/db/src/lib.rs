@@ -21,6 +21,7 @@
 
 mod api_keys;
 mod audit;
+mod auth;
 mod chain;
 mod custody;
 mod error;
@@ -35,6 +36,7 @@ mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
 pub use audit::{ChainReport, PgAuditLog};
+pub use auth::PgSessionStore;
 pub use chain::PgTxStore;
 pub use custody::PgWalletStore;
 pub use error::{Error, Result};

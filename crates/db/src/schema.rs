@@ -202,3 +202,50 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_messages,
     webhook_deliveries
 );
+
+diesel::table! {
+    auth_sessions (family_id) {
+        family_id -> Uuid,
+        user_id -> Uuid,
+        device -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Text,
+        created_at -> Timestamptz,
+        last_active_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoke_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    auth_refresh_tokens (jti) {
+        jti -> Uuid,
+        family_id -> Uuid,
+        state -> Text,
+        issued_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        replaced_by -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    auth_denied_tokens (jti) {
+        jti -> Uuid,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    auth_user_not_before (user_id) {
+        user_id -> Uuid,
+        not_before -> Timestamptz,
+    }
+}
+
+diesel::joinable!(auth_refresh_tokens -> auth_sessions (family_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    auth_sessions,
+    auth_refresh_tokens,
+    auth_denied_tokens,
+    auth_user_not_before
+);

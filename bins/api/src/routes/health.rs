@@ -5,9 +5,10 @@ use serde_json::json;
 
 use crate::state::AppState;
 
-/// Liveness: the process answers. Touches nothing.
-pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Liveness: the process answers. Touches no dependency; lists the circuit breakers' states
+/// (a breaker's state is informative here, never a reason to fail liveness).
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok", "breakers": state.breakers.statuses()}))
 }
 
 /// Readiness: Postgres and Redis answer, each with its latency; 503 naming what is down.

@@ -1,8 +1,11 @@
 //! Route registration.
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
 mod addresses;
+mod api_keys;
+pub(crate) mod auth;
 mod health;
 
 /// Registers every route.
@@ -10,8 +13,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources (not bare routes) so that a wrong method answers 405, not 404.
     cfg.service(web::resource("/health").get(health::health))
         .service(web::resource("/ready").get(health::ready))
+        .service(web::resource("/metrics").get(crate::metrics::render))
         .service(
             web::scope("/api/v1")
-                .service(web::resource("/addresses/validate").post(addresses::validate)),
+                .service(web::resource("/addresses/validate").post(addresses::validate))
+                // Every route here is declared in `crate::auth::ROUTE_ACCESS`.
+                .service(
+                    web::resource("/auth/login")
+                        .wrap(from_fn(crate::ratelimit::sensitive))
+                        .post(auth::login),
+                )
+                .service(web::resource("/auth/refresh").post(auth::refresh))
+                .service(web::resource("/auth/whoami").get(auth::whoami))
+                .service(web::resource("/auth/logout").post(auth::logout))
+                .service(web::resource("/auth/logout-all").post(auth::logout_all))
+                .service(web::resource("/auth/sessions").get(auth::sessions))
+                .service(web::resource("/auth/sessions/{id}").delete(auth::revoke_session))
+                .service(
+                    web::resource("/api-keys")
+                        .wrap(from_fn(crate::ratelimit::sensitive))
+                        .post(api_keys::create)
+                        .get(api_keys::list),
+                )
+                .service(web::resource("/api-keys/{id}").delete(api_keys::revoke)),
         );
 }

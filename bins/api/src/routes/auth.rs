@@ -1,0 +1,385 @@
+//! Login, token refresh, logout and the user's own sessions.
+
+use std::str::FromStr;
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use haven_auth::{IssuedToken, NewSession, Role, SessionError, StoredHash, TokenType};
+use haven_core::audit::{AuditEvent, AuditSink, Severity};
+use haven_core::{ErrorCode, Problem};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::auth::{AccessToken, AuthContext, session_error, user};
+use crate::error::{ApiError, current_request_id};
+use crate::extract::ValidatedJson;
+
+/// `POST /api/v1/auth/login` body.
+#[derive(Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// The account e-mail.
+    #[validate(length(min = 3, max = 320, message = "email must be 3 to 320 characters"))]
+    pub email: String,
+    /// The password.
+    #[validate(length(min = 1, max = 1024, message = "password must be 1 to 1024 characters"))]
+    pub password: String,
+    /// A device label for the session list.
+    #[validate(length(max = 128, message = "device must be at most 128 characters"))]
+    pub device: Option<String>,
+}
+
+/// `POST /api/v1/auth/refresh` and `POST /api/v1/auth/logout` body.
+#[derive(Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// The refresh token.
+    #[validate(length(min = 1, max = 4096, message = "refresh_token must be 1 to 4096 bytes"))]
+    pub refresh_token: String,
+}
+
+/// Tokens handed out at login and refresh.
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    /// The access JWT (15 minutes).
+    pub access_token: String,
+    /// The refresh JWT (7 days, rotated on each use).
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The session (refresh family) id.
+    pub session_id: Uuid,
+}
+
+/// A session in the user's list.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// The session id.
+    pub id: Uuid,
+    /// Device label.
+    pub device: String,
+    /// Client address at login.
+    pub ip: Option<String>,
+    /// `User-Agent` at login.
+    pub user_agent: String,
+    /// Login time.
+    pub created_at: DateTime<Utc>,
+    /// Last login or refresh.
+    pub last_active_at: DateTime<Utc>,
+}
+
+fn audit_event(actor: String, action: &str, severity: Severity, req: &HttpRequest) -> AuditEvent {
+    let mut event = AuditEvent::new(actor, action, severity);
+    if let Some(id) = current_request_id() {
+        event = event.request_id(id);
+    }
+    if let Some(ip) = crate::ratelimit::client_ip(req) {
+        event = event.ip(ip.to_string());
+    }
+    event
+}
+
+/// Appends to the audit log; a failed append fails the request (audited actions must not
+/// happen unrecorded).
+pub(crate) async fn audit(ctx: &AuthContext, event: AuditEvent) -> Result<(), ApiError> {
+    ctx.audit.append(event).await.map_err(|e| {
+        ApiError(
+            Problem::new(ErrorCode::ServiceUnavailable, "audit log unavailable").with_source(e),
+        )
+    })?;
+    Ok(())
+}
+
+fn token_pair(access: IssuedToken, refresh: IssuedToken, session_id: Uuid) -> TokenPair {
+    let (access_token, claims) = access.into_parts();
+    TokenPair {
+        access_token,
+        refresh_token: refresh.into_parts().0,
+        token_type: "Bearer",
+        expires_in: claims.exp - claims.iat,
+        session_id,
+    }
+}
+
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+    ApiError(Problem::internal(e))
+}
+
+async fn verify_password(
+    ctx: &AuthContext,
+    password: SecretString,
+    stored: Option<String>,
+) -> Result<bool, ApiError> {
+    let passwords = ctx.passwords.clone();
+    tokio::task::spawn_blocking(move || match stored {
+        Some(phc) => passwords.verify(&password, &StoredHash::from_phc(phc)),
+        // Same work for unknown users: no user enumeration through timing.
+        None => passwords.verify_dummy(&password).map(|_| false),
+    })
+    .await
+    .map_err(internal)?
+    .or(Ok(false))
+}
+
+/// Logs in with e-mail and password: an access and a refresh token. Success and failure are
+/// audited; an unknown e-mail costs the same argon2 work as a wrong password.
+pub async fn login(
+    req: HttpRequest,
+    ctx: web::Data<AuthContext>,
+    body: ValidatedJson<Login>,
+) -> Result<HttpResponse, ApiError> {
+    let Login {
+        email,
+        password,
+        device,
+    } = body.0;
+    let user = ctx.users.find_by_email(&email).await?;
+    let stored = user
+        .as_ref()
+        .filter(|u| u.disabled_at.is_none())
+        .and_then(|u| u.password_hash.clone());
+    let ok = verify_password(&ctx, SecretString::from(password), stored).await?;
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        (_, user) => {
+            let actor = user.map_or_else(|| "anonymous".to_owned(), |u| format!("user:{}", u.id));
+            audit(
+                &ctx,
+                audit_event(actor, "auth.login_failed", Severity::Medium, &req)
+                    .details(json!({"email": email})),
+            )
+            .await?;
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "invalid e-mail or password",
+            ));
+        }
+    };
+    let role = Role::from_str(user.role.as_str()).map_err(internal)?;
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect::<String>();
+    let now = Utc::now();
+    let created = ctx
+        .sessions
+        .create(
+            NewSession {
+                user_id: user.id,
+                device: device.unwrap_or_else(|| user_agent.chars().take(64).collect()),
+                ip: crate::ratelimit::client_ip(&req),
+                user_agent,
+            },
+            &ctx.policy,
+            now,
+        )
+        .await
+        .map_err(session_error)?;
+    let family = created.session.family_id;
+    let access = ctx.jwt.issue_access(user.id, role, now).map_err(internal)?;
+    let refresh = ctx
+        .jwt
+        .issue_refresh(user.id, role, family, created.refresh_jti, now)
+        .map_err(internal)?;
+    audit(
+        &ctx,
+        audit_event(
+            format!("user:{}", user.id),
+            "auth.login",
+            Severity::Info,
+            &req,
+        )
+        .target(format!("session:{family}"))
+        .details(json!({"evicted": created.evicted})),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(token_pair(access, refresh, family)))
+}
+
+/// Rotates a refresh token. Presenting an already-rotated one revokes its whole session
+/// family, answers 401 and records a HIGH security event.
+pub async fn refresh(
+    req: HttpRequest,
+    ctx: web::Data<AuthContext>,
+    body: ValidatedJson<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = ctx
+        .jwt
+        .verify(&body.0.refresh_token, TokenType::Refresh)
+        .map_err(|e| ApiError(Problem::new(e.code(), e.to_string())))?;
+    let family = claims
+        .fam
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "the refresh token has no family"))?;
+    let now = Utc::now();
+    let rotated = match ctx
+        .sessions
+        .rotate(family, claims.jti, &ctx.policy, now)
+        .await
+    {
+        Ok(rotated) => rotated,
+        Err(SessionError::ReuseDetected { family_id, user_id }) => {
+            tracing::warn!(
+                security_event = "refresh_token_reuse",
+                %family_id,
+                %user_id,
+                "refresh token reuse: session revoked"
+            );
+            audit(
+                &ctx,
+                audit_event(
+                    format!("user:{user_id}"),
+                    "auth.refresh_reuse_detected",
+                    Severity::High,
+                    &req,
+                )
+                .target(format!("session:{family_id}"))
+                .details(json!({"jti": claims.jti})),
+            )
+            .await?;
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "this refresh token was already used; the session has been revoked",
+            ));
+        }
+        Err(e) => return Err(session_error(e)),
+    };
+    // The role is read again, so a role change takes effect at the next refresh.
+    let role = match ctx.users.get(rotated.user_id).await? {
+        Some(u) if u.disabled_at.is_none() => Role::from_str(u.role.as_str()).map_err(internal)?,
+        _ => claims.role,
+    };
+    let access = ctx
+        .jwt
+        .issue_access(rotated.user_id, role, now)
+        .map_err(internal)?;
+    let refresh = ctx
+        .jwt
+        .issue_refresh(rotated.user_id, role, family, rotated.refresh_jti, now)
+        .map_err(internal)?;
+    Ok(HttpResponse::Ok().json(token_pair(access, refresh, family)))
+}
+
+/// `POST /api/v1/auth/logout` body (optional): the session's refresh token, to end the
+/// session as well as the access token.
+#[derive(Deserialize, Validate, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutBody {
+    /// The refresh token of the session to end.
+    #[validate(length(max = 4096, message = "refresh_token must be at most 4096 bytes"))]
+    pub refresh_token: Option<String>,
+}
+
+/// Logs out: the presented access token goes on the deny-list until it expires; with a
+/// refresh token of the same user in the body, its session is revoked too.
+pub async fn logout(
+    req: HttpRequest,
+    ctx: web::Data<AuthContext>,
+    body: Option<web::Json<LogoutBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, _) = user(&req)?;
+    let now = Utc::now();
+    let token = req
+        .extensions()
+        .get::<AccessToken>()
+        .copied()
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no access token"))?;
+    ctx.sessions
+        .deny_access_token(token.jti, token.expires_at, now)
+        .await
+        .map_err(session_error)?;
+    if let Some(refresh) = body.and_then(|b| b.into_inner().refresh_token)
+        && let Ok(claims) = ctx.jwt.verify(&refresh, TokenType::Refresh)
+        && claims.sub == user_id
+        && let Some(family) = claims.fam
+    {
+        match ctx.sessions.revoke(user_id, family, now).await {
+            Ok(()) | Err(SessionError::NotFound { .. }) => {}
+            Err(e) => return Err(session_error(e)),
+        }
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Logs out everywhere: every session of the user is revoked and every access token issued
+/// up to now is refused.
+pub async fn logout_all(
+    req: HttpRequest,
+    ctx: web::Data<AuthContext>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, _) = user(&req)?;
+    ctx.sessions
+        .revoke_all(user_id, Utc::now())
+        .await
+        .map_err(session_error)?;
+    audit(
+        &ctx,
+        audit_event(
+            format!("user:{user_id}"),
+            "auth.logout_everywhere",
+            Severity::Medium,
+            &req,
+        ),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The user's active sessions, most recently active first.
+pub async fn sessions(
+    req: HttpRequest,
+    ctx: web::Data<AuthContext>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, _) = user(&req)?;
+    let sessions = ctx
+        .sessions
+        .list(user_id, &ctx.policy, Utc::now())
+        .await
+        .map_err(session_error)?;
+    let views: Vec<SessionView> = sessions
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.family_id,
+            device: s.device,
+            ip: s.ip.map(|ip| ip.to_string()),
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+            last_active_at: s.last_active_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Who the caller is: `{"kind": "user", "id", "role"}` or `{"kind": "service", "key_id",
+/// "scopes"}`.
+pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let body = match crate::auth::principal(&req)? {
+        haven_auth::Principal::User { id, role } => json!({"kind": "user", "id": id, "role": role}),
+        haven_auth::Principal::Service { key_id, scopes } => {
+            json!({"kind": "service", "key_id": key_id, "scopes": scopes})
+        }
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Revokes one of the user's own sessions; another user's answers 404.
+pub async fn revoke_session(
+    req: HttpRequest,
+    ctx: web::Data<AuthContext>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, _) = user(&req)?;
+    ctx.sessions
+        .revoke(user_id, id.into_inner(), Utc::now())
+        .await
+        .map_err(session_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,725 @@
+use base64::Engine as _;
+use chrono::Utc;
+use haven_api::auth::{Access, ROUTE_ACCESS};
+use haven_api::config::auth::DEV_JWT_SECRET;
+use haven_auth::{
+    ApiKey, Claims, Jwt, JwtConfig, KeyEnv, Keyring, Passwords, Role, SigningKey, TokenType,
+};
+use haven_testkit::{TestApi, spawn_api, spawn_api_with};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The api's development signer (tests run with the development secret).
+fn dev_jwt(kid: &str) -> Jwt {
+    Jwt::new(
+        JwtConfig::new("haven", "haven-api"),
+        Keyring::new(SigningKey::hs256(kid, DEV_JWT_SECRET.as_bytes()).unwrap()),
+    )
+}
+
+async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
+    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
+    let hash = Passwords::owasp()
+        .unwrap()
+        .hash(&SecretString::from(PASSWORD))
+        .unwrap();
+    haven_db::UserRepo::new(pool)
+        .create(haven_db::NewUser {
+            email: email.into(),
+            password_hash: Some(hash.as_str().to_owned()),
+            role,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn call(
+    api: &TestApi,
+    method: Method,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().request(method, api.url(path));
+    if let Some((header, value)) = auth {
+        req = req.header(header, value);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn login(api: &TestApi, email: &str) -> Value {
+    let (status, body) = call(
+        api,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": email, "password": PASSWORD, "device": "test"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn audit_actions(api: &TestApi) -> Vec<(String, String)> {
+    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
+    haven_db::PgAuditLog::new(pool)
+        .page(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.event.action, r.event.severity.as_str().to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_issues_tokens_and_audits_success_and_failure() {
+    let api = spawn_api().await;
+    create_user(&api, "ops@example.com", haven_db::Role::Operator).await;
+
+    let (status, body) = call(
+        &api,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": "ops@example.com", "password": "wrong password!!"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "UNAUTHORIZED");
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": "nobody@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "unknown users look the same"
+    );
+
+    let tokens = login(&api, "OPS@example.com").await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let (status, me) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some((
+            "authorization",
+            &bearer(tokens["access_token"].as_str().unwrap()),
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["role"], "operator");
+
+    let actions = audit_actions(&api).await;
+    let failed = actions
+        .iter()
+        .filter(|(a, _)| a == "auth.login_failed")
+        .count();
+    assert_eq!(failed, 2, "{actions:?}");
+    assert!(
+        actions.iter().any(|(a, _)| a == "auth.login"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_attacks_over_http_are_401() {
+    let api = spawn_api().await;
+    create_user(&api, "admin@example.com", haven_db::Role::Admin).await;
+    let tokens = login(&api, "admin@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let jwt = dev_jwt("k1");
+    let valid = jwt.verify(&access, TokenType::Access).unwrap();
+
+    let whoami = |token: String| {
+        let api = &api;
+        async move {
+            call(
+                api,
+                Method::GET,
+                "/api/v1/auth/whoami",
+                Some(("authorization", &bearer(&token))),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, _) = whoami(access.clone()).await;
+    assert_eq!(status, StatusCode::OK, "the control token works");
+
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims_part = access.split('.').nth(1).unwrap();
+    let none = format!(
+        "{}.{claims_part}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#)
+    );
+    let now = Utc::now().timestamp();
+    let with = |f: &dyn Fn(&mut Claims)| {
+        let mut claims = valid.clone();
+        claims.jti = Uuid::new_v4();
+        f(&mut claims);
+        jwt.sign(&claims).unwrap()
+    };
+    let attacks: Vec<(&str, String, &str)> = vec![
+        ("alg none", none, "UNAUTHORIZED"),
+        (
+            "expired",
+            with(&|c| {
+                c.iat = now - 3600;
+                c.nbf = now - 3600;
+                c.exp = now - 600;
+            }),
+            "TOKEN_EXPIRED",
+        ),
+        ("future nbf", with(&|c| c.nbf = now + 3600), "UNAUTHORIZED"),
+        (
+            "wrong aud",
+            with(&|c| c.aud = "other-api".into()),
+            "UNAUTHORIZED",
+        ),
+        (
+            "wrong iss",
+            with(&|c| c.iss = "evil".into()),
+            "UNAUTHORIZED",
+        ),
+        ("refresh as access", refresh.clone(), "UNAUTHORIZED"),
+        (
+            "unknown kid",
+            dev_jwt("k-unknown")
+                .issue_access(valid.sub, Role::Admin, Utc::now())
+                .unwrap()
+                .into_parts()
+                .0,
+            "UNAUTHORIZED",
+        ),
+        (
+            "foreign key",
+            Jwt::new(
+                JwtConfig::new("haven", "haven-api"),
+                Keyring::new(SigningKey::hs256("k1", &[7u8; 32]).unwrap()),
+            )
+            .issue_access(valid.sub, Role::Admin, Utc::now())
+            .unwrap()
+            .into_parts()
+            .0,
+            "UNAUTHORIZED",
+        ),
+        ("garbage", "not.a.jwt".into(), "UNAUTHORIZED"),
+    ];
+    for (name, token, code) in attacks {
+        let (status, body) = whoami(token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+        assert_eq!(body["error"], code, "{name}: {body}");
+        assert!(
+            body["request_id"].is_string(),
+            "{name}: the core error body"
+        );
+    }
+    let (status, _) = call(&api, Method::GET, "/api/v1/auth/whoami", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no credentials");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let api = spawn_api().await;
+    create_user(&api, "viewer@example.com", haven_db::Role::Viewer).await;
+    let first = login(&api, "viewer@example.com").await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |token: String| {
+        let api = &api;
+        async move {
+            call(
+                api,
+                Method::POST,
+                "/api/v1/auth/refresh",
+                None,
+                Some(json!({"refresh_token": token})),
+            )
+            .await
+        }
+    };
+    let (status, second) = refresh(r1.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let r2 = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r2);
+    assert_eq!(second["session_id"], first["session_id"]);
+    // An access token is not a refresh token.
+    let (status, _) = refresh(second["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = refresh(r1).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "reuse: {body}");
+    let (status, _) = refresh(r2).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the whole family is revoked"
+    );
+
+    let actions = audit_actions(&api).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, s)| a == "auth.refresh_reuse_detected" && s == "HIGH"),
+        "{actions:?}"
+    );
+    let (status, sessions) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/sessions",
+        Some((
+            "authorization",
+            &bearer(second["access_token"].as_str().unwrap()),
+        )),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sessions,
+        json!([]),
+        "the revoked session is gone from the list"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_sessions_and_logout_everywhere() {
+    let api = spawn_api().await;
+    create_user(&api, "a@example.com", haven_db::Role::Viewer).await;
+    create_user(&api, "b@example.com", haven_db::Role::Viewer).await;
+    let a1 = login(&api, "a@example.com").await;
+    let a2 = login(&api, "a@example.com").await;
+    let b = login(&api, "b@example.com").await;
+    let auth_a2 = bearer(a2["access_token"].as_str().unwrap());
+    let auth_b = bearer(b["access_token"].as_str().unwrap());
+
+    let (status, list) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/sessions",
+        Some(("authorization", &auth_a2)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+
+    // Another user's session answers 404.
+    let a1_session = a1["session_id"].as_str().unwrap();
+    let (status, body) = call(
+        &api,
+        Method::DELETE,
+        &format!("/api/v1/auth/sessions/{a1_session}"),
+        Some(("authorization", &auth_b)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = call(
+        &api,
+        Method::DELETE,
+        &format!("/api/v1/auth/sessions/{a1_session}"),
+        Some(("authorization", &auth_a2)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": a1["refresh_token"]})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked session cannot refresh"
+    );
+
+    // Logout denies the access token.
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/auth/logout",
+        Some(("authorization", &auth_b)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some(("authorization", &auth_b)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "logged-out token");
+
+    // Log out everywhere: the access token and the remaining session end.
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/auth/logout-all",
+        Some(("authorization", &auth_a2)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some(("authorization", &auth_a2)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &api,
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": a2["refresh_token"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_are_stored_hashed_usable_and_revocable() {
+    let api = spawn_api().await;
+    let admin = create_user(&api, "admin@example.com", haven_db::Role::Admin).await;
+    let other = create_user(&api, "admin2@example.com", haven_db::Role::Admin).await;
+    let auth = bearer(
+        dev_jwt("k1")
+            .issue_access(admin, Role::Admin, Utc::now())
+            .unwrap()
+            .as_str(),
+    );
+    let other_auth = bearer(
+        dev_jwt("k1")
+            .issue_access(other, Role::Admin, Utc::now())
+            .unwrap()
+            .as_str(),
+    );
+
+    let (status, body) = call(
+        &api,
+        Method::POST,
+        "/api/v1/api-keys",
+        Some(("authorization", &auth)),
+        Some(json!({"name": "ci", "scopes": ["nope:read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown scope: {body}");
+
+    let (status, created) = call(
+        &api,
+        Method::POST,
+        "/api/v1/api-keys",
+        Some(("authorization", &auth)),
+        Some(json!({"name": "ci", "scopes": ["transactions:read", "addresses:read"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("hvn_test_"), "{key}");
+    ApiKey::check_format(&key).unwrap();
+    let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+
+    // The row holds the keyed hash and a short prefix, never the key.
+    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
+    let rows = haven_db::ApiKeyRepo::new(pool)
+        .list_by_owner(admin)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row.key_hash.len(), 32);
+    assert!(
+        !row.key_hash
+            .windows(8)
+            .any(|w| key.as_bytes().windows(8).any(|k| k == w))
+    );
+    let random = key.split('_').nth(2).unwrap();
+    assert!(
+        !format!("{row:?}").contains(random),
+        "no plaintext in the row"
+    );
+    assert!(key.starts_with(&row.display_prefix) && row.display_prefix.len() < 20);
+
+    // The list shows no key and no hash.
+    let (status, list) = call(
+        &api,
+        Method::GET,
+        "/api/v1/api-keys",
+        Some(("authorization", &auth)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!list.to_string().contains(random));
+    assert!(list[0].get("key").is_none() && list[0].get("key_hash").is_none());
+
+    // The key works, through its scopes.
+    let (status, me) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some(("x-api-key", &key)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["kind"], "service");
+    assert_eq!(me["scopes"], json!(["addresses:read", "transactions:read"]));
+    let (status, _) = call(
+        &api,
+        Method::GET,
+        "/api/v1/api-keys",
+        Some(("x-api-key", &key)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a key without api_keys:manage"
+    );
+
+    // Another owner's key answers 404.
+    let (status, _) = call(
+        &api,
+        Method::DELETE,
+        &format!("/api/v1/api-keys/{id}"),
+        Some(("authorization", &other_auth)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _) = call(
+        &api,
+        Method::DELETE,
+        &format!("/api/v1/api-keys/{id}"),
+        Some(("authorization", &auth)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some(("x-api-key", &key)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+
+    let actions = audit_actions(&api).await;
+    assert!(
+        actions.iter().any(|(a, _)| a == "api_key.create"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|(a, _)| a == "api_key.revoke"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_checksum_is_refused_without_touching_the_database() {
+    // The database is unreachable: anything that queries it answers 503.
+    let api = spawn_api_with(|c| {
+        c.common.database_url = "postgres://haven:haven@127.0.0.1:1/unreachable"
+            .to_owned()
+            .into();
+    })
+    .await;
+    let good = ApiKey::generate(KeyEnv::Test).unwrap();
+    let good = good.expose_secret().to_owned();
+    let last = good.chars().last().unwrap();
+    let typo = format!(
+        "{}{}",
+        &good[..good.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+
+    let (status, body) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some(("x-api-key", &typo)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "UNAUTHORIZED");
+    assert!(
+        body["message"].as_str().unwrap().contains("checksum"),
+        "{body}"
+    );
+
+    // The well-formed key does go to the database, which is down.
+    let (status, body) = call(
+        &api,
+        Method::GET,
+        "/api/v1/auth/whoami",
+        Some(("x-api-key", &good)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+/// A2: every route of the table, for every role, answers as the permission table says.
+#[tokio::test(flavor = "multi_thread")]
+async fn role_by_route_matrix_covers_every_registered_route() {
+    let api = spawn_api().await;
+    let jwt = dev_jwt("k1");
+    for r in ROUTE_ACCESS {
+        let path = r.path.replace("{id}", &Uuid::new_v4().to_string());
+        let method = Method::from_bytes(r.method.as_bytes()).unwrap();
+        let body = (r.method != "GET" && r.method != "DELETE").then(|| json!({}));
+
+        let (status, _) = call(&api, method.clone(), &path, None, body.clone()).await;
+        assert_ne!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{} {} is registered",
+            r.method,
+            r.path
+        );
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{} {}",
+            r.method,
+            r.path
+        );
+        if r.access == Access::Public {
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{} {} is public: {status}",
+                r.method,
+                r.path
+            );
+        } else {
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {} anonymous",
+                r.method,
+                r.path
+            );
+        }
+
+        for role in Role::ALL {
+            // A fresh user per request: logout routes must not spoil later requests.
+            let token = jwt.issue_access(Uuid::new_v4(), role, Utc::now()).unwrap();
+            let allowed = match r.access {
+                Access::Public | Access::Authenticated | Access::User => true,
+                Access::Permission(p) => role.allows(p),
+            };
+            let (status, body) = call(
+                &api,
+                method.clone(),
+                &path,
+                Some(("authorization", &bearer(token.as_str()))),
+                body.clone(),
+            )
+            .await;
+            if allowed {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{role} on {} {}: {status} {body}",
+                    r.method,
+                    r.path
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{role} on {} {}",
+                    r.method,
+                    r.path
+                );
+                assert_eq!(body["error"], "FORBIDDEN");
+            }
+        }
+    }
+    // A declared path with an undeclared method is 405, never run.
+    let (status, _) = call(&api, Method::PUT, "/api/v1/api-keys", None, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// A1: with an Ed25519 deployment, an HS256 token "signed" with the public key is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn hs256_signed_with_the_public_key_is_401() {
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let api = spawn_api_with(|c| {
+        c.auth.jwt_key = haven_api::config::auth::JwtKeyConfig::Ed25519(encoded.into());
+    })
+    .await;
+    let signing = SigningKey::ed25519_from_pkcs8("k1", pkcs8.as_ref()).unwrap();
+    let public = signing.verification_key().public_key().unwrap().to_vec();
+    let config = JwtConfig::new("haven", "haven-api");
+    let user = Uuid::new_v4();
+    let genuine = Jwt::new(config.clone(), Keyring::new(signing))
+        .issue_access(user, Role::Admin, Utc::now())
+        .unwrap();
+    let forged = Jwt::new(
+        config,
+        Keyring::new(SigningKey::hs256("k1", &public).unwrap()),
+    )
+    .issue_access(user, Role::Admin, Utc::now())
+    .unwrap();
+
+    for (token, expected) in [
+        (genuine.as_str(), StatusCode::OK),
+        (forged.as_str(), StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, body) = call(
+            &api,
+            Method::GET,
+            "/api/v1/auth/whoami",
+            Some(("authorization", &bearer(token))),
+            None,
+        )
+        .await;
+        assert_eq!(status, expected, "{body}");
+    }
+}
