@@ -39,7 +39,7 @@ test *args:
     tools_env="$(scripts/test-tools.sh --env)"
     eval "$tools_env"
     printf 'test: DATABASE_URL=%s REDIS_URL=%s ETH_RPC_URL=%s\n' "$DATABASE_URL" "$REDIS_URL" "$ETH_RPC_URL" >&2
-    cargo test --workspace --all-features "$@"
+    cargo test --workspace --all-features --no-fail-fast "$@"
 
 # Formatting and clippy, warnings as errors.
 lint:

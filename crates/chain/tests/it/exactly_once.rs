@@ -8,9 +8,15 @@ use haven_testkit::Anvil;
 use crate::harness::{balance_of, chain_nonce, setup, total_supply, user};
 
 async fn confirm_all(env: &crate::harness::Env, expected: u64) {
-    // Automine: every broadcast is already mined, so a couple of cycles settle everything.
-    for _ in 0..5 {
-        env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    // Automine: every broadcast is already mined, so a few cycles settle everything. Under a
+    // loaded machine receipt calls can time out (or the RPC breaker can open for a while):
+    // the cycle then skips those records, as the worker's next minute would, so keep cycling
+    // for up to a minute.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last_errors = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let report = env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+        last_errors = report.errors;
         let confirmed = env
             .ops
             .list(TxStatus::Confirmed, usize::MAX)
@@ -20,9 +26,10 @@ async fn confirm_all(env: &crate::harness::Env, expected: u64) {
         if confirmed == expected {
             return;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     panic!(
-        "not all confirmed: {:?}",
+        "not all confirmed: {:?}; last cycle's errors: {last_errors:?}",
         env.ops.summary(chrono::Utc::now()).await.unwrap()
     );
 }

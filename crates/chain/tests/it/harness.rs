@@ -136,3 +136,28 @@ pub fn user(i: u64) -> Address {
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// Runs monitoring cycles, as the worker does minute after minute, until `tx_id` reaches
+/// `status` (at most 10 s); returns every cycle's report. With automine a transaction is
+/// mined just after its send returns, not always before the first cycle asks for the receipt.
+pub async fn cycle_until(
+    env: &Env,
+    tx_id: &str,
+    status: haven_chain::TxStatus,
+) -> Vec<haven_chain::MonitorReport> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut reports = Vec::new();
+    loop {
+        reports.push(env.ops.monitor_once(chrono::Utc::now()).await.unwrap());
+        let now = env.ops.get(tx_id).await.unwrap().map(|r| r.status);
+        if now == Some(status) {
+            return reports;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{tx_id} is {now:?}, not {status:?}, after {} cycles: {reports:?}",
+            reports.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

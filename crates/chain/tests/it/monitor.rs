@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use alloy::primitives::U256;
 use haven_chain::{ChainAlert, ChainConfig, TxStatus};
 use haven_testkit::Anvil;
@@ -99,8 +97,9 @@ async fn reverted_transaction_fails_with_an_alert_and_retries_after_a_fix() {
         .await
         .unwrap();
     assert_eq!(record.status, TxStatus::Broadcast);
-    let report = env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
-    assert_eq!(report.failed, 1, "{report:?}");
+    let reports = crate::harness::cycle_until(&env, "reward:denied", TxStatus::Failed).await;
+    let failed: u32 = reports.iter().map(|r| r.failed).sum();
+    assert_eq!(failed, 1, "{reports:?}");
     assert!(env.alerts.alerts().iter().any(
         |a| matches!(a, ChainAlert::Failed { tx_id, hash, .. } if tx_id == "reward:denied" && Some(*hash) == record.hash)
     ));
@@ -127,7 +126,7 @@ async fn reverted_transaction_fails_with_an_alert_and_retries_after_a_fix() {
     let retried = env.ops.retry("reward:denied").await.unwrap();
     assert_eq!(retried.status, TxStatus::Broadcast);
     assert_eq!(retried.nonce, Some(1), "the failed one consumed nonce 0");
-    env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    crate::harness::cycle_until(&env, "reward:denied", TxStatus::Confirmed).await;
     let done = env.ops.get("reward:denied").await.unwrap().unwrap();
     assert_eq!(done.status, TxStatus::Confirmed);
     assert_eq!(total_supply(&env.reader, token).await, U256::from(3u64));
@@ -147,7 +146,9 @@ async fn burn_and_transfer_move_the_minters_own_tokens() {
         .await
         .unwrap();
     env.ops.burn("burn", U256::from(20u64)).await.unwrap();
-    env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    for tx_id in ["seed", "pay", "burn"] {
+        crate::harness::cycle_until(&env, tx_id, TxStatus::Confirmed).await;
+    }
     assert_eq!(
         env.ops.list(TxStatus::Confirmed, 10).await.unwrap().len(),
         3
@@ -204,7 +205,7 @@ async fn reorged_confirmation_goes_back_to_broadcast() {
         .mint("reward:reorg", user(8), U256::from(11u64))
         .await
         .unwrap();
-    env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    crate::harness::cycle_until(&env, "reward:reorg", TxStatus::Confirmed).await;
     assert_eq!(
         env.ops.get("reward:reorg").await.unwrap().unwrap().status,
         TxStatus::Confirmed
@@ -223,8 +224,7 @@ async fn reorged_confirmation_goes_back_to_broadcast() {
 
     // Rebroadcast on the way back; the next cycle confirms it again.
     anvil.rpc("evm_mine", json!([]));
-    let _ = Duration::ZERO;
-    env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    crate::harness::cycle_until(&env, "reward:reorg", TxStatus::Confirmed).await;
     let record = env.ops.get("reward:reorg").await.unwrap().unwrap();
     assert_eq!(record.status, TxStatus::Confirmed, "{record:?}");
     assert_eq!(
