@@ -96,3 +96,11 @@ fuzz seconds="60" *targets:
         exit 1
     fi
     echo "fuzz: $ran target(s) ran for ${seconds}s each without a crash" >&2
+
+# Fuzz a live api with schemathesis against its /openapi.json (no 5xx, no schema violations).
+fuzz-api seconds="120" examples="25":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    service_env="$(scripts/services.sh --env)"
+    eval "$service_env"
+    scripts/fuzz-api.sh "$1" "$2"

@@ -75,8 +75,11 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     route("GET", "/health", Access::Public),
     route("GET", "/ready", Access::Public),
     route("GET", "/metrics", Access::Public),
+    route("GET", "/openapi.json", Access::Public),
     // Validation is a pure function of its input and touches no stored data.
     route("POST", "/api/v1/addresses/validate", Access::Public),
+    // Inbound webhooks are authenticated by their signature (the source's secrets).
+    route("POST", "/api/v1/webhooks/{source}", Access::Public),
     route("POST", "/api/v1/auth/login", Access::Public),
     route("POST", "/api/v1/auth/refresh", Access::Public),
     route("GET", "/api/v1/auth/whoami", Access::Authenticated),

@@ -1,6 +1,7 @@
 //! The api's configuration: the only place it reads the environment.
 
 pub mod auth;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -28,6 +29,8 @@ pub struct ApiConfig {
     pub http_redirect_addr: Option<SocketAddr>,
     /// JWT keys, issuer and audience, the API-key pepper (`HAVEN_JWT_*`, `HAVEN_API_KEY_PEPPER`).
     pub auth: auth::AuthConfig,
+    /// `HAVEN_WEBHOOK_SOURCES`: the inbound webhook sources (JSON; default none).
+    pub webhook_sources: webhooks::WebhookSources,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +39,7 @@ struct Own {
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: String,
+    webhook_sources: String,
     #[serde(flatten)]
     hardening: HardeningOwn,
     #[serde(flatten)]
@@ -48,6 +52,7 @@ struct Defaults {
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: &'static str,
+    webhook_sources: &'static str,
     #[serde(flatten)]
     hardening: HardeningDefaults,
     #[serde(flatten)]
@@ -59,6 +64,7 @@ const DEFAULTS: Defaults = Defaults {
     body_limit: 1024 * 1024,
     request_timeout_secs: 30,
     cors_origins: "",
+    webhook_sources: "",
     hardening: HARDENING_DEFAULTS,
     auth: auth::DEFAULTS,
 };
@@ -69,6 +75,7 @@ struct HardeningOwn {
     rate_limit_public_per_min: u32,
     rate_limit_authenticated_per_min: u32,
     rate_limit_sensitive_per_min: u32,
+    rate_limit_webhook_per_min: u32,
     trusted_proxies: String,
     tls_cert: String,
     tls_key: String,
@@ -80,6 +87,7 @@ struct HardeningDefaults {
     rate_limit_public_per_min: u32,
     rate_limit_authenticated_per_min: u32,
     rate_limit_sensitive_per_min: u32,
+    rate_limit_webhook_per_min: u32,
     trusted_proxies: &'static str,
     tls_cert: &'static str,
     tls_key: &'static str,
@@ -90,6 +98,7 @@ const HARDENING_DEFAULTS: HardeningDefaults = HardeningDefaults {
     rate_limit_public_per_min: 10,
     rate_limit_authenticated_per_min: 100,
     rate_limit_sensitive_per_min: 5,
+    rate_limit_webhook_per_min: 600,
     trusted_proxies: "",
     tls_cert: "",
     tls_key: "",
@@ -121,6 +130,10 @@ fn hardening_from(own: &HardeningOwn) -> Result<Hardening, ConfigError> {
         sensitive_per_min: per_min(
             "HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN",
             own.rate_limit_sensitive_per_min,
+        )?,
+        webhook_per_min: per_min(
+            "HAVEN_RATE_LIMIT_WEBHOOK_PER_MIN",
+            own.rate_limit_webhook_per_min,
         )?,
         trusted_proxies: crate::ratelimit::parse_trusted_proxies(&own.trusted_proxies).map_err(
             |reason| ConfigError::Invalid {
@@ -194,6 +207,7 @@ impl ApiConfig {
         }
         let (rate_limits, tls, http_redirect_addr) = hardening_from(&own.hardening)?;
         let auth = auth::auth_from(common.env, own.auth)?;
+        let webhook_sources = webhooks::WebhookSources::parse(&own.webhook_sources)?;
         Ok(Self {
             common,
             addr,
@@ -204,6 +218,7 @@ impl ApiConfig {
             tls,
             http_redirect_addr,
             auth,
+            webhook_sources,
         })
     }
 
@@ -228,12 +243,14 @@ impl ApiConfig {
                 public_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
                 authenticated_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
                 sensitive_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
+                webhook_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
                 trusted_proxies: Vec::new(),
                 key_prefix: format!("haven:test:{}:ratelimit:", uuid::Uuid::new_v4()),
             },
             tls: None,
             http_redirect_addr: None,
             auth: auth::AuthConfig::development(),
+            webhook_sources: webhooks::WebhookSources::default(),
         }
     }
 }
@@ -248,6 +265,7 @@ mod tests {
             body_limit: 1024,
             request_timeout_secs: 30,
             cors_origins: cors.into(),
+            webhook_sources: String::new(),
             hardening: hardening(""),
             auth: auth::dev_own(),
         }
@@ -258,6 +276,7 @@ mod tests {
             rate_limit_public_per_min: 10,
             rate_limit_authenticated_per_min: 100,
             rate_limit_sensitive_per_min: 5,
+            rate_limit_webhook_per_min: 600,
             trusted_proxies: proxies.into(),
             tls_cert: String::new(),
             tls_key: String::new(),

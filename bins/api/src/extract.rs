@@ -70,6 +70,18 @@ fn json_problem(err: JsonPayloadError, limit: usize) -> Problem {
     }
 }
 
+/// `validator` rule for text that is stored: Postgres `TEXT` cannot hold a NUL character, so
+/// one is refused as a field error (400) before it can reach the database (a 500).
+/// Use as `#[validate(custom(function = "crate::extract::no_nul"))]`.
+pub fn no_nul(value: &str) -> Result<(), validator::ValidationError> {
+    if value.contains('\0') {
+        let mut error = validator::ValidationError::new("nul_character");
+        error.message = Some("must not contain a NUL character".into());
+        return Err(error);
+    }
+    Ok(())
+}
+
 /// A JSON body that is also checked with its `validator` rules; failures answer 400
 /// `VALIDATION_ERROR` listing every field error under `details.fields`.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod hardening;
 pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod ratelimit;
 mod routes;
 pub mod state;

@@ -167,6 +167,15 @@ pub async fn track(
 }
 
 /// `GET /metrics`: the Prometheus text format; breaker gauges are refreshed first.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
     let Some(handle) = install() else {
         return HttpResponse::ServiceUnavailable()

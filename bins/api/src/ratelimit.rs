@@ -7,6 +7,7 @@
 //! | [`RateClass::Public`] | 10/min (`HAVEN_RATE_LIMIT_PUBLIC_PER_MIN`) | client IP | [`limit`] on every route, when the request has no principal |
 //! | [`RateClass::Authenticated`] | 100/min (`HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN`) | [`PrincipalId`] | [`limit`] on every route, when the request has a principal |
 //! | [`RateClass::Sensitive`] | 5/min (`HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN`) | principal, else client IP | a route that opts in with [`sensitive`] |
+//! | [`RateClass::Webhook`] | 600/min (`HAVEN_RATE_LIMIT_WEBHOOK_PER_MIN`) | configured webhook source, else client IP | [`per_source`] on `POST /api/v1/webhooks/{source}` (which [`limit`] skips) |
 //!
 //! [`limit`] is wrapped around the whole app; `/health`, `/ready` and `/metrics` are exempt
 //! (probes and scrapers must not be throttled). A route adds a stricter class in one line:
@@ -48,6 +49,10 @@ use ipnet::IpNet;
 use crate::error::ApiError;
 use crate::idempotency::PrincipalId;
 
+/// The inbound webhook route: limited per source by [`per_source`] instead of per client IP
+/// (a partner's deliveries come from few addresses and must not share the public bucket).
+pub const WEBHOOK_ROUTE: &str = "/api/v1/webhooks/{source}";
+
 /// Paths never limited: liveness, readiness and the metrics scrape.
 pub const EXEMPT_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
 
@@ -65,6 +70,8 @@ pub struct RateLimitConfig {
     pub authenticated_per_min: NonZeroU32,
     /// Requests per minute on login and API-key creation (default 5).
     pub sensitive_per_min: NonZeroU32,
+    /// Requests per minute per inbound webhook source (default 600).
+    pub webhook_per_min: NonZeroU32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Prefix of the Redis keys holding the buckets.
@@ -77,6 +84,7 @@ impl Default for RateLimitConfig {
             public_per_min: NonZeroU32::MIN.saturating_add(9),
             authenticated_per_min: NonZeroU32::MIN.saturating_add(99),
             sensitive_per_min: NonZeroU32::MIN.saturating_add(4),
+            webhook_per_min: NonZeroU32::MIN.saturating_add(599),
             trusted_proxies: Vec::new(),
             key_prefix: "haven:ratelimit:".into(),
         }
@@ -105,6 +113,8 @@ pub enum RateClass {
     Authenticated,
     /// Login and API-key creation, per principal or client IP.
     Sensitive,
+    /// Inbound webhooks, per configured source (unknown sources per client IP).
+    Webhook,
 }
 
 impl RateClass {
@@ -114,6 +124,7 @@ impl RateClass {
             Self::Public => "public",
             Self::Authenticated => "authenticated",
             Self::Sensitive => "sensitive",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -228,6 +239,7 @@ pub struct RateLimits {
     public: Arc<ClassLimiter>,
     authenticated: Arc<ClassLimiter>,
     sensitive: Arc<ClassLimiter>,
+    webhook: Arc<ClassLimiter>,
 }
 
 impl RateLimits {
@@ -250,6 +262,7 @@ impl RateLimits {
             public: class(RateClass::Public, config.public_per_min)?,
             authenticated: class(RateClass::Authenticated, config.authenticated_per_min)?,
             sensitive: class(RateClass::Sensitive, config.sensitive_per_min)?,
+            webhook: class(RateClass::Webhook, config.webhook_per_min)?,
         })
     }
 
@@ -258,6 +271,7 @@ impl RateLimits {
             RateClass::Public => &self.public,
             RateClass::Authenticated => &self.authenticated,
             RateClass::Sensitive => &self.sensitive,
+            RateClass::Webhook => &self.webhook,
         }
     }
 }
@@ -268,7 +282,7 @@ pub async fn limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if EXEMPT_PATHS.contains(&req.path()) {
+    if EXEMPT_PATHS.contains(&req.path()) || req.match_pattern().as_deref() == Some(WEBHOOK_ROUTE) {
         return next
             .call(req)
             .await
@@ -290,6 +304,15 @@ pub async fn sensitive(
     enforce(RateClass::Sensitive, req, next).await
 }
 
+/// Inbound webhooks: 600/min per configured source; a request naming an unknown source is
+/// counted per client IP (so made-up names cannot mint fresh buckets).
+pub async fn per_source(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    enforce(RateClass::Webhook, req, next).await
+}
+
 async fn enforce(
     class: RateClass,
     req: ServiceRequest,
@@ -302,9 +325,17 @@ async fn enforce(
             .map(ServiceResponse::map_into_boxed_body);
     };
     let principal = req.extensions().get::<PrincipalId>().cloned();
-    let key = match principal {
-        Some(PrincipalId(id)) if class != RateClass::Public => format!("principal:{id}"),
-        _ => match client_ip(req.request()) {
+    let source = (class == RateClass::Webhook)
+        .then(|| req.match_info().get("source").map(str::to_owned))
+        .flatten()
+        .filter(|source| {
+            req.app_data::<web::Data<crate::state::AppState>>()
+                .is_some_and(|state| state.config.webhook_sources.contains(source))
+        });
+    let key = match (principal, source) {
+        (_, Some(source)) => format!("source:{source}"),
+        (Some(PrincipalId(id)), None) if class != RateClass::Public => format!("principal:{id}"),
+        (_, None) => match client_ip(req.request()) {
             Some(ip) => format!("ip:{}", bucket_of(ip)),
             None => "ip:unknown".to_owned(),
         },

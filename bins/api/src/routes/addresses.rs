@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::extract::ValidatedJson;
 
 /// `POST /api/v1/addresses/validate` body.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateAddress {
     /// Chain name or alias (`evm`, `eth`, `base`, `solana`, `cosmos:remes`, …).
@@ -20,6 +20,20 @@ pub struct ValidateAddress {
 
 /// Validates an address: 200 for valid and invalid addresses alike (the body says which);
 /// 400 `UNSUPPORTED_CHAIN` for an unknown chain.
+#[utoipa::path(
+    post,
+    path = "/api/v1/addresses/validate",
+    tag = "addresses",
+    request_body = ValidateAddress,
+    responses(
+        (status = 200, description = "Valid or invalid: the body says which", body = crate::openapi::AddressReportSchema),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
+        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn validate(body: ValidatedJson<ValidateAddress>) -> Result<HttpResponse, ApiError> {
     let ValidateAddress { chain, address } = body.0;
     let report = haven_address::report(&chain, &address).map_err(|e| {

@@ -16,11 +16,14 @@ use crate::extract::ValidatedJson;
 use crate::routes::auth::audit;
 
 /// `POST /api/v1/api-keys` body.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// A name to recognise the key by.
-    #[validate(length(min = 1, max = 100, message = "name must be 1 to 100 characters"))]
+    #[validate(
+        length(min = 1, max = 100, message = "name must be 1 to 100 characters"),
+        custom(function = "crate::extract::no_nul")
+    )]
     pub name: String,
     /// Scopes (`"transactions:read"`), each within the creator's role.
     #[validate(length(max = 32, message = "at most 32 scopes"))]
@@ -30,7 +33,7 @@ pub struct CreateKey {
 }
 
 /// A key as listed: never the key itself nor its hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     /// Id.
     pub id: Uuid,
@@ -78,6 +81,24 @@ fn event(actor: String, action: &str, target: Uuid, req: &HttpRequest) -> AuditE
 }
 
 /// Creates a key for the calling user: 201 with the plaintext `key`, shown this once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    tag = "api-keys",
+    request_body = CreateKey,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created; the key is shown this once", body = crate::openapi::CreatedKey),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
+        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn create(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,
@@ -135,6 +156,20 @@ pub async fn create(
 }
 
 /// The calling user's keys, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/api-keys",
+    tag = "api-keys",
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller's keys", body = Vec<KeyView>),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn list(req: HttpRequest, ctx: web::Data<AuthContext>) -> Result<HttpResponse, ApiError> {
     let (user_id, _) = user(&req)?;
     let keys: Vec<KeyView> = ctx
@@ -149,6 +184,23 @@ pub async fn list(req: HttpRequest, ctx: web::Data<AuthContext>) -> Result<HttpR
 
 /// Revokes one of the calling user's keys (audited); another owner's key answers 404.
 /// Other instances stop accepting it within the 30 s validation cache.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{id}",
+    tag = "api-keys",
+    params(("id" = Uuid, Path, description = "The key id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 404, description = "Not found", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn revoke(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,

@@ -18,22 +18,31 @@ use crate::error::{ApiError, current_request_id};
 use crate::extract::ValidatedJson;
 
 /// `POST /api/v1/auth/login` body.
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     /// The account e-mail.
-    #[validate(length(min = 3, max = 320, message = "email must be 3 to 320 characters"))]
+    #[validate(
+        length(min = 3, max = 320, message = "email must be 3 to 320 characters"),
+        custom(function = "crate::extract::no_nul")
+    )]
     pub email: String,
     /// The password.
-    #[validate(length(min = 1, max = 1024, message = "password must be 1 to 1024 characters"))]
+    #[validate(
+        length(min = 1, max = 1024, message = "password must be 1 to 1024 characters"),
+        custom(function = "crate::extract::no_nul")
+    )]
     pub password: String,
     /// A device label for the session list.
-    #[validate(length(max = 128, message = "device must be at most 128 characters"))]
+    #[validate(
+        length(max = 128, message = "device must be at most 128 characters"),
+        custom(function = "crate::extract::no_nul")
+    )]
     pub device: Option<String>,
 }
 
 /// `POST /api/v1/auth/refresh` and `POST /api/v1/auth/logout` body.
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     /// The refresh token.
@@ -42,7 +51,7 @@ pub struct RefreshBody {
 }
 
 /// Tokens handed out at login and refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     /// The access JWT (15 minutes).
     pub access_token: String,
@@ -57,7 +66,7 @@ pub struct TokenPair {
 }
 
 /// A session in the user's list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The session id.
     pub id: Uuid,
@@ -128,6 +137,22 @@ async fn verify_password(
 
 /// Logs in with e-mail and password: an access and a refresh token. Success and failure are
 /// audited; an unknown e-mail costs the same argon2 work as a wrong password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
+        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn login(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,
@@ -207,6 +232,22 @@ pub async fn login(
 
 /// Rotates a refresh token. Presenting an already-rotated one revokes its whole session
 /// family, answers 401 and records a HIGH security event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "Rotated", body = TokenPair),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
+        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn refresh(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,
@@ -270,7 +311,7 @@ pub async fn refresh(
 
 /// `POST /api/v1/auth/logout` body (optional): the session's refresh token, to end the
 /// session as well as the access token.
-#[derive(Deserialize, Validate, Default)]
+#[derive(Deserialize, Validate, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutBody {
     /// The refresh token of the session to end.
@@ -280,6 +321,24 @@ pub struct LogoutBody {
 
 /// Logs out: the presented access token goes on the deny-list until it expires; with a
 /// refresh token of the same user in the body, its session is revoked too.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body(content = Option<LogoutBody>, description = "Optional: the session to end as well"),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
+        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn logout(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,
@@ -311,6 +370,20 @@ pub async fn logout(
 
 /// Logs out everywhere: every session of the user is revoked and every access token issued
 /// up to now is refused.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout-all",
+    tag = "auth",
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 204, description = "Every session revoked"),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn logout_all(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,
@@ -334,6 +407,20 @@ pub async fn logout_all(
 }
 
 /// The user's active sessions, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "Active sessions", body = Vec<SessionView>),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn sessions(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,
@@ -360,6 +447,20 @@ pub async fn sessions(
 
 /// Who the caller is: `{"kind": "user", "id", "role"}` or `{"kind": "service", "key_id",
 /// "scopes"}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/whoami",
+    tag = "auth",
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller", body = crate::openapi::Whoami),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let body = match crate::auth::principal(&req)? {
         haven_auth::Principal::User { id, role } => json!({"kind": "user", "id": id, "role": role}),
@@ -371,6 +472,23 @@ pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// Revokes one of the user's own sessions; another user's answers 404.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    params(("id" = Uuid, Path, description = "The session id")),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
+        (status = 404, description = "Not found", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn revoke_session(
     req: HttpRequest,
     ctx: web::Data<AuthContext>,

@@ -7,11 +7,30 @@ use crate::state::AppState;
 
 /// Liveness: the process answers. Touches no dependency; lists the circuit breakers' states
 /// (a breaker's state is informative here, never a reason to fail liveness).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Alive", body = crate::openapi::Health),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "breakers": state.breakers.statuses()}))
 }
 
 /// Readiness: Postgres and Redis answer, each with its latency; 503 naming what is down.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Ready),
+        (status = 503, description = "A dependency is down", body = crate::openapi::Ready),
+        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let timeout = Duration::from_secs(2);
     let (postgres, redis) = tokio::join!(

@@ -3,10 +3,11 @@
 use actix_web::middleware::from_fn;
 use actix_web::web;
 
-mod addresses;
-mod api_keys;
+pub(crate) mod addresses;
+pub(crate) mod api_keys;
 pub(crate) mod auth;
-mod health;
+pub(crate) mod health;
+pub(crate) mod inbound;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,6 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/health").get(health::health))
         .service(web::resource("/ready").get(health::ready))
         .service(web::resource("/metrics").get(crate::metrics::render))
+        .service(web::resource("/openapi.json").get(crate::openapi::spec))
         .service(
             web::scope("/api/v1")
                 .service(web::resource("/addresses/validate").post(addresses::validate))
@@ -35,6 +37,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .post(api_keys::create)
                         .get(api_keys::list),
                 )
-                .service(web::resource("/api-keys/{id}").delete(api_keys::revoke)),
+                .service(web::resource("/api-keys/{id}").delete(api_keys::revoke))
+                // Authenticated by its signature; limited per source (`ratelimit::per_source`).
+                .service(
+                    web::resource("/webhooks/{source}")
+                        .wrap(from_fn(crate::ratelimit::per_source))
+                        .post(inbound::receive),
+                ),
         );
 }

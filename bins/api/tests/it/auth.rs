@@ -606,10 +606,20 @@ async fn a_bad_checksum_is_refused_without_touching_the_database() {
 /// A2: every route of the table, for every role, answers as the permission table says.
 #[tokio::test(flavor = "multi_thread")]
 async fn role_by_route_matrix_covers_every_registered_route() {
-    let api = spawn_api().await;
+    // One inbound webhook source, so that `/webhooks/{source}` names a registered source.
+    let api = spawn_api_with(|c| {
+        c.webhook_sources = haven_api::config::webhooks::WebhookSources::parse(
+            r#"{"matrix":{"scheme":"aurora","secrets":["matrix_secret"]}}"#,
+        )
+        .unwrap();
+    })
+    .await;
     let jwt = dev_jwt("k1");
     for r in ROUTE_ACCESS {
-        let path = r.path.replace("{id}", &Uuid::new_v4().to_string());
+        let path = r
+            .path
+            .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{source}", "matrix");
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
         let body = (r.method != "GET" && r.method != "DELETE").then(|| json!({}));
 
@@ -721,5 +731,21 @@ async fn hs256_signed_with_the_public_key_is_401() {
         )
         .await;
         assert_eq!(status, expected, "{body}");
+    }
+}
+
+/// A NUL character (which Postgres `TEXT` cannot store) is a field error, never a 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_character_in_stored_text_is_a_400() {
+    let api = spawn_api().await;
+    for body in [
+        json!({"email": "a\u{0}@example.com", "password": "whatever-password"}),
+        json!({"email": "a@example.com", "password": "pw\u{0}", "device": "x"}),
+        json!({"email": "a@example.com", "password": "pw", "device": "phone\u{0}"}),
+    ] {
+        let (status, error) =
+            call(&api, Method::POST, "/api/v1/auth/login", None, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert_eq!(error["error"], "VALIDATION_ERROR", "{error}");
     }
 }

@@ -1,0 +1,236 @@
+//! The OpenAPI 3.1 description of the api, served at `GET /openapi.json`.
+//!
+//! Each handler carries its own `#[utoipa::path]` next to its code; [`ApiDoc`] lists them all.
+//! The integration test `tests/it/openapi.rs` fails when a route of
+//! [`crate::auth::ROUTE_ACCESS`] is missing here. The error body and the address report are
+//! described by hand ([`ErrorBodySchema`], [`AddressReportSchema`]): their crates stay free of
+//! utoipa.
+
+use actix_web::HttpResponse;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+/// The name of the Bearer JWT security scheme.
+pub const BEARER: &str = "bearer_jwt";
+/// The name of the `X-API-Key` security scheme.
+pub const API_KEY: &str = "api_key";
+
+/// The error body every error response carries ([`haven_core::ErrorBody`]).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct ErrorBodySchema {
+    /// The stable SCREAMING_SNAKE code (`VALIDATION_ERROR`, `UNAUTHORIZED`, …).
+    #[schema(example = "VALIDATION_ERROR")]
+    pub error: String,
+    /// Developer-facing message (generic for 5xx).
+    pub message: String,
+    /// End-user-facing message.
+    pub user_message: String,
+    /// Unique id of this occurrence; for 5xx the same id is written to `error_logs`.
+    pub error_id: Uuid,
+    /// The request id (`X-Request-ID`) of the request that failed.
+    pub request_id: Option<String>,
+    /// When the error happened, RFC 3339 UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Structured context; always empty for 5xx.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The outcome of `POST /api/v1/addresses/validate` ([`haven_address::Report`]): `valid`
+/// with `normalized`, `kind`, `network`, or not, with `error` and `message`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AddressReport)]
+pub struct AddressReportSchema {
+    /// Whether the address is valid.
+    pub valid: bool,
+    /// The canonical chain name (`evm`, `solana`, `cosmos:<hrp>`, …).
+    pub chain: String,
+    /// The normalized address (valid only).
+    pub normalized: Option<String>,
+    /// The address kind, e.g. `eip55` (valid only).
+    pub kind: Option<String>,
+    /// The network the address belongs to (valid only).
+    pub network: Option<String>,
+    /// The stable reason code (invalid only).
+    pub error: Option<String>,
+    /// Why it is invalid (invalid only).
+    pub message: Option<String>,
+}
+
+/// `GET /api/v1/auth/whoami`: a user (`id`, `role`) or a service key (`key_id`, `scopes`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Whoami {
+    /// `user` or `service`.
+    #[schema(example = "user")]
+    pub kind: String,
+    /// The user id (users).
+    pub id: Option<Uuid>,
+    /// The user's role (users).
+    pub role: Option<String>,
+    /// The key id (service keys).
+    pub key_id: Option<Uuid>,
+    /// The key's scopes (service keys).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/api-keys` answer: the plaintext `key`, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// The key itself (`hvn_<env>_…`); never shown again.
+    pub key: String,
+    /// Display prefix.
+    pub display_prefix: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /health`: the process answers; the circuit breakers' states.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    /// The circuit breakers and their states.
+    #[schema(value_type = Vec<Object>)]
+    pub breakers: Vec<serde_json::Value>,
+}
+
+/// `GET /ready`: Postgres and Redis answer, each with its latency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready` or `unavailable`.
+    pub status: String,
+    /// The dependencies that are down.
+    pub down: Vec<String>,
+    /// Each dependency's check.
+    #[schema(value_type = Object)]
+    pub checks: serde_json::Value,
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// `POST /api/v1/webhooks/{source}` (the inbound webhook handler), described here because
+/// the handler reads the raw body and headers for the signature check.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{source}",
+    tag = "webhooks",
+    params(("source" = String, Path, description = "The configured source name")),
+    request_body(content = String, description = "The raw event, verified by its signature", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Verified and stored", body = InboundAccepted),
+        (status = 200, description = "Already stored: same id, same body", body = InboundAccepted),
+        (status = 400, description = "Missing, repeated or malformed signature header", body = ErrorBodySchema),
+        (status = 401, description = "Timestamp outside the window or bad signature", body = ErrorBodySchema),
+        (status = 404, description = "Unknown source", body = ErrorBodySchema),
+        (status = 409, description = "Same id, other body", body = ErrorBodySchema),
+        (status = 413, description = "Body too large", body = ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = ErrorBodySchema),
+        (status = 500, description = "Server error", body = ErrorBodySchema),
+        (status = 503, description = "The database is unavailable; retry", body = ErrorBodySchema),
+    ),
+)]
+pub fn inbound_webhook() {}
+
+/// The answer to an inbound webhook: `accepted` (with the stored `id`) or `duplicate`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboundAccepted {
+    /// `accepted` or `duplicate`.
+    pub status: String,
+    /// The stored event's id (`accepted`).
+    pub id: Option<i64>,
+}
+
+/// The api's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "haven api", description = "Backend building blocks for on-chain token programs."),
+    paths(
+        crate::routes::health::health,
+        crate::routes::health::ready,
+        crate::metrics::render,
+        spec,
+        crate::routes::addresses::validate,
+        crate::routes::auth::login,
+        crate::routes::auth::refresh,
+        crate::routes::auth::whoami,
+        crate::routes::auth::logout,
+        crate::routes::auth::logout_all,
+        crate::routes::auth::sessions,
+        crate::routes::auth::revoke_session,
+        crate::routes::api_keys::create,
+        crate::routes::api_keys::list,
+        crate::routes::api_keys::revoke,
+        inbound_webhook,
+    ),
+    components(schemas(ErrorBodySchema)),
+    modifiers(&SecuritySchemes),
+)]
+pub struct ApiDoc;
+
+/// `GET /openapi.json`: this document. (Not named `openapi`: that name clashes with the
+/// derive.)
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
+)]
+pub async fn spec() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_error_body_schema_names_exactly_the_fields_of_the_error_body() {
+        let body = haven_core::ErrorBody::from_problem(
+            &haven_core::Problem::new(haven_core::ErrorCode::NotFound, "nope"),
+            Some("req".into()),
+        );
+        let value = serde_json::to_value(body).unwrap();
+        let mut actual: Vec<&String> = value.as_object().unwrap().keys().collect();
+        actual.sort();
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let props = doc["components"]["schemas"]["ErrorBody"]["properties"]
+            .as_object()
+            .unwrap();
+        let mut described: Vec<&String> = props.keys().collect();
+        described.sort();
+        assert_eq!(actual, described);
+    }
+}
