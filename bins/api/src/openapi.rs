@@ -139,6 +139,75 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The error answers every `/api/v1` operation shares, added here once instead of on each
+/// handler (an operation's own entry for a status wins): 429, 500 and 503 everywhere; 401
+/// and 403 where the operation requires credentials; 400 where it has path parameters or a
+/// JSON body, plus 413 and 415 for the body (the inbound webhook route describes its own).
+struct StandardErrors;
+
+impl StandardErrors {
+    fn add(op: &mut utoipa::openapi::path::Operation, status: &str, description: &str) {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                utoipa::openapi::ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
+    }
+}
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let own_body_rules = path.starts_with("/api/v1/webhooks/");
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let has_path_params = op.parameters.as_ref().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        matches!(p, utoipa::openapi::RefOr::T(p)
+                            if p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+                    })
+                });
+                if has_path_params && !own_body_rules {
+                    Self::add(op, "400", "Invalid request");
+                }
+                if op.request_body.is_some() && !own_body_rules {
+                    Self::add(op, "400", "Invalid request");
+                    Self::add(op, "413", "Body too large");
+                    Self::add(op, "415", "Not Content-Type: application/json");
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    Self::add(op, "401", "Not authenticated");
+                    Self::add(op, "403", "Missing permission");
+                }
+                Self::add(op, "429", "Rate limited");
+                Self::add(op, "500", "Server error");
+                Self::add(op, "503", "A dependency is unavailable");
+            }
+        }
+    }
+}
+
 /// `POST /api/v1/webhooks/{source}` (the inbound webhook handler), described here because
 /// the handler reads the raw body and headers for the signature check.
 #[utoipa::path(
@@ -194,7 +263,7 @@ pub struct InboundAccepted {
         inbound_webhook,
     ),
     components(schemas(ErrorBodySchema)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &StandardErrors),
 )]
 pub struct ApiDoc;
 

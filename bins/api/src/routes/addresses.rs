@@ -27,11 +27,6 @@ pub struct ValidateAddress {
     request_body = ValidateAddress,
     responses(
         (status = 200, description = "Valid or invalid: the body says which", body = crate::openapi::AddressReportSchema),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
-        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn validate(body: ValidatedJson<ValidateAddress>) -> Result<HttpResponse, ApiError> {

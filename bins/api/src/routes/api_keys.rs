@@ -89,14 +89,6 @@ fn event(actor: String, action: &str, target: Uuid, req: &HttpRequest) -> AuditE
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "Created; the key is shown this once", body = crate::openapi::CreatedKey),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
-        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn create(
@@ -163,11 +155,6 @@ pub async fn create(
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The caller's keys", body = Vec<KeyView>),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn list(req: HttpRequest, ctx: web::Data<AuthContext>) -> Result<HttpResponse, ApiError> {
@@ -192,13 +179,7 @@ pub async fn list(req: HttpRequest, ctx: web::Data<AuthContext>) -> Result<HttpR
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
         (status = 404, description = "Not found", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn revoke(

@@ -144,13 +144,7 @@ async fn verify_password(
     request_body = Login,
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
-        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Wrong e-mail or password", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn login(
@@ -239,13 +233,7 @@ pub async fn login(
     request_body = RefreshBody,
     responses(
         (status = 200, description = "Rotated", body = TokenPair),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
-        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
+        (status = 401, description = "Refresh token invalid, expired or already used (the session is revoked)", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn refresh(
@@ -329,14 +317,6 @@ pub struct LogoutBody {
     security(("bearer_jwt" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBodySchema),
-        (status = 415, description = "Not Content-Type: application/json", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn logout(
@@ -377,11 +357,6 @@ pub async fn logout(
     security(("bearer_jwt" = [])),
     responses(
         (status = 204, description = "Every session revoked"),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn logout_all(
@@ -414,11 +389,6 @@ pub async fn logout_all(
     security(("bearer_jwt" = [])),
     responses(
         (status = 200, description = "Active sessions", body = Vec<SessionView>),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn sessions(
@@ -454,11 +424,6 @@ pub async fn sessions(
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The caller", body = crate::openapi::Whoami),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -480,13 +445,7 @@ pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     security(("bearer_jwt" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Invalid request", body = crate::openapi::ErrorBodySchema),
-        (status = 401, description = "Not authenticated", body = crate::openapi::ErrorBodySchema),
-        (status = 403, description = "Missing permission", body = crate::openapi::ErrorBodySchema),
         (status = 404, description = "Not found", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Rate limited", body = crate::openapi::ErrorBodySchema),
-        (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
-        (status = 503, description = "A dependency is unavailable", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn revoke_session(
