@@ -1,7 +1,7 @@
 //! Resilience for haven services: circuit breakers (in-process and shared across replicas
 //! through Redis), retry with full jitter, timeouts, bulkheads, GCRA rate limiters (keyed
 //! in-process and distributed) and the price-feed fallback chain with a bounded-staleness
-//! cache.
+//! cache, and back-off with temporary bans after repeated failures ([`LockoutPolicy`]).
 //!
 //! Semantics follow resilience4j with haven's seed defaults: 5 consecutive failures open a
 //! breaker, it stays OPEN for 30 s, HALF_OPEN admits 2 probes and 2 successes close it.
@@ -42,7 +42,8 @@
 //! ## Features
 //! - `redis`: [`SharedBreaker`] (breaker state in Redis, Lua scripts, batched outcomes, local
 //!   copy refreshed at most every 250 ms, probe leases, local fallback when Redis is down),
-//!   [`DistributedLimiter`] (GCRA in one Lua call) and [`RedisIntervalGate`] (minimum
+//!   [`DistributedLimiter`] (GCRA in one Lua call), [`RedisFailureTracker`] (failure counts
+//!   and blocks shared by every replica) and [`RedisIntervalGate`] (minimum
 //!   interval between upstream calls across processes).
 //! - `test-utils`: the [`conformance`] checks any [`IntervalGate`] or [`Breaker`]
 //!   implementation must pass, for implementations in other crates.
@@ -57,6 +58,7 @@ mod clock;
 mod error;
 mod fallback;
 mod limiter;
+mod lockout;
 mod retry;
 
 #[cfg(feature = "test-utils")]
@@ -81,4 +83,7 @@ pub use fallback::{
 #[cfg(feature = "redis")]
 pub use limiter::DistributedLimiter;
 pub use limiter::{ClassedLimiter, KeyClass, KeyedLimiter, RateDecision, RateQuota};
+#[cfg(feature = "redis")]
+pub use lockout::RedisFailureTracker;
+pub use lockout::{FailureOutcome, FailureTracker, LockoutPolicy, MemoryFailureTracker};
 pub use retry::{GiveUp, Idempotency, Retry, RetryDecision, RetryError, RetryPolicy};

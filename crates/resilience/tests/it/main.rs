@@ -4,6 +4,8 @@
 mod breaker;
 mod fallback;
 mod limiter;
+#[cfg(feature = "redis")]
+mod lockout;
 mod properties;
 mod retry;
 #[cfg(feature = "redis")]
