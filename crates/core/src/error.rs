@@ -84,6 +84,10 @@ error_codes! {
     WebhookReplayConflict = (409, "WEBHOOK_REPLAY_CONFLICT", "This webhook was already received with different content."),
     /// The wallet was revoked or rotated and cannot sign.
     WalletNotActive = (409, "WALLET_NOT_ACTIVE", "This wallet can no longer sign."),
+    /// The change would leave no active administrator.
+    LastAdmin = (409, "LAST_ADMIN", "The last administrator cannot be demoted or disabled."),
+    /// The transaction is not in a state that may be submitted again.
+    TransactionNotRetryable = (409, "TRANSACTION_NOT_RETRYABLE", "This transaction cannot be retried in its current state."),
     /// The body exceeds the size limit.
     PayloadTooLarge = (413, "PAYLOAD_TOO_LARGE", "The request body is too large."),
     /// The `Content-Type` is not accepted.

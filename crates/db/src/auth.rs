@@ -40,6 +40,42 @@ impl PgSessionStore {
         Self { pool }
     }
 
+    /// Revokes every session of `user_id` and refuses every access token issued up to
+    /// `now`, inside the caller's open transaction (a role change or a disabled account
+    /// commits together with it).
+    pub async fn revoke_all_in(
+        conn: &mut AsyncPgConnection,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), diesel::result::Error> {
+        diesel::update(
+            auth_sessions::table
+                .filter(auth_sessions::user_id.eq(user_id))
+                .filter(auth_sessions::revoked_at.is_null()),
+        )
+        .set((
+            auth_sessions::revoked_at.eq(now),
+            auth_sessions::revoke_reason.eq(RevokeReason::LogoutEverywhere.as_str()),
+        ))
+        .execute(conn)
+        .await?;
+        diesel::insert_into(auth_user_not_before::table)
+            .values((
+                auth_user_not_before::user_id.eq(user_id),
+                auth_user_not_before::not_before.eq(now),
+            ))
+            .on_conflict(auth_user_not_before::user_id)
+            .do_update()
+            .set(auth_user_not_before::not_before.eq(diesel::dsl::sql::<
+                diesel::sql_types::Timestamptz,
+            >(
+                "GREATEST(auth_user_not_before.not_before, excluded.not_before)",
+            )))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     async fn conn(
         &self,
     ) -> Result<diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>, SessionError>
@@ -397,33 +433,7 @@ impl SessionStore for PgSessionStore {
     async fn revoke_all(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<(), SessionError> {
         let mut conn = self.conn().await?;
         conn.transaction::<_, TxFailure, _>(async |c| {
-            diesel::update(
-                auth_sessions::table
-                    .filter(auth_sessions::user_id.eq(user_id))
-                    .filter(auth_sessions::revoked_at.is_null()),
-            )
-            .set((
-                auth_sessions::revoked_at.eq(now),
-                auth_sessions::revoke_reason.eq(RevokeReason::LogoutEverywhere.as_str()),
-            ))
-            .execute(c)
-            .await
-            .map_err(query)?;
-            diesel::insert_into(auth_user_not_before::table)
-                .values((
-                    auth_user_not_before::user_id.eq(user_id),
-                    auth_user_not_before::not_before.eq(now),
-                ))
-                .on_conflict(auth_user_not_before::user_id)
-                .do_update()
-                .set(auth_user_not_before::not_before.eq(diesel::dsl::sql::<
-                    diesel::sql_types::Timestamptz,
-                >(
-                    "GREATEST(auth_user_not_before.not_before, excluded.not_before)",
-                )))
-                .execute(c)
-                .await
-                .map_err(query)?;
+            Self::revoke_all_in(c, user_id, now).await.map_err(query)?;
             Ok(())
         })
         .await

@@ -421,3 +421,118 @@ impl TxStore for PgTxStore {
             .map_err(|e| store_error(OP, e))
     }
 }
+
+/// What [`PgTxStore::requeue_failed_audited`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    /// The record went from `failed` back to `queued` (its audit row committed with it);
+    /// the worker's monitoring cycle signs and sends it with a fresh nonce.
+    Queued(TxRecord),
+    /// Nothing was written: the record is not `failed` at `expected_version` (any more).
+    /// This is the stored record, if there is one.
+    Refused(Option<TxRecord>),
+}
+
+impl PgTxStore {
+    /// Up to `limit` `broadcast` records last (re)broadcast at or before `broadcast_before`
+    /// (stuck: no receipt yet), oldest first.
+    pub async fn list_stuck(
+        &self,
+        broadcast_before: DateTime<Utc>,
+        limit: i64,
+    ) -> crate::Result<Vec<TxRecord>> {
+        let mut conn = self.pool.get().await?;
+        let rows: Vec<TxRow> = diesel::sql_query(format!(
+            "SELECT {COLUMNS} FROM transactions WHERE status = 'broadcast' \
+             AND broadcast_at <= $1 ORDER BY created_at, tx_id LIMIT $2"
+        ))
+        .bind::<Timestamptz, _>(broadcast_before)
+        .bind::<BigInt, _>(limit)
+        .load(&mut conn)
+        .await?;
+        rows.into_iter().map(decode_row).collect()
+    }
+
+    /// How many `broadcast` records were last (re)broadcast at or before `broadcast_before`.
+    pub async fn count_stuck(&self, broadcast_before: DateTime<Utc>) -> crate::Result<u64> {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().await?;
+        let count: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM transactions WHERE status = 'broadcast' \
+             AND broadcast_at <= $1",
+        )
+        .bind::<Timestamptz, _>(broadcast_before)
+        .get_result(&mut conn)
+        .await?;
+        Ok(u64::try_from(count.n).unwrap_or_default())
+    }
+
+    /// An operator retry of a `failed` transaction: in one Postgres transaction, a
+    /// compare-and-set from `failed` at `expected_version` back to `queued` — with the
+    /// nonce, hashes, raw transaction, fees and receipt cleared exactly as
+    /// `TokenOps::retry` clears them — and the append of `audit`.
+    ///
+    /// **Invariant:** only a `failed` record is re-queued, and `failed` means one of its
+    /// signed versions was mined and reverted: its nonce is spent, so none of the earlier
+    /// signed versions can ever execute and the fresh submission is the only one that can.
+    /// Of concurrent retries exactly one is applied; the others are refused and write
+    /// nothing, audit row included.
+    pub async fn requeue_failed_audited(
+        &self,
+        tx_id: &str,
+        expected_version: u64,
+        audit: haven_core::audit::AuditEvent,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Requeue> {
+        use diesel_async::AsyncConnection;
+        let version = i64::try_from(expected_version).map_err(|_| crate::Error::Corrupt {
+            table: "transactions",
+            reason: format!("version {expected_version} out of range"),
+        })?;
+        let mut conn = self.pool.get().await?;
+        conn.transaction::<_, crate::Error, _>(async |c| {
+            let updated: Option<TxRow> = diesel::sql_query(format!(
+                "UPDATE transactions SET status = 'queued', nonce = NULL, hash = NULL, \
+                 raw_tx = NULL, previous_hashes = '{{}}', max_fee_per_gas = NULL, \
+                 max_priority_fee_per_gas = NULL, replacements = 0, block_number = NULL, \
+                 block_hash = NULL, broadcast_at = NULL, updated_at = $3, version = version + 1 \
+                 WHERE tx_id = $1 AND status = 'failed' AND version = $2 RETURNING {COLUMNS}"
+            ))
+            .bind::<Text, _>(tx_id)
+            .bind::<BigInt, _>(version)
+            .bind::<Timestamptz, _>(now)
+            .get_result(c)
+            .await
+            .optional()?;
+            match updated {
+                Some(row) => {
+                    let record = decode_row(row)?;
+                    crate::PgAuditLog::append_in(c, audit).await?;
+                    Ok(Requeue::Queued(record))
+                }
+                None => {
+                    let current: Option<TxRow> = diesel::sql_query(format!(
+                        "SELECT {COLUMNS} FROM transactions WHERE tx_id = $1"
+                    ))
+                    .bind::<Text, _>(tx_id)
+                    .get_result(c)
+                    .await
+                    .optional()?;
+                    Ok(Requeue::Refused(current.map(decode_row).transpose()?))
+                }
+            }
+        })
+        .await
+    }
+}
+
+fn decode_row(row: TxRow) -> crate::Result<TxRecord> {
+    row.decode().map_err(|e| crate::Error::Corrupt {
+        table: "transactions",
+        reason: e.to_string(),
+    })
+}

@@ -38,7 +38,7 @@ mod webhooks;
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
 pub use audit::{ChainReport, PgAuditLog};
 pub use auth::PgSessionStore;
-pub use chain::PgTxStore;
+pub use chain::{PgTxStore, Requeue};
 pub use custody::PgWalletStore;
 pub use error::{Error, Result};
 pub use error_logs::{ErrorLogRepo, NewErrorLog};
@@ -47,7 +47,7 @@ pub use inbound::{InboxOutcome, PgInbox};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
 pub use nonce::PgNonceStore;
 pub use pool::{PgPool, connect, connect_lazy, ping};
-pub use users::{NewUser, Role, User, UserRepo};
+pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
 pub use webhooks::{
     AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgIdempotencyStore, PgReplayStore,
     PgWebhookOutbox, RecordedAttempt, WebhookAttempt, WebhookEndpoint,
