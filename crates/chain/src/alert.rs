@@ -55,6 +55,21 @@ pub enum ChainAlert {
     },
 }
 
+impl ChainAlert {
+    /// The alert's kind as serialized (`stuck`, `failed`, `gas_spike`, `reorged`,
+    /// `replacement_exhausted`), also the `kind` label of
+    /// [`metrics::ALERTS`](crate::metrics::ALERTS).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Stuck { .. } => "stuck",
+            Self::Failed { .. } => "failed",
+            Self::GasSpike { .. } => "gas_spike",
+            Self::Reorged { .. } => "reorged",
+            Self::ReplacementExhausted { .. } => "replacement_exhausted",
+        }
+    }
+}
+
 /// Where alerts go (the fraud crate's delivery, a log, a test vector).
 ///
 /// Delivery must not fail the monitoring cycle: implementations swallow and log their own
@@ -99,6 +114,43 @@ impl ChainAlertSink for MemoryAlertSink {
     async fn alert(&self, alert: ChainAlert) {
         if let Ok(mut alerts) = self.alerts.lock() {
             alerts.push(alert);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_is_the_serialized_tag() {
+        let alerts = [
+            ChainAlert::Stuck {
+                tx_id: "t".into(),
+                nonce: 1,
+                pending_for: Duration::from_secs(1),
+            },
+            ChainAlert::Failed {
+                tx_id: "t".into(),
+                hash: B256::ZERO,
+                block_number: 1,
+            },
+            ChainAlert::GasSpike {
+                gas_price: 2,
+                baseline: 1,
+            },
+            ChainAlert::Reorged {
+                tx_id: "t".into(),
+                block_number: 1,
+            },
+            ChainAlert::ReplacementExhausted {
+                tx_id: "t".into(),
+                replacements: 3,
+            },
+        ];
+        for alert in alerts {
+            let json = serde_json::to_value(&alert).unwrap();
+            assert_eq!(json["kind"], alert.kind(), "{json}");
         }
     }
 }

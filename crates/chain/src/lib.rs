@@ -30,6 +30,12 @@
 //! **Invariant:** the private key never leaves custody; this crate only hands custody an
 //! unsigned transaction and receives the signed envelope.
 //!
+//! ## Metrics
+//! The monitoring cycle counts confirmed mints and burns ([`metrics::TOKENS_MINTED`],
+//! [`metrics::TOKENS_BURNED`]: once per transaction) and the alerts it raises
+//! ([`metrics::ALERTS`], by kind) through the `metrics` facade; the binary chooses the
+//! recorder.
+//!
 //! ## Features
 //! - `test-utils`: the public [`conformance`] suite every [`TxStore`] backend must pass (the
 //!   Postgres one lives in `haven-db`), and [`FaultHook`] to interrupt a submission between
@@ -38,6 +44,7 @@
 mod alert;
 mod error;
 pub mod fees;
+pub mod metrics;
 mod ops;
 mod store;
 pub mod token;

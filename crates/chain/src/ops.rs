@@ -509,6 +509,7 @@ impl TokenOps {
 
     async fn raise(&self, alert: ChainAlert, report: &mut MonitorReport) {
         report.alerts += 1;
+        metrics::counter!(crate::metrics::ALERTS, "kind" => alert.kind()).increment(1);
         self.inner.parts.alerts.alert(alert).await;
     }
 
@@ -558,8 +559,19 @@ impl TokenOps {
                 record.status = TxStatus::Confirmed;
                 record.confirmed_at = Some(now);
                 record.error = None;
+                let kind = record.kind;
+                // Counted only after this cycle's compare-and-set won the move to
+                // `confirmed`: a record is confirmed once, by one cycle in one process.
                 self.save(record, now).await?;
                 report.confirmed += 1;
+                let confirmed = match kind {
+                    TxKind::Mint => Some(crate::metrics::TOKENS_MINTED),
+                    TxKind::Burn => Some(crate::metrics::TOKENS_BURNED),
+                    TxKind::Transfer => None,
+                };
+                if let Some(name) = confirmed {
+                    metrics::counter!(name).increment(1);
+                }
             } else {
                 record.status = TxStatus::Failed;
                 record.error = Some("reverted (receipt status 0)".to_owned());

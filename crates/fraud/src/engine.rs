@@ -98,7 +98,11 @@ impl Engine {
                 .map(|rule| self.evaluate_rule(rule, settings, event, ts_ms)),
         )
         .await?;
-        Ok(outcomes.into_iter().flatten().collect())
+        let alerts: Vec<Alert> = outcomes.into_iter().flatten().collect();
+        for alert in &alerts {
+            metrics::counter!(crate::metrics::ALERTS, "rule" => alert.rule_id.clone()).increment(1);
+        }
+        Ok(alerts)
     }
 
     /// One rule: its finding, if any, turned into an alert unless the cooldown holds.

@@ -39,6 +39,11 @@
 //! - `test-utils`: the `conformance` suites every `WindowStore` and `AlertStore` backend
 //!   must pass (crates/db runs the alert store suite against Postgres).
 //!
+//! ## Metrics
+//! Every alert an [`Engine`] raises increments the counter [`metrics::ALERTS`]
+//! (`haven_fraud_alerts_total{rule}`) through the `metrics` facade; the binary chooses the
+//! recorder.
+//!
 //! This crate depends on no web, database or job framework.
 
 mod alert;
@@ -48,6 +53,7 @@ pub mod conformance;
 mod engine;
 mod error;
 mod event;
+pub mod metrics;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod review;

@@ -44,6 +44,11 @@
 //! All of them pass the `conformance` suite (feature `test-utils`). [`AccountState`] holds the
 //! transitions as pure functions, so a new backend can lock one row, apply them and write back.
 //!
+//! ## Metrics
+//! [`NonceManager`] keeps the gauge [`metrics::LEASES_OUTSTANDING`]
+//! (`haven_nonce_leases_outstanding`, per process) through the `metrics` facade; the binary
+//! chooses the recorder. The stores record nothing.
+//!
 //! ## Features
 //! - `redis`: `RedisNonceStore` on deadpool-redis.
 //! - `alloy`: `AlloyNonceSource`, a [`ChainNonceSource`] over alloy providers.
@@ -57,6 +62,7 @@ mod error;
 mod key;
 mod manager;
 mod memory;
+pub mod metrics;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod state;

@@ -2,6 +2,7 @@
 //! test, cloned from a template in milliseconds), [`TestRedis`] (a random key prefix per
 //! test, cleaned afterwards) and [`Anvil`] (a local EVM node on a free port, killed on
 //! drop) and [`RedisServer`] (a private redis-server that a test may stop and restart).
+//! [`MetricsCapture`] records what code reports through the `metrics` facade.
 //!
 //! A helper that cannot reach its service panics with a message saying how to start it:
 //! tests never skip silently.
@@ -10,6 +11,7 @@ mod anvil;
 #[cfg(feature = "api")]
 mod api;
 mod db;
+mod metrics_capture;
 mod redis_kit;
 mod redis_server;
 
@@ -17,6 +19,7 @@ pub use anvil::Anvil;
 #[cfg(feature = "api")]
 pub use api::{TestApi, spawn_api, spawn_api_with};
 pub use db::TestDb;
+pub use metrics_capture::MetricsCapture;
 pub use redis_kit::TestRedis;
 pub use redis_server::RedisServer;
 

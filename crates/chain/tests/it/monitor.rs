@@ -1,6 +1,7 @@
 use alloy::primitives::U256;
+use haven_chain::metrics::{TOKENS_BURNED, TOKENS_MINTED};
 use haven_chain::{ChainAlert, ChainConfig, TxStatus};
-use haven_testkit::Anvil;
+use haven_testkit::{Anvil, MetricsCapture};
 use serde_json::json;
 
 use crate::harness::{
@@ -137,6 +138,8 @@ async fn reverted_transaction_fails_with_an_alert_and_retries_after_a_fix() {
 /// Burn and transfer go through the same pipeline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn burn_and_transfer_move_the_minters_own_tokens() {
+    let capture = MetricsCapture::new();
+    let _local = capture.set_local();
     let anvil = Anvil::spawn();
     let env = setup(&anvil, ChainConfig::default()).await;
     let me = env.ops.from_address();
@@ -165,6 +168,49 @@ async fn burn_and_transfer_move_the_minters_own_tokens() {
         crate::harness::balance_of(&env.reader, env.token, me).await,
         U256::from(50u64)
     );
+    // One mint and one burn confirmed; the transfer counts as neither.
+    assert_eq!(capture.counter(TOKENS_MINTED, &[]), 1);
+    assert_eq!(capture.counter(TOKENS_BURNED, &[]), 1);
+}
+
+/// `haven_tokens_minted_total` moves by exactly one for one confirmed mint, however many
+/// cycles run before and after the confirmation, and when two cycles race for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_confirmed_mint_is_counted_once_however_many_cycles_see_it() {
+    let capture = MetricsCapture::new();
+    let _local = capture.set_local();
+    let anvil = Anvil::spawn();
+    let env = setup(&anvil, ChainConfig::default()).await;
+    let gauge = || capture.gauge(haven_nonce::metrics::LEASES_OUTSTANDING, &[]);
+
+    env.ops
+        .mint("reward:counted", user(3), U256::from(5u64))
+        .await
+        .unwrap();
+    assert_eq!(gauge(), 0.0, "the nonce lease was committed");
+    let mut cycles = 0;
+    loop {
+        let (a, b) = futures::join!(
+            env.ops.monitor_once(chrono::Utc::now()),
+            env.ops.monitor_once(chrono::Utc::now())
+        );
+        cycles += 2;
+        let confirmed = a.unwrap().confirmed + b.unwrap().confirmed;
+        assert!(confirmed <= 1, "one of two racing cycles confirms");
+        let record = env.ops.get("reward:counted").await.unwrap().unwrap();
+        if record.status == TxStatus::Confirmed {
+            break;
+        }
+        assert!(cycles < 100, "{record:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..3 {
+        env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    }
+    assert_eq!(capture.counter(TOKENS_MINTED, &[]), 1);
+    assert_eq!(capture.counter(TOKENS_BURNED, &[]), 0);
+    assert!(capture.counters(haven_chain::metrics::ALERTS).is_empty());
+    assert_eq!(gauge(), 0.0);
 }
 
 /// Gas price ≥ 2 × baseline raises an alert.
@@ -198,6 +244,8 @@ async fn gas_price_spike_raises_an_alert() {
 /// and confirms again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reorged_confirmation_goes_back_to_broadcast() {
+    let capture = MetricsCapture::new();
+    let _local = capture.set_local();
     let anvil = Anvil::spawn();
     let env = setup(&anvil, ChainConfig::default()).await;
     let snapshot = anvil.rpc("evm_snapshot", json!([]));
@@ -215,6 +263,10 @@ async fn reorged_confirmation_goes_back_to_broadcast() {
     anvil.rpc("evm_mine", json!([]));
     let report = env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
     assert_eq!(report.reorged, 1, "{report:?}");
+    assert_eq!(
+        capture.counter(haven_chain::metrics::ALERTS, &[("kind", "reorged")]),
+        1
+    );
     assert!(
         env.alerts
             .alerts()
@@ -231,4 +283,6 @@ async fn reorged_confirmation_goes_back_to_broadcast() {
         total_supply(&env.reader, env.token).await,
         U256::from(11u64)
     );
+    // The documented exception: a confirmation undone by a reorg counts again when made anew.
+    assert_eq!(capture.counter(TOKENS_MINTED, &[]), 2);
 }

@@ -128,3 +128,81 @@ async fn the_default_rules_reproduce_the_seed_thresholds() {
         assert_eq!(alerts[0].severity, haven_fraud::Severity::Low);
     }
 }
+
+/// `haven_fraud_alerts_total{rule}` moves by exactly one per alert returned: not for a
+/// replayed event id, not while a cooldown holds, and under the rule that raised it.
+#[tokio::test]
+async fn each_alert_is_counted_once_under_its_rule() {
+    const RULES: &str = r#"
+[[rule]]
+id = "rapid_purchase"
+kind = "velocity"
+events = ["purchase"]
+threshold = 2
+window_secs = 300
+severity = "high"
+cooldown_secs = 600
+
+[[rule]]
+id = "tiny_purchase"
+kind = "amount_tiers"
+currency = "NGN"
+minimum = "100"
+high = "1000000"
+very_high = "5000000"
+"#;
+    for b in backends().await {
+        let capture = haven_testkit::MetricsCapture::new();
+        let _local = capture.set_local();
+        let engine = b.engine(RULES);
+        let count = |rule: &str| capture.counter(haven_fraud::metrics::ALERTS, &[("rule", rule)]);
+
+        assert!(
+            eval(&engine, purchase("1", "u", "500", at(0)))
+                .await
+                .is_empty()
+        );
+        assert_eq!(count("rapid_purchase"), 0, "{}", b.name);
+
+        let alerts = eval(&engine, purchase("2", "u", "500", at(SEC))).await;
+        assert_eq!(alerts.len(), 1, "{}", b.name);
+        assert_eq!(count("rapid_purchase"), 1, "{}", b.name);
+
+        // The same event again is not evaluated again; the cooldown holds the third.
+        assert!(
+            eval(&engine, purchase("2", "u", "500", at(SEC)))
+                .await
+                .is_empty()
+        );
+        assert!(
+            eval(&engine, purchase("3", "u", "500", at(2 * SEC)))
+                .await
+                .is_empty()
+        );
+        assert_eq!(count("rapid_purchase"), 1, "{}", b.name);
+
+        // One event, two rules: one count each.
+        let alerts = eval(&engine, purchase("4", "u", "5", at(3 * SEC))).await;
+        assert_eq!(
+            alerts.len(),
+            1,
+            "the velocity cooldown still holds ({})",
+            b.name
+        );
+        let alerts = eval(&engine, purchase("5", "w", "5", at(3 * SEC))).await;
+        let alerts = [
+            alerts,
+            eval(&engine, purchase("6", "w", "5", at(4 * SEC))).await,
+        ]
+        .concat();
+        assert_eq!(alerts.len(), 3, "{alerts:?} ({})", b.name);
+        assert_eq!(count("rapid_purchase"), 2, "{}", b.name);
+        assert_eq!(count("tiny_purchase"), 3, "{}", b.name);
+        assert_eq!(
+            capture.counters(haven_fraud::metrics::ALERTS).len(),
+            2,
+            "no other series ({})",
+            b.name
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod anvil;
 mod concurrency;
+mod metrics;
 mod properties;
 mod redis_store;
 

@@ -1,0 +1,24 @@
+//! The names of the metrics this crate records through the [`metrics`](::metrics) facade.
+//!
+//! The crate installs no recorder: in a process without one the calls cost next to
+//! nothing, and a binary that installs one (haven's worker runs the monitoring cycle and
+//! serves Prometheus text on `/metrics`) gets these series. Nonce leases taken by
+//! [`TokenOps`](crate::TokenOps) are counted by `haven-nonce`
+//! (`haven_nonce_leases_outstanding`).
+
+/// Counter: mint transactions confirmed on chain, counted by the
+/// [`monitor_once`](crate::TokenOps::monitor_once) cycle whose compare-and-set moved the
+/// record to `confirmed`. That write happens once per record, so later cycles, concurrent
+/// cycles in other processes and re-runs do not count it again; the sum over processes is
+/// the number of confirmed mints. The one exception is a reorg: a confirmation whose block
+/// left the chain goes back to `broadcast` and counts again when it is confirmed anew
+/// ([`ALERTS`] with `kind="reorged"` counts those).
+pub const TOKENS_MINTED: &str = "haven_tokens_minted_total";
+
+/// Counter: burn transactions confirmed on chain, counted like [`TOKENS_MINTED`].
+pub const TOKENS_BURNED: &str = "haven_tokens_burned_total";
+
+/// Counter, labelled `kind` ([`ChainAlert::kind`](crate::ChainAlert::kind): `stuck`,
+/// `failed`, `gas_spike`, `reorged`, `replacement_exhausted`): alerts the monitoring cycle
+/// raised, one per alert handed to the [`ChainAlertSink`](crate::ChainAlertSink).
+pub const ALERTS: &str = "haven_chain_alerts_total";
