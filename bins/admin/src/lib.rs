@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod config;
 pub mod custody;
+pub mod users;
 pub mod webhooks;
 
 use std::io::{BufRead, Write};
@@ -55,6 +56,9 @@ pub enum Command {
     /// Sign or verify a webhook signature header (no database needed).
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Users: create (the first admin), list, set-role, disable; every change audited.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// `migrate` options.
@@ -115,6 +119,7 @@ pub async fn run(
         }
         Command::Custody(cmd) => custody::run(cmd, out).await,
         Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
+        Command::Users(cmd) => users::run(cmd, input, out).await,
     }
 }
 
