@@ -4,10 +4,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ring::hmac;
 
-use crate::encoding::{base64_encode, base64_exact, ct_eq, hex32_lower};
+use crate::encoding::{
+    base64_encode, base64_encode_32, base64_exact, ct_eq, hex_encode_32, is_canonical_base64,
+    is_lower_hex,
+};
 use crate::error::{Malformed, SecretError, VerifyError};
 use crate::fingerprint::Fingerprint;
 use crate::replay::{ReplayOutcome, ReplayStore};
@@ -202,15 +205,65 @@ pub struct Verified {
     pub secret_index: usize,
 }
 
-enum Candidate {
-    Hmac([u8; 32]),
-    Ed25519([u8; 64]),
+/// A signature header whose syntax and encodings have been checked. Nothing is decoded:
+/// every signature in it is known to be canonical, so it is compared in its encoded form
+/// with the canonical encoding of the computed tag.
+#[derive(Clone, Copy)]
+enum Signatures<'a> {
+    /// Standard Webhooks: space-separated `version,base64` entries.
+    Standard(&'a [u8]),
+    /// Stripe: comma-separated `key=value` entries, signatures as `v1=<hex>`.
+    Stripe(&'a [u8]),
+    /// The partner schemes: the whole header is one hex signature.
+    Single(&'a [u8]),
+}
+
+impl<'a> Signatures<'a> {
+    /// The first HMAC-SHA256 signature equal to `tag`, each compared in constant time with
+    /// the tag's canonical encoding.
+    fn find_hmac(self, tag: &[u8; 32]) -> Option<&'a [u8]> {
+        match self {
+            Signatures::Standard(text) => first_v1(text, b' ', b',', &base64_encode_32(tag)),
+            Signatures::Stripe(text) => first_v1(text, b',', b'=', &hex_encode_32(tag)),
+            Signatures::Single(sig) => ct_eq(sig, &hex_encode_32(tag)).then_some(sig),
+        }
+    }
+
+    /// The ed25519 signatures (Standard Webhooks `v1a` entries), base64 encoded.
+    fn ed25519(self) -> impl Iterator<Item = &'a [u8]> {
+        let text = match self {
+            Signatures::Standard(text) => text,
+            Signatures::Stripe(_) | Signatures::Single(_) => &[],
+        };
+        entries(text, b' ', b',')
+            .flatten()
+            .filter(|&(version, _)| version == b"v1a")
+            .map(|(_, sig)| sig)
+    }
+}
+
+/// The first `v1` entry of a list header whose value equals `expected`.
+fn first_v1<'a>(text: &'a [u8], between: u8, inside: u8, expected: &[u8]) -> Option<&'a [u8]> {
+    entries(text, between, inside)
+        .flatten()
+        .find(|&(version, sig)| version == b"v1" && ct_eq(sig, expected))
+        .map(|(_, sig)| sig)
+}
+
+/// The entries of a list header split at `between`, each split at its first `inside` into
+/// key and value; `None` for an entry without `inside`.
+fn entries(text: &[u8], between: u8, inside: u8) -> impl Iterator<Item = Option<(&[u8], &[u8])>> {
+    text.split(move |&b| b == between).map(move |entry| {
+        let at = entry.iter().position(|&b| b == inside)?;
+        let (key, rest) = entry.split_at(at);
+        Some((key, rest.get(1..)?))
+    })
 }
 
 struct Parsed<'a> {
-    timestamp_text: &'a str,
+    timestamp_text: &'a [u8],
     timestamp: i64,
-    candidates: Vec<Candidate>,
+    signatures: Signatures<'a>,
 }
 
 /// Verifies one webhook given as strings. `secrets` are tried in order; expired ones are
@@ -219,6 +272,31 @@ pub fn verify(
     scheme: Scheme,
     secrets: &[Secret],
     parts: SignedParts<'_>,
+    body: &[u8],
+    now: i64,
+    tolerance: Tolerance,
+) -> Result<Verified, VerifyError> {
+    let parts = RawParts {
+        id: parts.id.map(str::as_bytes),
+        timestamp: parts.timestamp.map(str::as_bytes),
+        signature: parts.signature.as_bytes(),
+    };
+    verify_raw(scheme, secrets, parts, body, now, tolerance)
+}
+
+/// [`SignedParts`] as bytes: header values need not be turned into `str`s first, since
+/// every grammar here is ASCII and checked byte by byte.
+#[derive(Clone, Copy)]
+struct RawParts<'a> {
+    id: Option<&'a [u8]>,
+    timestamp: Option<&'a [u8]>,
+    signature: &'a [u8],
+}
+
+fn verify_raw(
+    scheme: Scheme,
+    secrets: &[Secret],
+    parts: RawParts<'_>,
     body: &[u8],
     now: i64,
     tolerance: Tolerance,
@@ -234,46 +312,47 @@ pub fn verify(
         if !secret.is_active(now) {
             continue;
         }
+        let verified = |replay_id| Verified {
+            scheme,
+            replay_id,
+            timestamp: parsed.timestamp,
+            secret_index: index,
+        };
         match &secret.key {
             Key::Hmac(key) => {
-                let tag = hmac_tag(key, id, parsed.timestamp_text, body);
-                let expected = tag.as_ref();
-                for candidate in &parsed.candidates {
-                    if let Candidate::Hmac(sig) = candidate
-                        && ct_eq(sig, expected)
-                    {
-                        let replay_id = match id {
-                            Some(id) => id.to_owned(),
-                            None => format!("sig:{}", hex::encode(sig)),
-                        };
-                        return Ok(Verified {
-                            scheme,
-                            replay_id,
-                            timestamp: parsed.timestamp,
-                            secret_index: index,
-                        });
-                    }
+                let tag = hmac_sha256(key, id, parsed.timestamp_text, body);
+                if let Some(sig) = parsed.signatures.find_hmac(&tag) {
+                    let replay_id = match id {
+                        Some(id) => id.to_owned(),
+                        None => signature_replay_id(sig),
+                    };
+                    return Ok(verified(replay_id));
                 }
             }
             Key::Ed25519Public(_) | Key::Ed25519Private(_) => {
-                for candidate in &parsed.candidates {
-                    if let Candidate::Ed25519(sig) = candidate {
-                        let message = ed25519_message
-                            .get_or_insert_with(|| signed_content(id, parsed.timestamp_text, body));
-                        if secret.verify_ed25519(message, sig) {
-                            return Ok(Verified {
-                                scheme,
-                                replay_id: id.unwrap_or_default().to_owned(),
-                                timestamp: parsed.timestamp,
-                                secret_index: index,
-                            });
-                        }
+                for encoded in parsed.signatures.ed25519() {
+                    // Checked to be canonical base64 of 64 bytes while parsing.
+                    let Some(sig) = base64_exact::<64>(encoded) else {
+                        continue;
+                    };
+                    let message = ed25519_message
+                        .get_or_insert_with(|| signed_content(id, parsed.timestamp_text, body));
+                    if secret.verify_ed25519(message, &sig) {
+                        return Ok(verified(id.unwrap_or_default().to_owned()));
                     }
                 }
             }
         }
     }
     Err(VerifyError::BadSignature)
+}
+
+/// `sig:` and the hex signature that matched: the replay id of schemes without a message id.
+fn signature_replay_id(hex: &[u8]) -> String {
+    let mut replay_id = String::with_capacity(4 + hex.len());
+    replay_id.push_str("sig:");
+    replay_id.push_str(&String::from_utf8_lossy(hex));
+    replay_id
 }
 
 /// Produces the signature header value for one secret: `v1,<base64>` or `v1a,<base64>`
@@ -286,16 +365,17 @@ pub fn sign_header(
     payload: &[u8],
 ) -> Result<String, SecretError> {
     let ts = timestamp.to_string();
+    let ts = ts.as_bytes();
     match scheme {
         Scheme::Standard => {
             let id = id.ok_or(SecretError::MissingId)?;
             match &secret.key {
                 Key::Hmac(key) => Ok(format!(
                     "v1,{}",
-                    base64_encode(hmac_tag(key, Some(id), &ts, payload).as_ref())
+                    base64_encode(&hmac_sha256(key, Some(id), ts, payload))
                 )),
                 Key::Ed25519Private(pair) => {
-                    let sig = pair.sign(&signed_content(Some(id), &ts, payload));
+                    let sig = pair.sign(&signed_content(Some(id), ts, payload));
                     Ok(format!("v1a,{}", base64_encode(sig.as_ref())))
                 }
                 Key::Ed25519Public(_) => Err(SecretError::CannotSign),
@@ -305,9 +385,9 @@ pub fn sign_header(
             let Key::Hmac(key) = &secret.key else {
                 return Err(SecretError::WrongScheme);
             };
-            let tag = hex::encode(hmac_tag(key, None, &ts, payload));
+            let tag = hex::encode(hmac_sha256(key, None, ts, payload));
             Ok(if scheme == Scheme::Stripe {
-                format!("t={ts},v1={tag}")
+                format!("t={timestamp},v1={tag}")
             } else {
                 tag
             })
@@ -400,23 +480,10 @@ impl Verifier {
         body: &[u8],
         now: i64,
     ) -> Result<Verified, VerifyError> {
-        let id = match self.scheme.id_header() {
-            Some(name) => Some(required_header(headers, name)?),
-            None => None,
-        };
-        let timestamp = match self.scheme.timestamp_header() {
-            Some(name) => Some(required_header(headers, name)?),
-            None => None,
-        };
-        let signature = required_header(headers, self.scheme.signature_header())?;
-        verify(
+        verify_raw(
             self.scheme,
             &self.secrets,
-            SignedParts {
-                id,
-                timestamp,
-                signature,
-            },
+            scheme_headers(self.scheme, headers)?,
             body,
             now,
             self.tolerance,
@@ -467,26 +534,51 @@ impl Verifier {
     }
 }
 
-fn hmac_tag(key: &hmac::Key, id: Option<&str>, timestamp: &str, body: &[u8]) -> hmac::Tag {
+/// HMAC-SHA256 over `id.timestamp.body` (or `timestamp.body`), streamed: the body is
+/// hashed where it lies, never copied.
+fn hmac_sha256(key: &hmac::Key, id: Option<&str>, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
     let mut ctx = hmac::Context::with_key(key);
-    if let Some(id) = id {
-        ctx.update(id.as_bytes());
-        ctx.update(b".");
+    let prefix: [&[u8]; 4] = match id {
+        Some(id) => [id.as_bytes(), b".", timestamp, b"."],
+        None => [timestamp, b".", b"", b""],
+    };
+    // The short `id.timestamp.` prefix goes to ring in one piece: every `update` call has a
+    // fixed cost, which shows on small bodies.
+    let mut buf = [0u8; PREFIX_CAPACITY];
+    match assemble(&mut buf, prefix) {
+        Some(joined) => ctx.update(joined),
+        None => prefix.iter().for_each(|part| ctx.update(part)),
     }
-    ctx.update(timestamp.as_bytes());
-    ctx.update(b".");
     ctx.update(body);
-    ctx.sign()
+    let mut tag = [0u8; 32];
+    // HMAC-SHA256 tags are always 32 bytes.
+    tag.copy_from_slice(ctx.sign().as_ref());
+    tag
 }
 
-fn signed_content(id: Option<&str>, timestamp: &str, body: &[u8]) -> Vec<u8> {
+/// Room for `id.timestamp.` with an id of up to 64 bytes (message ids are usually about 30);
+/// a longer prefix is hashed in pieces.
+const PREFIX_CAPACITY: usize = 64 + "-9223372036854775808".len() + 2;
+
+/// `parts` joined in `buf`, if they fit.
+fn assemble<'b>(buf: &'b mut [u8; PREFIX_CAPACITY], parts: [&[u8]; 4]) -> Option<&'b [u8]> {
+    let mut len = 0;
+    for part in parts {
+        let end = len + part.len();
+        buf.get_mut(len..end)?.copy_from_slice(part);
+        len = end;
+    }
+    buf.get(..len)
+}
+
+fn signed_content(id: Option<&str>, timestamp: &[u8], body: &[u8]) -> Vec<u8> {
     let id_len = id.map_or(0, |i| i.len() + 1);
     let mut out = Vec::with_capacity(id_len + timestamp.len() + 1 + body.len());
     if let Some(id) = id {
         out.extend_from_slice(id.as_bytes());
         out.push(b'.');
     }
-    out.extend_from_slice(timestamp.as_bytes());
+    out.extend_from_slice(timestamp);
     out.push(b'.');
     out.extend_from_slice(body);
     out
@@ -507,15 +599,86 @@ fn header_name(name: &'static str) -> HeaderName {
     }
 }
 
-fn required_header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
-    let mut values = headers.get_all(header_name(name)).iter();
-    let value = values.next().ok_or(VerifyError::MissingHeader { name })?;
-    if values.next().is_some() {
-        return Err(VerifyError::DuplicateHeader { name });
+/// Header maps up to this many values are scanned once instead of looked up by name:
+/// `HeaderMap` hashes a custom header name byte by byte on every look-up, which costs more
+/// than comparing the names of a request's few dozen headers. Larger maps are looked up.
+const SCAN_LIMIT: usize = 32;
+
+/// One header a scheme requires, as found in a request.
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    name: &'static str,
+    value: Option<&'a HeaderValue>,
+    repeated: bool,
+}
+
+impl<'a> Found<'a> {
+    fn wanted(name: Option<&'static str>) -> Option<Self> {
+        name.map(|name| Self {
+            name,
+            value: None,
+            repeated: false,
+        })
     }
-    value.to_str().map_err(|_| VerifyError::MalformedHeader {
-        name,
-        reason: Malformed::NotAscii,
+
+    /// The value; the header must appear exactly once and be visible ASCII.
+    fn value(self) -> Result<&'a [u8], VerifyError> {
+        let name = self.name;
+        let value = self
+            .value
+            .ok_or_else(|| VerifyError::MissingHeader { name })?;
+        if self.repeated {
+            return Err(VerifyError::DuplicateHeader { name });
+        }
+        let bytes = value.as_bytes();
+        // What `HeaderValue::to_str` accepts: a `HeaderValue` never holds control characters
+        // other than tab, nor DEL, so visible ASCII is ASCII here, which is checked a word
+        // at a time.
+        if !bytes.is_ascii() {
+            return Err(malformed(name, Malformed::NotAscii));
+        }
+        Ok(bytes)
+    }
+}
+
+/// The id, timestamp and signature headers of `scheme`, each required exactly once.
+fn scheme_headers(scheme: Scheme, headers: &HeaderMap) -> Result<RawParts<'_>, VerifyError> {
+    let mut wanted = [
+        Found::wanted(scheme.id_header()),
+        Found::wanted(scheme.timestamp_header()),
+        Found::wanted(Some(scheme.signature_header())),
+    ];
+    if headers.len() <= SCAN_LIMIT {
+        for (name, value) in headers {
+            let name = name.as_str();
+            for found in wanted.iter_mut().flatten() {
+                if found.name == name {
+                    found.repeated |= found.value.is_some();
+                    found.value = Some(value);
+                }
+            }
+        }
+    } else {
+        for found in wanted.iter_mut().flatten() {
+            let mut values = headers.get_all(header_name(found.name)).iter();
+            found.value = values.next();
+            found.repeated = values.next().is_some();
+        }
+    }
+    let [id, timestamp, signature] = wanted;
+    let id = id.map(Found::value).transpose()?;
+    let timestamp = timestamp.map(Found::value).transpose()?;
+    let signature =
+        signature
+            .map(Found::value)
+            .transpose()?
+            .ok_or_else(|| VerifyError::MissingHeader {
+                name: scheme.signature_header(),
+            })?;
+    Ok(RawParts {
+        id,
+        timestamp,
+        signature,
     })
 }
 
@@ -523,37 +686,57 @@ fn malformed(name: &'static str, reason: Malformed) -> VerifyError {
     VerifyError::MalformedHeader { name, reason }
 }
 
-fn check_id<'a>(name: &'static str, id: Option<&'a str>) -> Result<&'a str, VerifyError> {
-    let id = id.ok_or(VerifyError::MissingHeader { name })?;
+fn check_id<'a>(name: &'static str, id: Option<&'a [u8]>) -> Result<&'a str, VerifyError> {
+    let id = id.ok_or_else(|| VerifyError::MissingHeader { name })?;
     if id.is_empty() {
         return Err(malformed(name, Malformed::Empty));
     }
     if id.len() > MAX_ID_LEN {
         return Err(malformed(name, Malformed::TooLong));
     }
-    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+    if !id.iter().fold(true, |ok, b| ok & b.is_ascii_graphic()) {
         return Err(malformed(name, Malformed::NotAscii));
     }
-    Ok(id)
+    std::str::from_utf8(id).map_err(|_| malformed(name, Malformed::NotAscii))
 }
 
 /// Parses a canonical decimal `i64`: optional `-`, no `+`, no leading zeros, no `-0`.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let canonical = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'))
-        && !(text.starts_with('-') && digits == "0");
-    if !canonical {
-        return None;
+    parse_timestamp_bytes(text.as_bytes())
+}
+
+fn parse_timestamp_bytes(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', digits @ ..] => (true, digits),
+        digits => (false, digits),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!negative).then_some(0),
+        [b'0', ..] => return None,
+        // 19 digits always fit in a u64; `i64` needs at most 19.
+        _ if digits.len() > 19 => return None,
+        _ => {}
     }
-    text.parse::<i64>().ok()
+    let mut magnitude = 0u64;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        magnitude = magnitude * 10 + u64::from(digit);
+    }
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
 }
 
 fn parse<'a>(
     scheme: Scheme,
-    timestamp: Option<&'a str>,
-    signature: &'a str,
+    timestamp: Option<&'a [u8]>,
+    signature: &'a [u8],
 ) -> Result<Parsed<'a>, VerifyError> {
     let sig_name = scheme.signature_header();
     if signature.is_empty() {
@@ -566,81 +749,77 @@ fn parse<'a>(
         return parse_stripe(timestamp, signature);
     }
     let ts_name = scheme.timestamp_header().unwrap_or(WEBHOOK_TIMESTAMP);
-    let timestamp_text = timestamp.ok_or(VerifyError::MissingHeader { name: ts_name })?;
-    let ts = parse_timestamp(timestamp_text).ok_or(malformed(ts_name, Malformed::Timestamp))?;
-    let candidates = match scheme {
+    let timestamp_text = timestamp.ok_or_else(|| VerifyError::MissingHeader { name: ts_name })?;
+    let ts = parse_timestamp_bytes(timestamp_text)
+        .ok_or_else(|| malformed(ts_name, Malformed::Timestamp))?;
+    let signatures = match scheme {
         Scheme::Standard => parse_standard_list(signature)?,
-        _ => vec![Candidate::Hmac(
-            hex32_lower(signature).ok_or(malformed(sig_name, Malformed::SignatureEncoding))?,
-        )],
+        _ if is_lower_hex(signature, 64) => Signatures::Single(signature),
+        _ => return Err(malformed(sig_name, Malformed::SignatureEncoding)),
     };
     Ok(Parsed {
         timestamp_text,
         timestamp: ts,
-        candidates,
+        signatures,
     })
 }
 
-fn parse_standard_list(signature: &str) -> Result<Vec<Candidate>, VerifyError> {
+/// Checks every entry of a Standard Webhooks list: syntax errors anywhere are reported, and
+/// `v1` / `v1a` values must be canonical base64 of 32 / 64 bytes.
+fn parse_standard_list(signature: &[u8]) -> Result<Signatures<'_>, VerifyError> {
     let name = WEBHOOK_SIGNATURE;
-    let mut candidates = Vec::with_capacity(2);
-    for (n, entry) in signature.split(' ').enumerate() {
+    for (n, entry) in entries(signature, b' ', b',').enumerate() {
         if n >= MAX_SIGNATURES {
             return Err(malformed(name, Malformed::TooManySignatures));
         }
-        let (version, value) = entry
-            .split_once(',')
-            .ok_or(malformed(name, Malformed::SignatureSyntax))?;
-        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let (version, value) = entry.ok_or_else(|| malformed(name, Malformed::SignatureSyntax))?;
+        if version.is_empty() || !version.iter().all(u8::is_ascii_alphanumeric) {
             return Err(malformed(name, Malformed::SignatureSyntax));
         }
-        match version {
-            "v1" => candidates.push(Candidate::Hmac(
-                base64_exact::<32>(value).ok_or(malformed(name, Malformed::SignatureEncoding))?,
-            )),
-            "v1a" => candidates.push(Candidate::Ed25519(
-                base64_exact::<64>(value).ok_or(malformed(name, Malformed::SignatureEncoding))?,
-            )),
+        let canonical = match version {
+            b"v1" => is_canonical_base64::<32>(value),
+            b"v1a" => is_canonical_base64::<64>(value),
             // Versions this verifier does not know are skipped, as the specification asks.
-            _ => {}
+            _ => true,
+        };
+        if !canonical {
+            return Err(malformed(name, Malformed::SignatureEncoding));
         }
     }
-    Ok(candidates)
+    Ok(Signatures::Standard(signature))
 }
 
 fn parse_stripe<'a>(
-    timestamp: Option<&'a str>,
-    signature: &'a str,
+    timestamp: Option<&'a [u8]>,
+    signature: &'a [u8],
 ) -> Result<Parsed<'a>, VerifyError> {
     let name = STRIPE_SIGNATURE;
-    let mut t: Option<&str> = None;
-    let mut candidates = Vec::with_capacity(2);
-    for (n, entry) in signature.split(',').enumerate() {
+    let mut t: Option<&[u8]> = None;
+    for (n, entry) in entries(signature, b',', b'=').enumerate() {
         if n > MAX_SIGNATURES {
             return Err(malformed(name, Malformed::TooManySignatures));
         }
-        let (key, value) = entry
-            .split_once('=')
-            .ok_or(malformed(name, Malformed::SignatureSyntax))?;
+        let (key, value) = entry.ok_or_else(|| malformed(name, Malformed::SignatureSyntax))?;
         match key {
-            "t" if t.is_some() => return Err(malformed(name, Malformed::TimestampField)),
-            "t" => t = Some(value),
-            "v1" => candidates.push(Candidate::Hmac(
-                hex32_lower(value).ok_or(malformed(name, Malformed::SignatureEncoding))?,
-            )),
+            b"t" if t.is_some() => return Err(malformed(name, Malformed::TimestampField)),
+            b"t" => t = Some(value),
+            b"v1" if !is_lower_hex(value, 64) => {
+                return Err(malformed(name, Malformed::SignatureEncoding));
+            }
             // `v0` and future schemes are ignored, as Stripe's own libraries do.
             _ => {}
         }
     }
-    let timestamp_text = t.ok_or(malformed(name, Malformed::TimestampField))?;
+    let timestamp_text = t.ok_or_else(|| malformed(name, Malformed::TimestampField))?;
     if timestamp.is_some_and(|given| given != timestamp_text) {
         return Err(malformed(name, Malformed::TimestampField));
     }
-    let ts = parse_timestamp(timestamp_text).ok_or(malformed(name, Malformed::Timestamp))?;
+    let ts = parse_timestamp_bytes(timestamp_text)
+        .ok_or_else(|| malformed(name, Malformed::Timestamp))?;
     Ok(Parsed {
         timestamp_text,
         timestamp: ts,
-        candidates,
+        signatures: Signatures::Stripe(signature),
     })
 }
 
