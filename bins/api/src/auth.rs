@@ -102,6 +102,56 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         "/api/v1/api-keys/{id}",
         Access::Permission(Permission::ManageApiKeys),
     ),
+    route(
+        "POST",
+        "/api/v1/users",
+        Access::Permission(Permission::ManageUsers),
+    ),
+    route(
+        "GET",
+        "/api/v1/users",
+        Access::Permission(Permission::ManageUsers),
+    ),
+    route(
+        "PUT",
+        "/api/v1/users/{id}/role",
+        Access::Permission(Permission::ManageUsers),
+    ),
+    route(
+        "POST",
+        "/api/v1/users/{id}/disable",
+        Access::Permission(Permission::ManageUsers),
+    ),
+    route(
+        "GET",
+        "/api/v1/admin/transactions/status",
+        Access::Permission(Permission::ReadTransactions),
+    ),
+    route(
+        "GET",
+        "/api/v1/admin/transactions/{tx_id}",
+        Access::Permission(Permission::ReadTransactions),
+    ),
+    route(
+        "POST",
+        "/api/v1/admin/transactions/{tx_id}/retry",
+        Access::Permission(Permission::RetryTransaction),
+    ),
+    route(
+        "GET",
+        "/api/v1/admin/alerts",
+        Access::Permission(Permission::ReadAlerts),
+    ),
+    route(
+        "POST",
+        "/api/v1/admin/alerts/{id}/transition",
+        Access::Permission(Permission::ReviewAlerts),
+    ),
+    route(
+        "GET",
+        "/api/v1/admin/wallets",
+        Access::Permission(Permission::ManageWallets),
+    ),
 ];
 
 /// The verified access token of the request (JWT principals only), for logout.

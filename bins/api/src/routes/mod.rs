@@ -4,10 +4,15 @@ use actix_web::middleware::from_fn;
 use actix_web::web;
 
 pub(crate) mod addresses;
+pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod inbound;
+pub(crate) mod transactions;
+pub(crate) mod users;
+pub(crate) mod wallets;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,6 +43,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .get(api_keys::list),
                 )
                 .service(web::resource("/api-keys/{id}").delete(api_keys::revoke))
+                .service(web::resource("/users").post(users::create).get(users::list))
+                .service(web::resource("/users/{id}/role").put(users::set_role))
+                .service(web::resource("/users/{id}/disable").post(users::disable))
+                // Before `/admin/transactions/{tx_id}`, which would match `status` too.
+                .service(web::resource("/admin/transactions/status").get(transactions::status))
+                .service(web::resource("/admin/transactions/{tx_id}").get(transactions::get))
+                .service(
+                    web::resource("/admin/transactions/{tx_id}/retry")
+                        .wrap(from_fn(crate::idempotency::required))
+                        .post(transactions::retry),
+                )
+                .service(web::resource("/admin/alerts").get(alerts::list))
+                .service(web::resource("/admin/alerts/{id}/transition").post(alerts::transition))
+                .service(web::resource("/admin/wallets").get(wallets::list))
                 // Authenticated by its signature; limited per source (`ratelimit::per_source`).
                 .service(
                     web::resource("/webhooks/{source}")

@@ -619,6 +619,7 @@ async fn role_by_route_matrix_covers_every_registered_route() {
         let path = r
             .path
             .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{tx_id}", "matrix-tx")
             .replace("{source}", "matrix");
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
         let body = (r.method != "GET" && r.method != "DELETE").then(|| json!({}));

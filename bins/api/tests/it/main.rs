@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod addresses;
+mod admin;
 mod auth;
 mod errors;
 mod health;
