@@ -1,11 +1,12 @@
 //! The haven background worker.
 //!
 //! [`run`] starts the periodic jobs and a small HTTP listener (`/health`, `/ready`,
-//! `/jobs`) and stops both cleanly when the shutdown future resolves: a job that is running
+//! `/jobs`, and `/metrics` in the Prometheus text format, see [`metrics`]) and stops both cleanly when the shutdown future resolves: a job that is running
 //! finishes its current step, no new step starts.
 
 pub mod config;
 pub mod jobs;
+pub mod metrics;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -67,6 +68,8 @@ pub async fn run_with_jobs(
     .context("DATABASE_URL")?;
     let redis = haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 4)
         .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+    // Before the first job step, so nothing a job records is lost.
+    crate::metrics::install();
     let statuses = Arc::new(Mutex::new(
         jobs.iter()
             .map(|j| JobStatus {
@@ -87,6 +90,7 @@ pub async fn run_with_jobs(
             .service(web::resource("/health").get(health))
             .service(web::resource("/ready").get(ready))
             .service(web::resource("/jobs").get(job_list))
+            .service(web::resource("/metrics").get(crate::metrics::render))
     })
     .listen(listener)?
     .disable_signals()

@@ -5,6 +5,8 @@
 //! (which refuses non-public destinations unless allow-listed) and records the outcome; the
 //! outbox then schedules the next attempt from the [`RetryPolicy`], dead-letters after the
 //! last one, or disables an endpoint that has failed without a success for 5 days.
+//! Each recorded outcome counts once in `haven_webhook_deliveries_total{outcome}`
+//! ([`WEBHOOK_DELIVERIES`](crate::metrics::WEBHOOK_DELIVERIES)).
 
 use std::time::Duration;
 
@@ -142,14 +144,28 @@ impl WebhookDelivery {
             let results =
                 futures::future::join_all(claims.iter().map(|claim| self.deliver(claim))).await;
             for result in results {
-                match result? {
-                    None => report.lost += 1,
+                let outcome = match result? {
+                    None => {
+                        report.lost += 1;
+                        continue;
+                    }
                     Some(recorded) => match recorded.decision {
-                        Decision::Delivered => report.delivered += 1,
-                        Decision::RetryAt { .. } => report.retried += 1,
-                        Decision::DeadLetter => report.dead += 1,
+                        Decision::Delivered => {
+                            report.delivered += 1;
+                            "delivered"
+                        }
+                        Decision::RetryAt { .. } => {
+                            report.retried += 1;
+                            "failed"
+                        }
+                        Decision::DeadLetter => {
+                            report.dead += 1;
+                            "dead"
+                        }
                     },
-                }
+                };
+                metrics::counter!(crate::metrics::WEBHOOK_DELIVERIES, "outcome" => outcome)
+                    .increment(1);
             }
             if claims.len() < wave {
                 break;

@@ -1,7 +1,8 @@
 //! A4 through the worker's delivery job, real Postgres and a local HTTP receiver: a
 //! receiver that fails twice then succeeds gets exactly one accepted delivery, signed so
 //! that our verifier and the PyPI `standardwebhooks` package both accept it; a crash
-//! between commit and send (or in the middle of a send) still delivers exactly once.
+//! between commit and send (or in the middle of a send) still delivers exactly once; each
+//! recorded outcome is counted once, and the worker serves the counts on `/metrics`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,14 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use haven_core::audit::{AuditEvent, Severity};
 use haven_db::{PgAuditLog, PgWebhookOutbox};
+use haven_testkit::MetricsCapture;
 use haven_testkit::TestDb;
 use haven_webhooks::receiver::{Receiver, Turn, standardwebhooks_accepts};
 use haven_webhooks::{HttpSender, RetryPolicy, Secret, SenderConfig};
 use haven_worker::Job;
 use haven_worker::config::WebhookDeliveryConfig;
 use haven_worker::jobs::webhook_delivery::{DeliveryReport, WebhookDelivery};
+use haven_worker::metrics::WEBHOOK_DELIVERIES;
 
 /// The configured destination check with loopback allow-listed, as the tests' config does.
 fn loopback_config() -> WebhookDeliveryConfig {
@@ -68,6 +71,8 @@ async fn commit_business_change(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_delivery() {
+    let capture = MetricsCapture::new();
+    let _local = capture.set_local();
     let db = TestDb::new().await;
     let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
     let created = outbox
@@ -113,6 +118,14 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
         ]
     );
     job.step().await.unwrap();
+    assert_eq!(
+        capture.counters(WEBHOOK_DELIVERIES),
+        vec![
+            (r#"outcome="delivered""#.to_owned(), 1),
+            (r#"outcome="failed""#.to_owned(), 2)
+        ],
+        "one count per recorded attempt, under its outcome"
+    );
 
     let log = receiver.log();
     assert_eq!(
@@ -307,4 +320,128 @@ async fn loopback_is_refused_unless_allow_listed() {
         .unwrap();
     assert_eq!((report.claimed, report.delivered), (1, 1));
     assert_eq!(receiver.accepted(), vec![message]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_last_attempt_is_counted_dead() {
+    let capture = MetricsCapture::new();
+    let _local = capture.set_local();
+    let db = TestDb::new().await;
+    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
+    let created = outbox
+        .create_endpoint("http://placeholder/", "")
+        .await
+        .unwrap();
+    let receiver = Receiver::start(
+        vec![Secret::standard(&created.secret).unwrap()],
+        vec![Turn::status(500)],
+    )
+    .await;
+    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
+    commit_business_change(&db, endpoint, &serde_json::json!({})).await;
+    let single_attempt = RetryPolicy {
+        delays: Vec::new(),
+        ..fast_policy()
+    };
+    let sender = HttpSender::new(
+        WebhookDelivery::destinations(&loopback_config()),
+        SenderConfig::default(),
+    )
+    .unwrap();
+    let job = WebhookDelivery::new(outbox, sender, single_attempt);
+    let report = job.deliver_due().await.unwrap();
+    assert_eq!((report.claimed, report.dead), (1, 1), "{report:?}");
+    assert_eq!(job.deliver_due().await.unwrap().claimed, 0);
+    assert_eq!(
+        capture.counters(WEBHOOK_DELIVERIES),
+        vec![(r#"outcome="dead""#.to_owned(), 1)]
+    );
+}
+
+/// The worker's own `/metrics` serves the delivery counts its job recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_serves_delivery_counts_on_metrics() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = TestDb::new().await;
+    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
+    let created = outbox
+        .create_endpoint("http://placeholder/", "")
+        .await
+        .unwrap();
+    let receiver = Receiver::start(vec![Secret::standard(&created.secret).unwrap()], vec![]).await;
+    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
+
+    let config = haven_worker::config::WorkerConfig::for_tests(
+        db.url(),
+        &haven_testkit::TestRedis::server_url(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let delivery =
+        job(outbox, &loopback_config(), Duration::from_secs(60)).every(Duration::from_millis(100));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(haven_worker::run_with_jobs(
+        config,
+        listener,
+        vec![Arc::new(delivery)],
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let scrape = async || {
+        let res = client.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        res.text().await.unwrap()
+    };
+    // Other tests in this binary deliver too: compare before and after.
+    let before = delivered(&scrape().await);
+
+    let message = commit_business_change(&db, endpoint, &serde_json::json!({"n": 2})).await;
+    for _ in 0..100 {
+        if !receiver.accepted().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(receiver.accepted(), vec![message]);
+    // The outcome is recorded (and counted) just after the receiver answered.
+    let mut text = scrape().await;
+    for _ in 0..100 {
+        if delivered(&text) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = scrape().await;
+    }
+    assert!(delivered(&text) > before, "{before} then {text}");
+    for name in [
+        "haven_webhook_deliveries_total",
+        "haven_tokens_minted_total",
+        "haven_tokens_burned_total",
+        "haven_nonce_leases_outstanding",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} in {text}"
+        );
+    }
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(15), worker)
+        .await
+        .expect("the worker stops")
+        .unwrap()
+        .unwrap();
+}
+
+/// `haven_webhook_deliveries_total{outcome="delivered"}` in a scrape, 0 when absent.
+fn delivered(text: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(r#"haven_webhook_deliveries_total{outcome="delivered"}"#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
