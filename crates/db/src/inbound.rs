@@ -4,13 +4,19 @@
 //! an event is acknowledged only after its row is committed, so an acknowledged event is
 //! never lost and a redelivery is recognised for as long as the row exists.
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Text};
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::{Array, BigInt, Bytea, Integer, Text, Timestamptz};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use haven_webhooks::Fingerprint;
+use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::pool::get;
-use crate::{Error, PgPool, Result};
+use crate::{Error, PgPool, PgWebhookOutbox, Result};
 
 /// What receiving one verified webhook did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +128,128 @@ impl PgInbox {
         .get_result(&mut conn)
         .await?;
         Ok(row.id)
+    }
+}
+
+/// Where verified inbound events of each source are relayed: outbound webhook endpoints
+/// (`webhook_endpoints` ids), by source name.
+pub type RelayRoutes = BTreeMap<String, Vec<Uuid>>;
+
+/// What one [`PgInbox::relay_due`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Inbound events marked processed.
+    pub events: usize,
+    /// Outbound messages queued for them.
+    pub messages: usize,
+}
+
+/// One unprocessed inbound event.
+#[derive(QueryableByName)]
+struct DueRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = Text)]
+    message_id: String,
+    #[diesel(sql_type = Bytea)]
+    body: Vec<u8>,
+    #[diesel(sql_type = Timestamptz)]
+    received_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct WaitingRow {
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = BigInt)]
+    waiting: i64,
+}
+
+const CLAIM_DUE: &str = "\
+    SELECT id, source, message_id, body, received_at FROM inbound_webhooks \
+    WHERE processed_at IS NULL AND source = ANY($1) \
+    ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+/// The outbound payload relaying one inbound event: its source, id and reception time, and
+/// the body as JSON (`data`) when it is JSON, else base64 (`body_base64`).
+fn relay_payload(row: &DueRow) -> Value {
+    let mut payload = json!({
+        "type": format!("inbound.{}", row.source),
+        "source": row.source,
+        "message_id": row.message_id,
+        "received_at": row.received_at,
+    });
+    match serde_json::from_slice::<Value>(&row.body) {
+        Ok(data) => payload["data"] = data,
+        Err(_) => {
+            payload["body_base64"] =
+                json!(base64::engine::general_purpose::STANDARD.encode(&row.body));
+        }
+    }
+    payload
+}
+
+impl PgInbox {
+    /// Relays up to `limit` unprocessed events of the routed sources, oldest first: for each
+    /// event, one `inbound.<source>` message per endpoint of its route is queued in the
+    /// outbound webhook outbox and the event is marked processed, all in one transaction.
+    ///
+    /// **Invariant:** an event is relayed exactly once. Concurrent callers skip each other's
+    /// rows (`FOR UPDATE SKIP LOCKED`), and the queued messages commit with the processed
+    /// mark or not at all, so a crash or an error part-way relays nothing and the next call
+    /// starts over. Events of sources without a route stay unprocessed (see
+    /// [`waiting_by_source`](Self::waiting_by_source)).
+    pub async fn relay_due(&self, routes: &RelayRoutes, limit: usize) -> Result<RelayReport> {
+        let sources: Vec<&str> = routes
+            .iter()
+            .filter(|(_, endpoints)| !endpoints.is_empty())
+            .map(|(source, _)| source.as_str())
+            .collect();
+        if sources.is_empty() || limit == 0 {
+            return Ok(RelayReport::default());
+        }
+        let mut conn = get(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async |c| {
+            let due: Vec<DueRow> = diesel::sql_query(CLAIM_DUE)
+                .bind::<Array<Text>, _>(&sources)
+                .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+                .load(c)
+                .await?;
+            let mut report = RelayReport::default();
+            let mut ids = Vec::with_capacity(due.len());
+            for row in &due {
+                let payload = relay_payload(row);
+                let event_type = format!("inbound.{}", row.source);
+                for endpoint in routes.get(&row.source).into_iter().flatten() {
+                    PgWebhookOutbox::enqueue_in(c, *endpoint, &event_type, &payload).await?;
+                    report.messages += 1;
+                }
+                ids.push(row.id);
+            }
+            diesel::sql_query(
+                "UPDATE inbound_webhooks SET processed_at = now() WHERE id = ANY($1)",
+            )
+            .bind::<Array<BigInt>, _>(&ids)
+            .execute(c)
+            .await?;
+            report.events = ids.len();
+            Ok(report)
+        })
+        .await
+    }
+
+    /// Unprocessed events per source, for operators and the relay's start-up log.
+    pub async fn waiting_by_source(&self) -> Result<BTreeMap<String, i64>> {
+        let mut conn = get(&self.pool).await?;
+        let rows: Vec<WaitingRow> = diesel::sql_query(
+            "SELECT source, count(*) AS waiting FROM inbound_webhooks \
+             WHERE processed_at IS NULL GROUP BY source",
+        )
+        .load(&mut conn)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.source, r.waiting)).collect())
     }
 }
 

@@ -43,7 +43,7 @@ pub use custody::PgWalletStore;
 pub use error::{Error, Result};
 pub use error_logs::{ErrorLogRepo, NewErrorLog};
 pub use fraud::{ClaimedDelivery, DeliveryOutcome, DeliveryState, PgAlertStore};
-pub use inbound::{InboxOutcome, PgInbox};
+pub use inbound::{InboxOutcome, PgInbox, RelayReport, RelayRoutes};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
 pub use nonce::PgNonceStore;
 pub use pool::{PgPool, connect, connect_lazy, ping};

@@ -6,6 +6,7 @@ mod auth;
 mod chain;
 mod custody;
 mod fraud;
+mod inbound;
 mod migrations;
 mod nonce;
 mod repos;
