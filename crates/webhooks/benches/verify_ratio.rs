@@ -1,0 +1,111 @@
+//! The ratio of `benches/verify.rs` measured so that load on a shared machine cancels out:
+//! the bare ring HMAC-SHA256 of the body (key prepared once) and each verifier run in
+//! alternating batches of the same length, and the ratio is taken per round, so both sides
+//! of one ratio saw the same machine. Prints the median time per call of each side and the
+//! median and quartiles of the per-round ratios (baseline time / verify time).
+//!
+//! `cargo bench -p haven-webhooks --bench verify_ratio`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use haven_webhooks::{Scheme, Secret, Verifier, sign_header};
+use http::{HeaderMap, HeaderValue};
+use ring::hmac;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+const TS: i64 = 1_700_000_000;
+const ROUNDS: usize = 200;
+/// Bytes hashed per batch: about 0.5 MB, a fraction of a millisecond.
+const BATCH_BYTES: usize = 512 * 1024;
+
+fn payload(len: usize) -> Vec<u8> {
+    let mut body = br#"{"type":"token.minted","data":{"pad":""#.to_vec();
+    body.resize(len.saturating_sub(3), b'x');
+    body.extend_from_slice(br#""}}"#);
+    body
+}
+
+fn verifier(scheme: Scheme, body: &[u8]) -> (Verifier, HeaderMap) {
+    let secret = Secret::for_scheme(scheme, SECRET).unwrap_or_else(|e| panic!("{e}"));
+    let id = (scheme == Scheme::Standard).then_some(ID);
+    let sig = sign_header(scheme, &secret, id, TS, body).unwrap_or_else(|e| panic!("{e}"));
+    let mut headers = HeaderMap::new();
+    if let Some(id) = id {
+        headers.insert("webhook-id", HeaderValue::from_static(id));
+    }
+    if let Some(name) = scheme.timestamp_header() {
+        headers.insert(name, HeaderValue::from(TS));
+    }
+    headers.insert(
+        scheme.signature_header(),
+        HeaderValue::from_str(&sig).unwrap_or_else(|e| panic!("{e}")),
+    );
+    (Verifier::new("bench", scheme, vec![secret]), headers)
+}
+
+/// Nanoseconds per call of `f`, over `n` calls.
+fn time_per_call(n: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let at = |q: usize| values[(values.len() - 1) * q / 4];
+    [at(1), at(2), at(3)]
+}
+
+fn main() {
+    use base64::Engine as _;
+    let raw_key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ring_key = hmac::Key::new(hmac::HMAC_SHA256, &raw_key);
+    let schemes = [
+        ("standard_v1", Scheme::Standard),
+        ("stripe", Scheme::Stripe),
+        ("partner", Scheme::Aurora),
+    ];
+    println!("payload  scheme       ring HMAC  verify     ratio (q1 / median / q3)");
+    for len in [256usize, 1024, 4 * 1024, 64 * 1024] {
+        let body = payload(len);
+        let n = (BATCH_BYTES / len).max(8);
+        let verifiers: Vec<_> = schemes
+            .iter()
+            .map(|&(name, scheme)| (name, verifier(scheme, &body)))
+            .collect();
+        let mut baseline = vec![Vec::with_capacity(ROUNDS); verifiers.len()];
+        let mut measured = baseline.clone();
+        let mut ratios = baseline.clone();
+        for _ in 0..ROUNDS {
+            for (i, (_, (verifier, headers))) in verifiers.iter().enumerate() {
+                let base = time_per_call(n, || {
+                    black_box(hmac::sign(black_box(&ring_key), black_box(&body)));
+                });
+                let verify = time_per_call(n, || {
+                    black_box(
+                        verifier
+                            .verify(black_box(headers), black_box(&body), TS)
+                            .unwrap_or_else(|e| panic!("{e}")),
+                    );
+                });
+                baseline[i].push(base);
+                measured[i].push(verify);
+                ratios[i].push(base / verify);
+            }
+        }
+        for (i, (name, _)) in verifiers.iter().enumerate() {
+            let [_, base, _] = quartiles(baseline[i].clone());
+            let [_, verify, _] = quartiles(measured[i].clone());
+            let [q1, median, q3] = quartiles(ratios[i].clone());
+            println!(
+                "{len:>7}  {name:<11}  {base:>7.1} ns  {verify:>7.1} ns  {q1:.2} / {median:.2} / {q3:.2}"
+            );
+        }
+    }
+}
