@@ -1,26 +1,32 @@
 //! Prometheus metrics: `GET /metrics` in the text exposition format.
 //!
-//! The api installs a process-wide [`metrics`] recorder (the first [`install`] wins), so any
-//! crate linked into the process records through the `metrics` facade with the names below
-//! and they appear on `/metrics`; no crate needs to depend on this one.
+//! [`install`] puts the process-wide recorder of `haven_service::metrics` in place (the
+//! first install wins) and describes the api's own series, so any crate linked into the
+//! process records through the [`metrics`] facade under its own names and the series
+//! appear on `/metrics`; no crate needs to depend on this one.
 //!
 //! | name | type | labels | recorded by |
 //! |---|---|---|---|
 //! | `haven_http_requests_total` | counter | `method`, `route` (the route pattern, `unmatched` for a 404), `status` | [`track`], every request |
 //! | `haven_http_request_duration_seconds` | histogram | `method`, `route`, `status` | [`track`], every request |
 //! | `haven_rate_limited_total` | counter | `class` (`public`, `authenticated`, `sensitive`) | the rate limiter, each 429 |
-//! | `haven_tokens_minted_total` | counter | — | mint operations confirmed on chain |
-//! | `haven_tokens_burned_total` | counter | — | burn operations confirmed on chain |
-//! | `haven_fraud_alerts_total` | counter | `rule` | fraud evaluation, each alert raised |
 //! | `haven_breaker_state` | gauge | `breaker` | refreshed from the app's `BreakerRegistry` at each scrape: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled |
-//! | `haven_nonce_leases_outstanding` | gauge | — | the nonce manager: reserved, not yet committed or released |
-//! | `haven_webhook_deliveries_total` | counter | `outcome` (`delivered`, `failed`, `dead`) | the webhook delivery job, each attempt |
+//! | `haven_tokens_minted_total` | counter | — | `haven-chain`'s monitoring cycle, each mint confirmed on chain ([`TOKENS_MINTED`]) |
+//! | `haven_tokens_burned_total` | counter | — | the same, each burn ([`TOKENS_BURNED`]) |
+//! | `haven_chain_alerts_total` | counter | `kind` | the same, each alert ([`CHAIN_ALERTS`]) |
+//! | `haven_fraud_alerts_total` | counter | `rule` | `haven-fraud`'s `Engine::evaluate`, each alert ([`FRAUD_ALERTS`]) |
+//! | `haven_nonce_leases_outstanding` | gauge | — | `haven-nonce`'s `NonceManager`, leases of this process ([`NONCE_LEASES_OUTSTANDING`]) |
+//!
+//! The business series are recorded where the fact is known, in whichever process that
+//! is: the api serves them for the components it runs; mints and burns are confirmed, and
+//! webhooks delivered (`haven_webhook_deliveries_total{outcome}`), by the worker, whose own
+//! `/metrics` serves them (docs/ARCHITECTURE.md has the table of both).
 //!
 //! Route labels are the registered pattern (`/api/v1/things/{id}`), never the raw path, so a
 //! client cannot grow the label set. `/metrics` is meant for the internal network; keep it
 //! off the public listener at the load balancer.
 
-use std::sync::OnceLock;
+use std::sync::Once;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -28,62 +34,30 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use haven_resilience::BreakerState;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use haven_service::metrics::{
+    CHAIN_ALERTS, FRAUD_ALERTS, NONCE_LEASES_OUTSTANDING, TOKENS_BURNED, TOKENS_MINTED,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::ratelimit::RateClass;
 use crate::state::AppState;
 
 /// Requests served.
 pub const HTTP_REQUESTS: &str = "haven_http_requests_total";
-/// Request latency in seconds.
+/// Request latency in seconds (buckets: `haven_service::metrics::LATENCY_BUCKETS`).
 pub const HTTP_DURATION: &str = "haven_http_request_duration_seconds";
 /// Requests refused by a rate limit.
 pub const RATE_LIMITED: &str = "haven_rate_limited_total";
-/// Mint operations confirmed.
-pub const TOKENS_MINTED: &str = "haven_tokens_minted_total";
-/// Burn operations confirmed.
-pub const TOKENS_BURNED: &str = "haven_tokens_burned_total";
-/// Fraud alerts raised, by `rule`.
-pub const FRAUD_ALERTS: &str = "haven_fraud_alerts_total";
 /// Circuit breaker state by `breaker` (0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled).
 pub const BREAKER_STATE: &str = "haven_breaker_state";
-/// Nonce leases reserved and not yet committed or released.
-pub const NONCE_LEASES_OUTSTANDING: &str = "haven_nonce_leases_outstanding";
-/// Webhook delivery attempts, by `outcome`.
-pub const WEBHOOK_DELIVERIES: &str = "haven_webhook_deliveries_total";
 
-/// Latency buckets in seconds: 1 ms to 30 s (the request timeout).
-const DURATION_BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-
-/// Installs the Prometheus recorder for the process (once; later calls return the same
-/// handle) and describes every metric above. `None` when another recorder was installed
-/// first.
+/// Installs the process's Prometheus recorder (once; later calls return the same handle)
+/// and describes the api's series. `None` when another recorder was installed first.
 pub fn install() -> Option<PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| {
-            let builder = match PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), &DURATION_BUCKETS)
-            {
-                Ok(builder) => builder,
-                Err(error) => {
-                    tracing::error!(%error, "metrics buckets refused; /metrics disabled");
-                    return None;
-                }
-            };
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            if let Err(error) = metrics::set_global_recorder(recorder) {
-                tracing::warn!(%error, "another metrics recorder is installed; /metrics disabled");
-                return None;
-            }
-            describe();
-            Some(handle)
-        })
-        .clone()
+    static DESCRIBED: Once = Once::new();
+    let handle = haven_service::metrics::install()?;
+    DESCRIBED.call_once(describe);
+    Some(handle)
 }
 
 fn describe() {
@@ -101,25 +75,10 @@ fn describe() {
         RATE_LIMITED,
         "Requests refused with 429, by rate-limit class."
     );
-    describe_counter!(TOKENS_MINTED, "Mint operations confirmed on chain.");
-    describe_counter!(TOKENS_BURNED, "Burn operations confirmed on chain.");
-    describe_counter!(FRAUD_ALERTS, "Fraud alerts raised, by rule.");
     describe_gauge!(
         BREAKER_STATE,
         "Circuit breaker state: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled."
     );
-    describe_gauge!(
-        NONCE_LEASES_OUTSTANDING,
-        "Nonce leases reserved and not yet committed or released."
-    );
-    describe_counter!(
-        WEBHOOK_DELIVERIES,
-        "Outbound webhook delivery attempts, by outcome."
-    );
-    // Unlabelled series exist from the start, so dashboards show 0 rather than no data.
-    metrics::counter!(TOKENS_MINTED).absolute(0);
-    metrics::counter!(TOKENS_BURNED).absolute(0);
-    metrics::gauge!(NONCE_LEASES_OUTSTANDING).set(0.0);
 }
 
 /// Counts one 429 of `class`.
@@ -177,17 +136,17 @@ pub async fn track(
     ),
 )]
 pub async fn render(state: web::Data<AppState>) -> HttpResponse {
-    let Some(handle) = install() else {
+    if install().is_none() {
         return HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("metrics recorder unavailable\n");
-    };
+    }
     for status in state.breakers.statuses() {
         metrics::gauge!(BREAKER_STATE, "breaker" => status.name.clone())
             .set(breaker_state_value(status.state));
     }
-    handle.run_upkeep();
+    let text = haven_service::metrics::render().unwrap_or_default();
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render())
+        .content_type(haven_service::metrics::CONTENT_TYPE)
+        .body(text)
 }

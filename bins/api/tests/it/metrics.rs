@@ -1,4 +1,5 @@
-//! `GET /metrics`: requests counted by route pattern and status; business metrics described.
+//! `GET /metrics`: requests counted by route pattern and status; the business series of the
+//! domain crates described and served from the one process-wide recorder.
 
 use haven_testkit::spawn_api;
 
@@ -77,7 +78,73 @@ async fn requests_are_counted_by_route_pattern_and_status() {
         "haven_nonce_leases_outstanding",
     ] {
         assert!(text.contains(&format!("# TYPE {name}")), "{name} in {text}");
+        assert!(text.contains(&format!("# HELP {name}")), "{name} in {text}");
     }
+}
+
+/// The names the api serves are the domain crates' own constants, and what a component
+/// running in the api's process records under them shows on the api's `/metrics`: here a
+/// fraud engine raising one alert.
+#[tokio::test(flavor = "multi_thread")]
+async fn business_series_recorded_in_the_process_are_served() {
+    use haven_api::metrics::{
+        CHAIN_ALERTS, FRAUD_ALERTS, NONCE_LEASES_OUTSTANDING, TOKENS_BURNED, TOKENS_MINTED,
+    };
+    assert_eq!(
+        [
+            TOKENS_MINTED,
+            TOKENS_BURNED,
+            CHAIN_ALERTS,
+            FRAUD_ALERTS,
+            NONCE_LEASES_OUTSTANDING
+        ],
+        [
+            "haven_tokens_minted_total",
+            "haven_tokens_burned_total",
+            "haven_chain_alerts_total",
+            "haven_fraud_alerts_total",
+            "haven_nonce_leases_outstanding",
+        ]
+    );
+    let api = spawn_api().await;
+    // A rule of this test only: other tests in the binary cannot move its series.
+    let rule = format!("rule_{}", uuid::Uuid::new_v4().simple());
+    let rules = haven_fraud::Rules::from_toml(&format!(
+        r#"
+[[rule]]
+id = "{rule}"
+kind = "amount_tiers"
+currency = "NGN"
+minimum = "100"
+high = "1000000"
+very_high = "5000000"
+"#
+    ))
+    .unwrap();
+    let engine = haven_fraud::Engine::new(
+        std::sync::Arc::new(rules),
+        std::sync::Arc::new(haven_fraud::MemoryWindowStore::new()),
+    );
+    let event = haven_fraud::Event::from_json(
+        br#"{"type":"purchase","event_id":"e1","user":"u1","amount":"5",
+             "currency":"NGN","ts":"2026-01-02T10:00:00Z"}"#,
+    )
+    .unwrap();
+    assert_eq!(engine.evaluate(&event).await.unwrap().len(), 1);
+    assert!(
+        engine.evaluate(&event).await.unwrap().is_empty(),
+        "a replay"
+    );
+
+    let text = reqwest::get(api.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("haven_fraud_alerts_total{{rule=\"{rule}\"}} 1");
+    assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    assert!(text.contains("# HELP haven_fraud_alerts_total "), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
