@@ -554,3 +554,58 @@ fn partner_headers_match_an_independent_hmac() {
         ));
     }
 }
+
+#[test]
+fn large_header_maps_are_looked_up_with_the_same_rules() {
+    // Past 32 values the verifier looks headers up by name instead of scanning the map.
+    let mut h = headers(MSG_ID, &TS.to_string(), EXPECTED);
+    for i in 0..40 {
+        h.insert(
+            http::HeaderName::from_bytes(format!("x-extra-{i}").as_bytes()).unwrap(),
+            HeaderValue::from_static("1"),
+        );
+    }
+    check(&h, PAYLOAD, TS).unwrap();
+    let mut repeated = h.clone();
+    repeated.append("webhook-signature", HeaderValue::from_static(EXPECTED));
+    assert!(matches!(
+        check(&repeated, PAYLOAD, TS),
+        Err(VerifyError::DuplicateHeader {
+            name: "webhook-signature"
+        })
+    ));
+    let mut missing = h.clone();
+    missing.remove("webhook-id");
+    assert!(matches!(
+        check(&missing, PAYLOAD, TS),
+        Err(VerifyError::MissingHeader { name: "webhook-id" })
+    ));
+    let mut not_ascii = h;
+    not_ascii.insert(
+        "webhook-timestamp",
+        HeaderValue::from_bytes(b"16142\xe965330").unwrap(),
+    );
+    assert!(matches!(
+        check(&not_ascii, PAYLOAD, TS),
+        Err(VerifyError::MalformedHeader {
+            name: "webhook-timestamp",
+            reason: Malformed::NotAscii
+        })
+    ));
+}
+
+#[test]
+fn non_ascii_header_values_are_rejected_in_small_maps_too() {
+    let mut h = headers(MSG_ID, &TS.to_string(), EXPECTED);
+    h.insert(
+        "webhook-signature",
+        HeaderValue::from_bytes(format!("{EXPECTED} v2,\u{e9}").as_bytes()).unwrap(),
+    );
+    assert!(matches!(
+        check(&h, PAYLOAD, TS),
+        Err(VerifyError::MalformedHeader {
+            name: "webhook-signature",
+            reason: Malformed::NotAscii
+        })
+    ));
+}
