@@ -196,6 +196,8 @@ pub struct AuthContext {
     pub api_keys: haven_db::ApiKeyRepo,
     /// The audit log.
     pub audit: haven_db::PgAuditLog,
+    /// Back-off and bans after failed authentication ([`crate::lockout`]).
+    pub guard: crate::lockout::AuthGuard,
 }
 
 impl std::fmt::Debug for AuthContext {
@@ -208,8 +210,26 @@ impl std::fmt::Debug for AuthContext {
 }
 
 impl AuthContext {
-    /// Builds the context from the configuration over `db`.
-    pub fn build(config: &AuthConfig, db: haven_db::PgPool) -> anyhow::Result<Self> {
+    /// Builds the context from the configuration over `db`, counting authentication
+    /// failures in `redis` and feeding them to the fraud rules (alerts stored in `db`).
+    pub fn build(
+        config: &AuthConfig,
+        db: haven_db::PgPool,
+        redis: deadpool_redis::Pool,
+    ) -> anyhow::Result<Self> {
+        let fraud = crate::lockout::FraudFeed::new(
+            haven_fraud::Engine::new(
+                Arc::new(haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES)?),
+                Arc::new(haven_fraud::RedisWindowStore::new(redis.clone())),
+            )
+            .with_key_prefix(format!("{}fraud:", config.redis_prefix)),
+            Arc::new(haven_db::PgAlertStore::new(db.clone())),
+        );
+        let guard = crate::lockout::AuthGuard::new(
+            config.lockout,
+            Some((redis, format!("{}lockout:", config.redis_prefix))),
+            Some(fraud),
+        )?;
         let jwt = Jwt::new(
             JwtConfig::new(config.jwt_issuer.clone(), config.jwt_audience.clone()),
             Keyring::new(config.signing_key()?),
@@ -227,6 +247,7 @@ impl AuthContext {
             users: haven_db::UserRepo::new(db.clone()),
             api_keys: haven_db::ApiKeyRepo::new(db.clone()),
             audit: haven_db::PgAuditLog::new(db),
+            guard,
         })
     }
 }
@@ -290,9 +311,23 @@ pub async fn authenticate(
         let err = ApiError::new(ErrorCode::InternalError, "authentication is not configured");
         return Ok(req.into_response(err.error_response()));
     };
+    let ip = crate::ratelimit::client_ip(req.request());
+    let ip_subject = ip.map(crate::lockout::ip_subject);
+    if let Some(left) = ip_subject.as_deref().and_then(|s| ctx.guard.known_block(s)) {
+        return Ok(req.into_response(crate::lockout::blocked_response(left)));
+    }
     let (principal, token) = match resolve(&ctx, &req).await {
         Ok(resolved) => resolved,
-        Err(err) => return Ok(req.into_response(err.error_response())),
+        Err(err) => {
+            // Rejected credentials count towards the caller's back-off; outages do not.
+            if err.0.code == ErrorCode::Unauthorized
+                && let (Some(ip), Some(subject)) = (ip, ip_subject)
+            {
+                let principal = failed_principal(&req, ip);
+                ctx.guard.failed(&[subject], principal, ip).await;
+            }
+            return Ok(req.into_response(err.error_response()));
+        }
     };
     let allowed = match access {
         Access::Public | Access::Authenticated => true,
@@ -320,6 +355,15 @@ pub async fn authenticate(
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Who a rejected request claimed to be, for the fraud rules: an API key's public prefix
+/// (so one leaked key tried from many addresses is one subject), else the client address.
+fn failed_principal(req: &ServiceRequest, ip: std::net::IpAddr) -> String {
+    match req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+        Some(key) => format!("api_key:{}", key.chars().take(16).collect::<String>()),
+        None => format!("bearer:{ip}"),
+    }
 }
 
 async fn resolve(

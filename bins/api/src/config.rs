@@ -249,7 +249,17 @@ impl ApiConfig {
             },
             tls: None,
             http_redirect_addr: None,
-            auth: auth::AuthConfig::development(),
+            // Lenient lockout: tests that send bad credentials on purpose must not ban
+            // 127.0.0.1; the lockout tests set their own policy.
+            auth: auth::AuthConfig {
+                lockout: haven_resilience::LockoutPolicy {
+                    free_failures: 10_000,
+                    ban_after: 20_000,
+                    ..haven_resilience::LockoutPolicy::default()
+                },
+                redis_prefix: format!("haven:test:{}:", uuid::Uuid::new_v4()),
+                ..auth::AuthConfig::development()
+            },
             webhook_sources: webhooks::WebhookSources::default(),
         }
     }

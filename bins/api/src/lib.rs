@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod hardening;
 pub mod idempotency;
+pub mod lockout;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -90,7 +91,8 @@ impl Application {
             })
             .transpose()?;
         let auth = web::Data::new(
-            auth::AuthContext::build(&config.auth, db.clone()).context("authentication")?,
+            auth::AuthContext::build(&config.auth, db.clone(), redis.clone())
+                .context("authentication")?,
         );
         // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
         let idempotency = web::Data::new(idempotency::IdempotencyGate::new(

@@ -141,8 +141,8 @@ impl Modify for SecuritySchemes {
 
 /// The error answers every `/api/v1` operation shares, added here once instead of on each
 /// handler (an operation's own entry for a status wins): 429, 500 and 503 everywhere; 401
-/// and 403 where the operation requires credentials; 400 where it has path parameters or a
-/// JSON body, plus 413 and 415 for the body (the inbound webhook route describes its own).
+/// and 403 where the operation requires credentials; 400 where it has path or query
+/// parameters or a JSON body, plus 413 and 415 for the body (the inbound webhook route describes its own).
 struct StandardErrors;
 
 impl StandardErrors {
@@ -182,13 +182,16 @@ impl Modify for StandardErrors {
             .into_iter()
             .flatten()
             {
-                let has_path_params = op.parameters.as_ref().is_some_and(|ps| {
+                // Path and query parameters are parsed and range-checked: 400 when not.
+                let has_params = op.parameters.as_ref().is_some_and(|ps| {
                     ps.iter().any(|p| {
                         matches!(p, utoipa::openapi::RefOr::T(p)
-                            if p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+                            if matches!(p.parameter_in,
+                                utoipa::openapi::path::ParameterIn::Path
+                                | utoipa::openapi::path::ParameterIn::Query))
                     })
                 });
-                if has_path_params && !own_body_rules {
+                if has_params && !own_body_rules {
                     Self::add(op, "400", "Invalid request");
                 }
                 if op.request_body.is_some() && !own_body_rules {

@@ -2,6 +2,9 @@
 
 use haven_auth::{KeyEnv, KeyHasher, SigningKey};
 use haven_service::config::{ConfigError, Environment, refuse_dev_secret};
+use std::time::Duration;
+
+use haven_resilience::LockoutPolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,13 @@ pub struct AuthConfig {
     pub api_key_pepper: SecretString,
     /// Which keys this deployment issues: `live` in production, `test` elsewhere.
     pub key_env: KeyEnv,
+    /// Back-off and bans after failed authentication (`HAVEN_AUTH_FREE_FAILURES`,
+    /// `HAVEN_AUTH_BACKOFF_BASE_MS`, `HAVEN_AUTH_BACKOFF_MAX_SECS`, `HAVEN_AUTH_BAN_AFTER`,
+    /// `HAVEN_AUTH_BAN_SECS`, `HAVEN_AUTH_FAILURE_WINDOW_SECS`); see [`crate::lockout`].
+    pub lockout: LockoutPolicy,
+    /// Prefix of the Redis keys of the failure counts and of the fraud windows they feed
+    /// (`haven:`; tests give each server its own).
+    pub redis_prefix: String,
 }
 
 impl AuthConfig {
@@ -85,6 +95,8 @@ impl AuthConfig {
             jwt_audience: DEFAULTS.jwt_audience.into(),
             api_key_pepper: DEV_API_KEY_PEPPER.into(),
             key_env: KeyEnv::Test,
+            lockout: LockoutPolicy::default(),
+            redis_prefix: "haven:".into(),
         }
     }
 }
@@ -98,6 +110,12 @@ pub(super) struct AuthOwn {
     jwt_issuer: String,
     jwt_audience: String,
     api_key_pepper: SecretString,
+    auth_free_failures: u32,
+    auth_backoff_base_ms: u64,
+    auth_backoff_max_secs: u64,
+    auth_ban_after: u32,
+    auth_ban_secs: u64,
+    auth_failure_window_secs: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +126,12 @@ pub(super) struct AuthDefaults {
     jwt_issuer: &'static str,
     jwt_audience: &'static str,
     api_key_pepper: &'static str,
+    auth_free_failures: u32,
+    auth_backoff_base_ms: u64,
+    auth_backoff_max_secs: u64,
+    auth_ban_after: u32,
+    auth_ban_secs: u64,
+    auth_failure_window_secs: u64,
 }
 
 pub(super) const DEFAULTS: AuthDefaults = AuthDefaults {
@@ -117,6 +141,12 @@ pub(super) const DEFAULTS: AuthDefaults = AuthDefaults {
     jwt_issuer: "haven",
     jwt_audience: "haven-api",
     api_key_pepper: "",
+    auth_free_failures: 3,
+    auth_backoff_base_ms: 1000,
+    auth_backoff_max_secs: 300,
+    auth_ban_after: 10,
+    auth_ban_secs: 900,
+    auth_failure_window_secs: 900,
 };
 
 fn required(var: &'static str) -> ConfigError {
@@ -173,6 +203,30 @@ pub(super) fn auth_from(env: Environment, own: AuthOwn) -> Result<AuthConfig, Co
             });
         }
     }
+    let lockout = LockoutPolicy {
+        free_failures: own.auth_free_failures,
+        base_delay: Duration::from_millis(own.auth_backoff_base_ms),
+        max_delay: Duration::from_secs(own.auth_backoff_max_secs),
+        ban_after: own.auth_ban_after,
+        ban_for: Duration::from_secs(own.auth_ban_secs),
+        window: Duration::from_secs(own.auth_failure_window_secs),
+    };
+    lockout.validate().map_err(|e| {
+        let var = match &e {
+            haven_resilience::Error::InvalidConfig { field, .. } => match *field {
+                "base_delay" => "HAVEN_AUTH_BACKOFF_BASE_MS",
+                "max_delay" => "HAVEN_AUTH_BACKOFF_MAX_SECS",
+                "ban_for" => "HAVEN_AUTH_BAN_SECS",
+                "window" => "HAVEN_AUTH_FAILURE_WINDOW_SECS",
+                _ => "HAVEN_AUTH_BAN_AFTER",
+            },
+            _ => "HAVEN_AUTH_BAN_AFTER",
+        };
+        ConfigError::Invalid {
+            var,
+            reason: e.to_string(),
+        }
+    })?;
     let config = AuthConfig {
         jwt_key,
         jwt_kid: own.jwt_kid,
@@ -184,6 +238,8 @@ pub(super) fn auth_from(env: Environment, own: AuthOwn) -> Result<AuthConfig, Co
         } else {
             KeyEnv::Test
         },
+        lockout,
+        redis_prefix: "haven:".into(),
     };
     config.signing_key()?;
     config.key_hasher()?;
@@ -200,6 +256,26 @@ pub(super) fn dev_own() -> AuthOwn {
         jwt_issuer: DEFAULTS.jwt_issuer.into(),
         jwt_audience: DEFAULTS.jwt_audience.into(),
         api_key_pepper: "test-only-api-key-pepper-of-at-least-32-bytes".into(),
+        ..lockout_defaults()
+    }
+}
+
+/// The raw settings with only the lockout defaults filled in, for config tests.
+#[cfg(test)]
+pub(super) fn lockout_defaults() -> AuthOwn {
+    AuthOwn {
+        jwt_secret: "".into(),
+        jwt_ed25519_key: "".into(),
+        jwt_kid: "".into(),
+        jwt_issuer: "".into(),
+        jwt_audience: "".into(),
+        api_key_pepper: "".into(),
+        auth_free_failures: DEFAULTS.auth_free_failures,
+        auth_backoff_base_ms: DEFAULTS.auth_backoff_base_ms,
+        auth_backoff_max_secs: DEFAULTS.auth_backoff_max_secs,
+        auth_ban_after: DEFAULTS.auth_ban_after,
+        auth_ban_secs: DEFAULTS.auth_ban_secs,
+        auth_failure_window_secs: DEFAULTS.auth_failure_window_secs,
     }
 }
 
@@ -215,6 +291,7 @@ mod tests {
             jwt_issuer: "haven".into(),
             jwt_audience: "haven-api".into(),
             api_key_pepper: pepper.into(),
+            ..lockout_defaults()
         }
     }
 
@@ -268,5 +345,26 @@ mod tests {
         o.jwt_ed25519_key = "bm90IGEga2V5".into();
         let e = err(Environment::Development, o);
         assert!(e.contains("HAVEN_JWT_ED25519_KEY"), "{e}");
+    }
+
+    #[test]
+    fn lockout_settings_are_read_and_bad_ones_name_their_variable() {
+        let dev = auth_from(Environment::Development, own("", "")).unwrap();
+        assert_eq!(dev.lockout, LockoutPolicy::default());
+        let mut o = own("", "");
+        o.auth_ban_after = 0;
+        let e = err(Environment::Development, o);
+        assert!(e.contains("HAVEN_AUTH_BAN_AFTER"), "{e}");
+        let mut o = own("", "");
+        o.auth_backoff_base_ms = 0;
+        let e = err(Environment::Development, o);
+        assert!(e.contains("HAVEN_AUTH_BACKOFF_BASE_MS"), "{e}");
+        let mut o = own("", "");
+        (o.auth_free_failures, o.auth_ban_secs) = (5, 60);
+        let custom = auth_from(Environment::Development, o).unwrap().lockout;
+        assert_eq!(
+            (custom.free_failures, custom.ban_for),
+            (5, Duration::from_secs(60))
+        );
     }
 }

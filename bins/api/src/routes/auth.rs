@@ -136,7 +136,8 @@ async fn verify_password(
 }
 
 /// Logs in with e-mail and password: an access and a refresh token. Success and failure are
-/// audited; an unknown e-mail costs the same argon2 work as a wrong password.
+/// audited; an unknown e-mail costs the same argon2 work as a wrong password. Repeated
+/// failures back off and then ban (see [`crate::lockout`]).
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
@@ -145,6 +146,7 @@ async fn verify_password(
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "Wrong e-mail or password", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Too many failed attempts from this address or for this account: blocked for `Retry-After` seconds", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn login(
@@ -157,6 +159,18 @@ pub async fn login(
         password,
         device,
     } = body.0;
+    let ip = crate::ratelimit::client_ip(&req);
+    let account = crate::lockout::account_subject(&email);
+    let subjects: Vec<String> = ip
+        .map(crate::lockout::ip_subject)
+        .into_iter()
+        .chain([account.clone()])
+        .collect();
+    // A blocked caller is refused before the password is looked at: guesses made during a
+    // block are never evaluated.
+    if let Some(left) = ctx.guard.blocked(&subjects).await {
+        return Ok(crate::lockout::blocked_response(left));
+    }
     let user = ctx.users.find_by_email(&email).await?;
     let stored = user
         .as_ref()
@@ -167,18 +181,38 @@ pub async fn login(
         (true, Some(user)) => user,
         (_, user) => {
             let actor = user.map_or_else(|| "anonymous".to_owned(), |u| format!("user:{}", u.id));
+            let outcome = match ip {
+                Some(ip) => Some(ctx.guard.failed(&subjects, account.clone(), ip).await),
+                None => None,
+            };
+            let failures = outcome.map(|o| o.failures);
+            let blocked_secs = outcome.and_then(|o| o.blocked_for).map(|d| d.as_secs_f64());
             audit(
                 &ctx,
-                audit_event(actor, "auth.login_failed", Severity::Medium, &req)
-                    .details(json!({"email": email})),
+                audit_event(actor.clone(), "auth.login_failed", Severity::Medium, &req).details(
+                    json!({"email": email, "failures": failures, "blocked_secs": blocked_secs}),
+                ),
             )
             .await?;
+            if outcome.is_some_and(|o| o.banned_now) {
+                audit(
+                    &ctx,
+                    audit_event(actor, "auth.banned", Severity::High, &req)
+                        .target(account)
+                        .details(json!({
+                            "failures": failures,
+                            "ban_secs": ctx.guard.policy().ban_for.as_secs(),
+                        })),
+                )
+                .await?;
+            }
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "invalid e-mail or password",
             ));
         }
     };
+    ctx.guard.succeeded(&account).await;
     let role = Role::from_str(user.role.as_str()).map_err(internal)?;
     let user_agent = req
         .headers()

@@ -11,17 +11,17 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// The api's development signer (tests run with the development secret).
-fn dev_jwt(kid: &str) -> Jwt {
+pub(crate) fn dev_jwt(kid: &str) -> Jwt {
     Jwt::new(
         JwtConfig::new("haven", "haven-api"),
         Keyring::new(SigningKey::hs256(kid, DEV_JWT_SECRET.as_bytes()).unwrap()),
     )
 }
 
-async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
+pub(crate) async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
     let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
     let hash = Passwords::owasp()
         .unwrap()
@@ -38,7 +38,7 @@ async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
         .id
 }
 
-async fn call(
+pub(crate) async fn call(
     api: &TestApi,
     method: Method,
     path: &str,
@@ -71,11 +71,11 @@ async fn login(api: &TestApi, email: &str) -> Value {
     body
 }
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-async fn audit_actions(api: &TestApi) -> Vec<(String, String)> {
+pub(crate) async fn audit_actions(api: &TestApi) -> Vec<(String, String)> {
     let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
     haven_db::PgAuditLog::new(pool)
         .page(0, 1000)

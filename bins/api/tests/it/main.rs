@@ -7,6 +7,7 @@ mod errors;
 mod health;
 mod idempotency;
 mod inbound_webhooks;
+mod lockout;
 mod metrics;
 mod openapi;
 mod rate_limits;
