@@ -174,7 +174,7 @@ async fn create(
         .await?
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?
     };
-    let audit = AuditEvent::new(actor(), "user.created", Severity::Medium);
+    let audit = AuditEvent::new(actor(), "user.create", Severity::Medium);
     let created = repo
         .create_audited(
             NewUser {
@@ -250,7 +250,7 @@ async fn set_role(
         Ok(user) => user,
         Err(code) => return Ok(code),
     };
-    let audit = AuditEvent::new(actor(), "user.role_changed", Severity::High);
+    let audit = AuditEvent::new(actor(), "user.role_change", Severity::High);
     match repo
         .change_role_audited(user.id, role, audit, Utc::now())
         .await
@@ -288,7 +288,7 @@ async fn disable(repo: &UserRepo, arg: UserArg, out: &mut dyn Write) -> anyhow::
         Ok(user) => user,
         Err(code) => return Ok(code),
     };
-    let audit = AuditEvent::new(actor(), "user.disabled", Severity::High);
+    let audit = AuditEvent::new(actor(), "user.disable", Severity::High);
     match repo
         .disable_audited(user.id, audit, Utc::now())
         .await

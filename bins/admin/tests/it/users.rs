@@ -73,7 +73,7 @@ async fn the_first_admin_is_created_with_a_generated_password_shown_once() {
 
     let entries = audit(&db).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0].0, "user.created");
+    assert_eq!(entries[0].0, "user.create");
     assert_eq!(entries[0].1, format!("user:{}", user.id));
 
     // The same e-mail again: refused, nothing written.
@@ -221,10 +221,10 @@ async fn role_changes_and_disabling_are_audited_and_the_last_admin_is_kept() {
     assert_eq!(
         actions,
         [
-            "user.created",
-            "user.created",
-            "user.role_changed",
-            "user.disabled"
+            "user.create",
+            "user.create",
+            "user.role_change",
+            "user.disable"
         ]
     );
     let role_change = &entries[2];
