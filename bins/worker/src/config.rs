@@ -25,6 +25,83 @@ pub struct WorkerConfig {
     pub fraud: FraudDeliveryConfig,
     /// Outbound webhook delivery (`HAVEN_WEBHOOK_*`).
     pub webhooks: WebhookDeliveryConfig,
+    /// Where verified inbound webhooks are relayed (`HAVEN_INBOUND_RELAY*`).
+    pub inbound_relay: InboundRelayConfig,
+}
+
+/// The inbound relay: which outbound endpoints receive each source's verified events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRelayConfig {
+    /// `HAVEN_INBOUND_RELAY`: `source=<endpoint id>[,<endpoint id>…]` entries separated by
+    /// `;` (e.g. `aurora=0190…,0190…;tribe=0190…`). Empty (the default) turns the job off.
+    pub routes: haven_db::RelayRoutes,
+    /// `HAVEN_INBOUND_RELAY_SECS` (5): how often the job looks for new events.
+    pub interval: Duration,
+}
+
+impl Default for InboundRelayConfig {
+    /// No routes (off), every 5 s.
+    fn default() -> Self {
+        Self {
+            routes: haven_db::RelayRoutes::new(),
+            interval: Duration::from_secs(default_inbound_relay_secs()),
+        }
+    }
+}
+
+fn default_inbound_relay_secs() -> u64 {
+    5
+}
+
+impl InboundRelayConfig {
+    /// Parses `HAVEN_INBOUND_RELAY` and `HAVEN_INBOUND_RELAY_SECS`.
+    pub fn parse(raw: &str, interval_secs: u64) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            var: "HAVEN_INBOUND_RELAY",
+            reason,
+        };
+        let mut routes = haven_db::RelayRoutes::new();
+        for entry in raw.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (source, endpoints) = entry
+                .split_once('=')
+                .ok_or_else(|| invalid(format!("{entry:?} is not source=<endpoint id>,…")))?;
+            let source = source.trim();
+            if source.is_empty()
+                || !source
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(invalid(format!(
+                    "{source:?} is not a source name ([A-Za-z0-9_-]+)"
+                )));
+            }
+            let ids = endpoints
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(|e| {
+                    e.parse::<uuid::Uuid>()
+                        .map_err(|_| invalid(format!("{e:?} is not an endpoint id (a UUID)")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if ids.is_empty() {
+                return Err(invalid(format!("{source:?} names no endpoint")));
+            }
+            if routes.insert(source.to_owned(), ids).is_some() {
+                return Err(invalid(format!("{source:?} is given twice")));
+            }
+        }
+        if interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_INBOUND_RELAY_SECS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            routes,
+            interval: Duration::from_secs(interval_secs),
+        })
+    }
 }
 
 /// The chain monitoring job's settings as given; any may be unset, and the job is then off.
@@ -99,6 +176,10 @@ struct Own {
     webhook_allow_http: bool,
     #[serde(default = "default_webhook_delivery_secs")]
     webhook_delivery_secs: u64,
+    #[serde(default)]
+    inbound_relay: String,
+    #[serde(default = "default_inbound_relay_secs")]
+    inbound_relay_secs: u64,
     worker_addr: String,
     worker_tick_secs: u64,
     #[serde(default)]
@@ -184,6 +265,7 @@ impl WorkerConfig {
         let chain = ChainJobConfig::from_own(&own)?;
         let fraud = FraudDeliveryConfig::from_own(&own)?;
         let webhooks = WebhookDeliveryConfig::from_own(common.env, &own)?;
+        let inbound_relay = InboundRelayConfig::parse(&own.inbound_relay, own.inbound_relay_secs)?;
         Ok(Self {
             common,
             addr,
@@ -191,6 +273,7 @@ impl WorkerConfig {
             chain,
             fraud,
             webhooks,
+            inbound_relay,
         })
     }
 
@@ -210,6 +293,7 @@ impl WorkerConfig {
             chain: ChainJobConfig::off(),
             fraud: FraudDeliveryConfig::log_only(),
             webhooks: WebhookDeliveryConfig::default(),
+            inbound_relay: InboundRelayConfig::default(),
         }
     }
 }
@@ -492,6 +576,30 @@ impl WebhookDeliveryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inbound_relay_routes_parse_and_bad_ones_name_the_variable() {
+        let a = "0190a6f0-0000-7000-8000-000000000001";
+        let b = "0190a6f0-0000-7000-8000-000000000002";
+        let config =
+            InboundRelayConfig::parse(&format!(" aurora={a}, {b} ; tribe={a};"), 5).unwrap();
+        assert_eq!(config.routes.len(), 2);
+        assert_eq!(config.routes["aurora"].len(), 2);
+        assert_eq!(config.routes["tribe"][0].to_string(), a);
+        assert!(InboundRelayConfig::parse("", 5).unwrap().routes.is_empty());
+        for bad in [
+            "aurora".to_owned(),
+            format!("au rora={a}"),
+            "aurora=not-a-uuid".to_owned(),
+            "aurora=".to_owned(),
+            format!("aurora={a};aurora={b}"),
+        ] {
+            let e = InboundRelayConfig::parse(&bad, 5).unwrap_err().to_string();
+            assert!(e.contains("HAVEN_INBOUND_RELAY"), "{bad}: {e}");
+        }
+        let e = InboundRelayConfig::parse("", 0).unwrap_err().to_string();
+        assert!(e.contains("HAVEN_INBOUND_RELAY_SECS"), "{e}");
+    }
 
     #[test]
     fn the_chain_job_names_every_unset_variable_and_runs_when_all_are_set() {

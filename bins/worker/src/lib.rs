@@ -145,6 +145,16 @@ pub async fn run(
         crate::jobs::webhook_delivery::WebhookDelivery::from_config(&config.webhooks, webhooks_db)
             .context("webhook delivery settings")?,
     ));
+    if config.inbound_relay.routes.is_empty() {
+        tracing::info!("inbound_relay job is off: HAVEN_INBOUND_RELAY is unset");
+    } else {
+        let pool = haven_db::connect_lazy(config.common.database_url.expose_secret(), 2)
+            .context("DATABASE_URL")?;
+        jobs.push(Arc::new(crate::jobs::inbound_relay::InboundRelay::new(
+            &config.inbound_relay,
+            pool,
+        )));
+    }
     match config.chain.settings() {
         Ok(settings) => {
             let pool = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)

@@ -2,6 +2,7 @@
 
 mod chain_monitor;
 mod fraud_delivery;
+mod inbound_relay;
 mod webhook_delivery;
 
 use std::sync::Arc;

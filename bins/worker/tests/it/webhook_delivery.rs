@@ -20,7 +20,7 @@ use haven_worker::jobs::webhook_delivery::{DeliveryReport, WebhookDelivery};
 use haven_worker::metrics::WEBHOOK_DELIVERIES;
 
 /// The configured destination check with loopback allow-listed, as the tests' config does.
-fn loopback_config() -> WebhookDeliveryConfig {
+pub(crate) fn loopback_config() -> WebhookDeliveryConfig {
     WebhookDeliveryConfig {
         allow: vec!["127.0.0.1/32".parse().unwrap()],
         allow_http: true,
@@ -38,7 +38,7 @@ fn fast_policy() -> RetryPolicy {
     }
 }
 
-fn job(
+pub(crate) fn job(
     outbox: PgWebhookOutbox,
     config: &WebhookDeliveryConfig,
     lease: Duration,
@@ -166,7 +166,7 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
 }
 
 /// The endpoint is created before the receiver's port is known; tests point it there.
-async fn point_endpoint_at(db: &TestDb, endpoint: uuid::Uuid, url: &str) -> uuid::Uuid {
+pub(crate) async fn point_endpoint_at(db: &TestDb, endpoint: uuid::Uuid, url: &str) -> uuid::Uuid {
     use diesel_async::RunQueryDsl as _;
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
     let updated = diesel::sql_query("UPDATE webhook_endpoints SET url = $1 WHERE id = $2")
