@@ -49,6 +49,9 @@ pub enum Access {
     /// A principal holding this permission (a user through their role, a key through its
     /// scopes).
     Permission(Permission),
+    /// A logged-in user whose role holds this permission; API keys are refused whatever
+    /// their scopes (API keys are managed by their owners, never by other keys).
+    UserPermission(Permission),
 }
 
 /// One row of the route table.
@@ -90,17 +93,17 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     route(
         "POST",
         "/api/v1/api-keys",
-        Access::Permission(Permission::ManageApiKeys),
+        Access::UserPermission(Permission::ManageApiKeys),
     ),
     route(
         "GET",
         "/api/v1/api-keys",
-        Access::Permission(Permission::ManageApiKeys),
+        Access::UserPermission(Permission::ManageApiKeys),
     ),
     route(
         "DELETE",
         "/api/v1/api-keys/{id}",
-        Access::Permission(Permission::ManageApiKeys),
+        Access::UserPermission(Permission::ManageApiKeys),
     ),
     route(
         "POST",
@@ -333,10 +336,16 @@ pub async fn authenticate(
         Access::Public | Access::Authenticated => true,
         Access::User => matches!(principal, Principal::User { .. }),
         Access::Permission(permission) => principal.can(permission),
+        Access::UserPermission(permission) => {
+            matches!(principal, Principal::User { .. }) && principal.can(permission)
+        }
     };
     if !allowed {
         let message = match access {
             Access::Permission(permission) => format!("missing permission {permission}"),
+            Access::UserPermission(permission) if matches!(principal, Principal::User { .. }) => {
+                format!("missing permission {permission}")
+            }
             _ => "this route is for logged-in users, not API keys".to_owned(),
         };
         let err = ApiError::new(ErrorCode::Forbidden, message);
@@ -513,7 +522,7 @@ mod tests {
         }
         assert_eq!(
             route_access("POST", "/api/v1/api-keys"),
-            Some(Access::Permission(Permission::ManageApiKeys))
+            Some(Access::UserPermission(Permission::ManageApiKeys))
         );
         assert_eq!(route_access("PUT", "/api/v1/api-keys"), None);
     }

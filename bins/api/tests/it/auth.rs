@@ -605,7 +605,7 @@ async fn a_bad_checksum_is_refused_without_touching_the_database() {
 
 /// A2: every route of the table, for every role, answers as the permission table says.
 #[tokio::test(flavor = "multi_thread")]
-async fn role_by_route_matrix_covers_every_registered_route() {
+async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
     // One inbound webhook source, so that `/webhooks/{source}` names a registered source.
     let api = spawn_api_with(|c| {
         c.webhook_sources = haven_api::config::webhooks::WebhookSources::parse(
@@ -615,6 +615,26 @@ async fn role_by_route_matrix_covers_every_registered_route() {
     })
     .await;
     let jwt = dev_jwt("k1");
+    // Service principals: one API key per permission, holding only that scope.
+    let owner = create_user(&api, "keys@example.com", haven_db::Role::Admin).await;
+    let owner_auth = bearer(
+        jwt.issue_access(owner, Role::Admin, Utc::now())
+            .unwrap()
+            .as_str(),
+    );
+    let mut keys = std::collections::BTreeMap::new();
+    for permission in haven_auth::Permission::ALL {
+        let (status, created) = call(
+            &api,
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(("authorization", &owner_auth)),
+            Some(json!({"name": permission.as_scope(), "scopes": [permission.as_scope()]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        keys.insert(*permission, created["key"].as_str().unwrap().to_owned());
+    }
     for r in ROUTE_ACCESS {
         let path = r
             .path
@@ -661,7 +681,7 @@ async fn role_by_route_matrix_covers_every_registered_route() {
             let token = jwt.issue_access(Uuid::new_v4(), role, Utc::now()).unwrap();
             let allowed = match r.access {
                 Access::Public | Access::Authenticated | Access::User => true,
-                Access::Permission(p) => role.allows(p),
+                Access::Permission(p) | Access::UserPermission(p) => role.allows(p),
             };
             let (status, body) = call(
                 &api,
@@ -687,6 +707,40 @@ async fn role_by_route_matrix_covers_every_registered_route() {
                     r.path
                 );
                 assert_eq!(body["error"], "FORBIDDEN");
+            }
+        }
+
+        // Each scope against the route: only the route's own permission opens it; a route
+        // for logged-in users refuses every key; any key passes an authenticated route.
+        for (permission, key) in &keys {
+            let allowed = match r.access {
+                Access::Public | Access::Authenticated => true,
+                Access::User | Access::UserPermission(_) => false,
+                Access::Permission(p) => p == *permission,
+            };
+            let (status, body) = call(
+                &api,
+                method.clone(),
+                &path,
+                Some(("x-api-key", key)),
+                body.clone(),
+            )
+            .await;
+            if allowed {
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "key scoped {permission} on {} {}: {status} {body}",
+                    r.method,
+                    r.path
+                );
+            } else {
+                assert_eq!(
+                    (status, body["error"].as_str()),
+                    (StatusCode::FORBIDDEN, Some("FORBIDDEN")),
+                    "key scoped {permission} on {} {}: {body}",
+                    r.method,
+                    r.path
+                );
             }
         }
     }
