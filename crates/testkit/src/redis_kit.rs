@@ -26,15 +26,25 @@ impl TestRedis {
         let pool = Config::from_url(url.clone())
             .create_pool(Some(Runtime::Tokio1))
             .unwrap_or_else(|e| panic!("bad REDIS_URL {url}: {e}"));
-        let mut conn = pool
-            .get()
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach Redis at {url}: {e}; {}", crate::START_HINT));
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("Redis at {url} does not answer PING: {e}"));
-        assert_eq!(pong, "PONG");
+        // A reachable server answers; a busy one (another test saturating it) may miss the
+        // client's response timeout, so a timed-out PING is retried for up to 15 s before the
+        // test gives up. A refused connection fails at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let mut conn = pool.get().await.unwrap_or_else(|e| {
+                panic!("cannot reach Redis at {url}: {e}; {}", crate::START_HINT)
+            });
+            match redis::cmd("PING").query_async::<String>(&mut conn).await {
+                Ok(pong) => {
+                    assert_eq!(pong, "PONG");
+                    break;
+                }
+                Err(e) if e.is_timeout() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("Redis at {url} does not answer PING: {e}"),
+            }
+        }
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         Self { url, prefix, pool }
     }
