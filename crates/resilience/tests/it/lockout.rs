@@ -19,6 +19,17 @@ fn policy() -> LockoutPolicy {
     }
 }
 
+/// A tracker on the test's key prefix with the strict policy.
+fn tracker(redis: &TestRedis) -> RedisFailureTracker {
+    RedisFailureTracker::new(
+        redis.pool(),
+        redis.key("lock:"),
+        policy(),
+        Duration::from_secs(1),
+    )
+    .unwrap()
+}
+
 fn subjects(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -30,13 +41,7 @@ fn ms(n: u64) -> Option<Duration> {
 #[tokio::test]
 async fn back_off_doubles_caps_and_bans_on_the_redis_clock() {
     let redis = TestRedis::new().await;
-    let tracker = RedisFailureTracker::new(
-        redis.pool(),
-        redis.key("lock:"),
-        policy(),
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let tracker = tracker(&redis);
     let ip = subjects(&["ip:203.0.113.7"]);
     let mut blocks = Vec::new();
     for _ in 0..5 {
@@ -78,13 +83,7 @@ async fn back_off_doubles_caps_and_bans_on_the_redis_clock() {
 #[tokio::test]
 async fn a_block_ends_on_time_and_a_quiet_window_forgets_the_count() {
     let redis = TestRedis::new().await;
-    let tracker = RedisFailureTracker::new(
-        redis.pool(),
-        redis.key("lock:"),
-        policy(),
-        Duration::from_secs(1),
-    )
-    .unwrap();
+    let tracker = tracker(&redis);
     let both = subjects(&["ip:a", "account:b"]);
     for _ in 0..3 {
         tracker.record_failure(&both).await.unwrap();
