@@ -245,11 +245,7 @@ impl AuthGuard {
         self.local
             .record_failure(subjects)
             .await
-            .unwrap_or(FailureOutcome {
-                failures: 0,
-                blocked_for: None,
-                banned_now: false,
-            })
+            .unwrap_or_default()
     }
 
     fn learn(&self, subjects: &[String], left: Duration) {

@@ -114,18 +114,7 @@ impl UserRepo {
     /// Inserts a user; a taken e-mail gives [`Error::Conflict`].
     pub async fn create(&self, new: NewUser) -> Result<User> {
         let mut conn = get(&self.pool).await?;
-        let row: UserRow = diesel::insert_into(users::table)
-            .values((
-                users::id.eq(Uuid::now_v7()),
-                users::email.eq(&new.email),
-                users::password_hash.eq(&new.password_hash),
-                users::role.eq(new.role.as_str()),
-            ))
-            .returning(UserRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .map_err(Error::from_write)?;
-        row.try_into()
+        insert_in(&mut conn, &new).await
     }
 
     /// The user with this id.
@@ -298,6 +287,22 @@ fn with_details(mut event: AuditEvent, extra: serde_json::Value) -> AuditEvent {
     event
 }
 
+/// Inserts a user on `conn`; a taken e-mail gives [`Error::Conflict`].
+async fn insert_in(conn: &mut AsyncPgConnection, new: &NewUser) -> Result<User> {
+    let row: UserRow = diesel::insert_into(users::table)
+        .values((
+            users::id.eq(Uuid::now_v7()),
+            users::email.eq(&new.email),
+            users::password_hash.eq(&new.password_hash),
+            users::role.eq(new.role.as_str()),
+        ))
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(Error::from_write)?;
+    row.try_into()
+}
+
 async fn lock_user(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<User>> {
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(ADMIN_CHANGE_LOCK)
@@ -335,18 +340,7 @@ impl UserRepo {
     pub async fn create_audited(&self, new: NewUser, audit: AuditEvent) -> Result<User> {
         let mut conn = get(&self.pool).await?;
         conn.transaction::<_, Error, _>(async |c| {
-            let row: UserRow = diesel::insert_into(users::table)
-                .values((
-                    users::id.eq(Uuid::now_v7()),
-                    users::email.eq(&new.email),
-                    users::password_hash.eq(&new.password_hash),
-                    users::role.eq(new.role.as_str()),
-                ))
-                .returning(UserRow::as_returning())
-                .get_result(c)
-                .await
-                .map_err(Error::from_write)?;
-            let user = User::try_from(row)?;
+            let user = insert_in(c, &new).await?;
             let audit = with_details(
                 audit.target(format!("user:{}", user.id)),
                 json!({"email": user.email, "role": user.role.as_str()}),

@@ -89,11 +89,7 @@ impl FailureTracker for MemoryFailureTracker {
         if entries.len() > SWEEP_ABOVE {
             entries.retain(|_, e| !e.expired(now, window));
         }
-        let mut outcome = FailureOutcome {
-            failures: 0,
-            blocked_for: None,
-            banned_now: false,
-        };
+        let mut outcome = FailureOutcome::default();
         for subject in subjects {
             let entry = entries.entry(subject.clone()).or_insert(Entry {
                 failures: 0,

@@ -121,8 +121,8 @@ impl LockoutPolicy {
     }
 }
 
-/// What recording a failure did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What recording a failure did (the default: nothing counted, nobody blocked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FailureOutcome {
     /// The highest failure count among the subjects, this failure included.
     pub failures: u32,

@@ -152,11 +152,7 @@ impl FailureTracker for RedisFailureTracker {
 
     async fn record_failure(&self, subjects: &[String]) -> Result<FailureOutcome> {
         if subjects.is_empty() {
-            return Ok(FailureOutcome {
-                failures: 0,
-                blocked_for: None,
-                banned_now: false,
-            });
+            return Ok(FailureOutcome::default());
         }
         let p = &self.policy;
         let (failures, left, banned): (u32, u64, u8) = self
