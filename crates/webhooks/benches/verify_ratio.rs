@@ -4,8 +4,9 @@
 //! of one ratio saw the same machine. Prints the median time per call of each side and the
 //! median and quartiles of the per-round ratios (baseline time / verify time).
 //!
-//! `cargo bench -p haven-webhooks --bench verify_ratio` (under `cargo test`, without the
-//! `--bench` flag, it runs two rounds only, as a smoke test).
+//! `cargo bench -p haven-webhooks --bench verify_ratio [-- SIZE… SCHEME…]` (payload sizes in
+//! bytes and scheme names, all by default; under `cargo test`, without the `--bench` flag, it runs two rounds
+//! only, as a smoke test).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -67,18 +68,29 @@ fn main() {
         .decode(SECRET.trim_start_matches("whsec_"))
         .unwrap_or_else(|e| panic!("{e}"));
     let ring_key = hmac::Key::new(hmac::HMAC_SHA256, &raw_key);
-    let schemes = [
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut schemes = vec![
         ("standard_v1", Scheme::Standard),
         ("stripe", Scheme::Stripe),
         ("partner", Scheme::Aurora),
     ];
-    let rounds = if std::env::args().any(|arg| arg == "--bench") {
+    if schemes
+        .iter()
+        .any(|(name, _)| args.contains(&name.to_string()))
+    {
+        schemes.retain(|(name, _)| args.contains(&name.to_string()));
+    }
+    let rounds = if args.iter().any(|arg| arg == "--bench") {
         ROUNDS
     } else {
         2
     };
+    let mut sizes: Vec<usize> = args.iter().filter_map(|arg| arg.parse().ok()).collect();
+    if sizes.is_empty() {
+        sizes = vec![64, 256, 1024, 4 * 1024, 64 * 1024];
+    }
     println!("payload  scheme       ring HMAC  verify     ratio (q1 / median / q3)");
-    for len in [256usize, 1024, 4 * 1024, 64 * 1024] {
+    for len in sizes {
         let body = payload(len);
         let n = (BATCH_BYTES / len).max(8);
         let verifiers: Vec<_> = schemes

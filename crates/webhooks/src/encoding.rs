@@ -12,7 +12,6 @@ use base64::engine::general_purpose::STANDARD;
 
 const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// Value of each standard base64 digit; `INVALID` for every other byte.
 const BASE64_VALUES: [u8; 256] = {
     let mut values = [INVALID; 256];
@@ -76,13 +75,30 @@ pub(crate) fn is_lower_hex(text: &[u8], len: usize) -> bool {
 /// Encodes a 32-byte tag as lower-case hex: the canonical spelling.
 pub(crate) fn hex_encode_32(bytes: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (byte, dst) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        dst.copy_from_slice(&[
-            HEX_DIGITS[usize::from(byte >> 4)],
-            HEX_DIGITS[usize::from(byte & 15)],
-        ]);
+    let (quads, _) = bytes.as_chunks::<4>();
+    let (octets, _) = out.as_chunks_mut::<8>();
+    for (quad, octet) in quads.iter().zip(octets) {
+        *octet = hex_digits(u32::from_be_bytes(*quad)).to_be_bytes();
     }
     out
+}
+
+/// The eight lower-case hex digits of `v`, most significant first, as the bytes of a
+/// big-endian `u64`: every digit computed at once instead of one table look-up each.
+const fn hex_digits(v: u32) -> u64 {
+    const LOW_NIBBLES: u64 = 0x000F_000F_000F_000F;
+    const HIGH_NIBBLES: u64 = 0x0F00_0F00_0F00_0F00;
+    const EACH_BYTE: u64 = 0x0101_0101_0101_0101;
+    // Spread the four bytes to the low halves of four 16-bit lanes…
+    let mut x = v as u64;
+    x = (x | x << 16) & 0x0000_FFFF_0000_FFFF;
+    x = (x | x << 8) & 0x00FF_00FF_00FF_00FF;
+    // …then each byte's high nibble to its lane's upper byte: one nibble per byte.
+    x = (x << 4 & HIGH_NIBBLES) | (x & LOW_NIBBLES);
+    // A nibble n becomes '0' + n, plus the 39 that separate '9' + 1 from 'a' when n > 9
+    // (n + 6 carries into bit 4 exactly then; no byte overflows into the next).
+    let letters = ((x + 6 * EACH_BYTE) >> 4) & EACH_BYTE;
+    x + 0x30 * EACH_BYTE + letters * 39
 }
 
 /// Decodes canonical, padded standard base64 into exactly `N` bytes.
@@ -130,6 +146,27 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_matches_the_reference_encoder() {
+        let mut bytes = [0u8; 32];
+        for seed in 0u8..=255 {
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = seed
+                    .wrapping_mul(31)
+                    .wrapping_add((i as u8).wrapping_mul(37));
+            }
+            assert_eq!(
+                hex_encode_32(&bytes).as_slice(),
+                hex::encode(bytes).as_bytes()
+            );
+        }
+        let every_nibble: [u8; 32] = std::array::from_fn(|i| (i as u8 * 8) | (i as u8 >> 1));
+        assert_eq!(
+            hex_encode_32(&every_nibble).as_slice(),
+            hex::encode(every_nibble).as_bytes()
+        );
+    }
 
     #[test]
     fn base64_rejects_non_canonical_spellings() {

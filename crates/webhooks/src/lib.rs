@@ -92,5 +92,6 @@ pub use secret::Secret;
 #[cfg(feature = "sender")]
 pub use sender::{AttemptResult, HttpSender, SenderConfig};
 pub use verify::{
-    Scheme, SignedParts, Tolerance, Verified, Verifier, sign_header, sign_header_rotating, verify,
+    ReplayId, Scheme, SignedParts, Tolerance, Verified, Verifier, sign_header,
+    sign_header_rotating, verify,
 };

@@ -125,7 +125,7 @@ impl Receiver {
                         (Ok(_), _) => {
                             match verifier.verify_and_record(&map, &body, now, &*replay).await {
                                 Ok(v) => {
-                                    accepted.lock().unwrap().push(v.replay_id);
+                                    accepted.lock().unwrap().push(v.replay_id.to_string());
                                     (Some(204), None)
                                 }
                                 Err(VerifyError::Duplicate { .. }) => (Some(200), None),

@@ -190,74 +190,222 @@ pub struct SignedParts<'a> {
     pub signature: &'a str,
 }
 
-/// A verified webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
+/// A verified webhook. It borrows from the headers it was verified from: verifying copies
+/// and allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'a> {
     /// The scheme it was verified with.
     pub scheme: Scheme,
-    /// The id replays are detected by: the `webhook-id` for Standard Webhooks, otherwise
-    /// `sig:` and the hex of the matching signature (those schemes carry no id, and the
-    /// signature is unique per timestamp and body).
-    pub replay_id: String,
+    /// The id replays are detected by.
+    pub replay_id: ReplayId<'a>,
     /// The signed timestamp (Unix seconds).
     pub timestamp: i64,
     /// Index of the secret that matched, in the order given.
     pub secret_index: usize,
 }
 
+/// What identifies one webhook for replay detection: the `webhook-id` for Standard
+/// Webhooks; for the schemes without a message id, the matching signature, which is unique
+/// per timestamp and body. Displayed as the id itself, or as `sig:` and the hex signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplayId<'a> {
+    /// The message id header.
+    Message(&'a str),
+    /// The matching signature, lower-case hex.
+    Signature(&'a str),
+}
+
+/// Prefix of the displayed form of [`ReplayId::Signature`].
+const SIGNATURE_ID_PREFIX: &str = "sig:";
+
+impl ReplayId<'_> {
+    fn from_signature(hex: &[u8]) -> ReplayId<'_> {
+        // Checked to be lower-case hex while parsing, so always UTF-8.
+        ReplayId::Signature(std::str::from_utf8(hex).unwrap_or_default())
+    }
+}
+
+impl fmt::Display for ReplayId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayId::Message(id) => f.write_str(id),
+            ReplayId::Signature(hex) => {
+                f.write_str(SIGNATURE_ID_PREFIX)?;
+                f.write_str(hex)
+            }
+        }
+    }
+}
+
+impl PartialEq<str> for ReplayId<'_> {
+    fn eq(&self, other: &str) -> bool {
+        match self {
+            ReplayId::Message(id) => *id == other,
+            ReplayId::Signature(hex) => other
+                .strip_prefix(SIGNATURE_ID_PREFIX)
+                .is_some_and(|rest| rest == *hex),
+        }
+    }
+}
+
+impl PartialEq<&str> for ReplayId<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl PartialEq<String> for ReplayId<'_> {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
 /// A signature header whose syntax and encodings have been checked. Nothing is decoded:
 /// every signature in it is known to be canonical, so it is compared in its encoded form
 /// with the canonical encoding of the computed tag.
 #[derive(Clone, Copy)]
-enum Signatures<'a> {
+struct Signatures<'a> {
+    /// The header, or for Stripe its part from the first `v1` entry on.
+    text: &'a [u8],
+    grammar: Grammar,
+}
+
+/// How a scheme spells its signatures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grammar {
     /// Standard Webhooks: space-separated `version,base64` entries.
-    Standard(&'a [u8]),
+    Standard,
     /// Stripe: comma-separated `key=value` entries, signatures as `v1=<hex>`.
-    Stripe(&'a [u8]),
+    Stripe,
     /// The partner schemes: the whole header is one hex signature.
-    Single(&'a [u8]),
+    Single,
+}
+
+impl Grammar {
+    /// Length of an encoded HMAC-SHA256 tag.
+    const fn v1_len(self) -> usize {
+        match self {
+            Grammar::Standard => 44,
+            Grammar::Stripe | Grammar::Single => 64,
+        }
+    }
+
+    /// Entry separator and key/value separator of a list header.
+    const fn separators(self) -> (u8, u8) {
+        match self {
+            Grammar::Standard => (b' ', b','),
+            Grammar::Stripe | Grammar::Single => (b',', b'='),
+        }
+    }
+
+    /// The length a well-formed value of `key` has, when it is fixed.
+    fn value_len(self, key: &[u8]) -> Option<usize> {
+        match (self, key) {
+            (Grammar::Standard, b"v1") | (Grammar::Stripe, b"v1") => Some(self.v1_len()),
+            (Grammar::Standard, b"v1a") => Some(88),
+            _ => None,
+        }
+    }
 }
 
 impl<'a> Signatures<'a> {
     /// The first HMAC-SHA256 signature equal to `tag`, each compared in constant time with
     /// the tag's canonical encoding.
     fn find_hmac(self, tag: &[u8; 32]) -> Option<&'a [u8]> {
-        match self {
-            Signatures::Standard(text) => first_v1(text, b' ', b',', &base64_encode_32(tag)),
-            Signatures::Stripe(text) => first_v1(text, b',', b'=', &hex_encode_32(tag)),
-            Signatures::Single(sig) => ct_eq(sig, &hex_encode_32(tag)).then_some(sig),
+        let (base64, hex);
+        let expected: &[u8] = match self.grammar {
+            Grammar::Standard => {
+                base64 = base64_encode_32(tag);
+                &base64
+            }
+            Grammar::Stripe | Grammar::Single => {
+                hex = hex_encode_32(tag);
+                &hex
+            }
+        };
+        if self.grammar == Grammar::Single {
+            return ct_eq(self.text, expected).then_some(self.text);
         }
+        self.values(b"v1").find(|sig| ct_eq(sig, expected))
     }
 
     /// The ed25519 signatures (Standard Webhooks `v1a` entries), base64 encoded.
     fn ed25519(self) -> impl Iterator<Item = &'a [u8]> {
-        let text = match self {
-            Signatures::Standard(text) => text,
-            Signatures::Stripe(_) | Signatures::Single(_) => &[],
-        };
-        entries(text, b' ', b',')
+        self.values(b"v1a")
+            .filter(move |_| self.grammar == Grammar::Standard)
+    }
+
+    /// The values of the entries named `key`, in header order.
+    fn values(self, key: &'static [u8]) -> impl Iterator<Item = &'a [u8]> {
+        Entries::new(self.text, self.grammar)
             .flatten()
-            .filter(|&(version, _)| version == b"v1a")
-            .map(|(_, sig)| sig)
+            .filter(move |entry| entry.key == key)
+            .map(|entry| entry.value)
     }
 }
 
-/// The first `v1` entry of a list header whose value equals `expected`.
-fn first_v1<'a>(text: &'a [u8], between: u8, inside: u8, expected: &[u8]) -> Option<&'a [u8]> {
-    entries(text, between, inside)
-        .flatten()
-        .find(|&(version, sig)| version == b"v1" && ct_eq(sig, expected))
-        .map(|(_, sig)| sig)
+/// One `key<separator>value` entry of a list header.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    /// Where the entry starts in the header.
+    start: usize,
+    key: &'a [u8],
+    value: &'a [u8],
 }
 
-/// The entries of a list header split at `between`, each split at its first `inside` into
-/// key and value; `None` for an entry without `inside`.
-fn entries(text: &[u8], between: u8, inside: u8) -> impl Iterator<Item = Option<(&[u8], &[u8])>> {
-    text.split(move |&b| b == between).map(move |entry| {
-        let at = entry.iter().position(|&b| b == inside)?;
-        let (key, rest) = entry.split_at(at);
-        Some((key, rest.get(1..)?))
-    })
+/// The entries of a list header, in one pass: each `Some(Err(()))` is an entry without a
+/// key/value separator. Values of a known fixed length are taken without being scanned for
+/// the entry separator when the byte after them is one (or the header ends there): if the
+/// separator also occurs inside, the value fails its encoding check, as the shorter value
+/// a scan would have found does.
+struct Entries<'a> {
+    text: &'a [u8],
+    grammar: Grammar,
+    /// Start of the next entry; `None` once the last one was returned.
+    next: Option<usize>,
+}
+
+impl<'a> Entries<'a> {
+    fn new(text: &'a [u8], grammar: Grammar) -> Self {
+        Self {
+            text,
+            grammar,
+            next: Some(0),
+        }
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<Entry<'a>, ()>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.next?;
+        let rest = self.text.get(start..)?;
+        let (between, inside) = self.grammar.separators();
+        let Some(split) = rest.iter().position(|&b| b == inside || b == between) else {
+            self.next = None;
+            return Some(Err(()));
+        };
+        let (key, after) = rest.split_at(split);
+        let after = after.get(1..).unwrap_or_default();
+        if rest.get(split) == Some(&between) {
+            self.next = Some(start + split + 1);
+            return Some(Err(()));
+        }
+        let len = match self.grammar.value_len(key) {
+            Some(n) if after.len() == n || after.get(n) == Some(&between) => n,
+            _ => after
+                .iter()
+                .position(|&b| b == between)
+                .unwrap_or(after.len()),
+        };
+        self.next = (len < after.len()).then_some(start + split + 1 + len + 1);
+        Some(Ok(Entry {
+            start,
+            key,
+            value: after.get(..len).unwrap_or_default(),
+        }))
+    }
 }
 
 struct Parsed<'a> {
@@ -268,14 +416,14 @@ struct Parsed<'a> {
 
 /// Verifies one webhook given as strings. `secrets` are tried in order; expired ones are
 /// skipped. The raw `body` bytes are verified as received.
-pub fn verify(
+pub fn verify<'a>(
     scheme: Scheme,
     secrets: &[Secret],
-    parts: SignedParts<'_>,
+    parts: SignedParts<'a>,
     body: &[u8],
     now: i64,
     tolerance: Tolerance,
-) -> Result<Verified, VerifyError> {
+) -> Result<Verified<'a>, VerifyError> {
     let parts = RawParts {
         id: parts.id.map(str::as_bytes),
         timestamp: parts.timestamp.map(str::as_bytes),
@@ -293,14 +441,14 @@ struct RawParts<'a> {
     signature: &'a [u8],
 }
 
-fn verify_raw(
+fn verify_raw<'a>(
     scheme: Scheme,
     secrets: &[Secret],
-    parts: RawParts<'_>,
+    parts: RawParts<'a>,
     body: &[u8],
     now: i64,
     tolerance: Tolerance,
-) -> Result<Verified, VerifyError> {
+) -> Result<Verified<'a>, VerifyError> {
     let id = match scheme.id_header() {
         Some(name) => Some(check_id(name, parts.id)?),
         None => None,
@@ -323,8 +471,8 @@ fn verify_raw(
                 let tag = hmac_sha256(key, id, parsed.timestamp_text, body);
                 if let Some(sig) = parsed.signatures.find_hmac(&tag) {
                     let replay_id = match id {
-                        Some(id) => id.to_owned(),
-                        None => signature_replay_id(sig),
+                        Some(id) => ReplayId::Message(id),
+                        None => ReplayId::from_signature(sig),
                     };
                     return Ok(verified(replay_id));
                 }
@@ -338,21 +486,13 @@ fn verify_raw(
                     let message = ed25519_message
                         .get_or_insert_with(|| signed_content(id, parsed.timestamp_text, body));
                     if secret.verify_ed25519(message, &sig) {
-                        return Ok(verified(id.unwrap_or_default().to_owned()));
+                        return Ok(verified(ReplayId::Message(id.unwrap_or_default())));
                     }
                 }
             }
         }
     }
     Err(VerifyError::BadSignature)
-}
-
-/// `sig:` and the hex signature that matched: the replay id of schemes without a message id.
-fn signature_replay_id(hex: &[u8]) -> String {
-    let mut replay_id = String::with_capacity(4 + hex.len());
-    replay_id.push_str("sig:");
-    replay_id.push_str(&String::from_utf8_lossy(hex));
-    replay_id
 }
 
 /// Produces the signature header value for one secret: `v1,<base64>` or `v1a,<base64>`
@@ -474,12 +614,12 @@ impl Verifier {
 
     /// Verifies the headers and raw body at `now` (Unix seconds). Each header must appear
     /// at most once. Has no side effects.
-    pub fn verify(
+    pub fn verify<'h>(
         &self,
-        headers: &HeaderMap,
+        headers: &'h HeaderMap,
         body: &[u8],
         now: i64,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<Verified<'h>, VerifyError> {
         verify_raw(
             self.scheme,
             &self.secrets,
@@ -494,21 +634,22 @@ impl Verifier {
     /// [`VerifyError::Duplicate`] and a reused id with another body as
     /// [`VerifyError::Conflict`] (also logged on the `security` target). The record lives
     /// for the tolerance window, after which the timestamp check rejects the message anyway.
-    pub async fn verify_and_record(
+    pub async fn verify_and_record<'h>(
         &self,
-        headers: &HeaderMap,
+        headers: &'h HeaderMap,
         body: &[u8],
         now: i64,
         store: &dyn ReplayStore,
-    ) -> Result<Verified, VerifyError> {
+    ) -> Result<Verified<'h>, VerifyError> {
         let verified = self.verify(headers, body, now)?;
         let ttl_secs = u64::try_from(self.tolerance.window_secs())
             .unwrap_or(0)
             .max(1);
+        let replay_id = verified.replay_id.to_string();
         let outcome = store
             .record(
                 &self.source,
-                &verified.replay_id,
+                &replay_id,
                 &Fingerprint::of(body),
                 std::time::Duration::from_secs(ttl_secs),
             )
@@ -516,59 +657,68 @@ impl Verifier {
             .map_err(VerifyError::Store)?;
         match outcome {
             ReplayOutcome::First => Ok(verified),
-            ReplayOutcome::Duplicate => Err(VerifyError::Duplicate {
-                id: verified.replay_id,
-            }),
+            ReplayOutcome::Duplicate => Err(VerifyError::Duplicate { id: replay_id }),
             ReplayOutcome::Conflict => {
                 tracing::warn!(
                     target: "security",
                     source = %self.source,
-                    webhook_id = %verified.replay_id,
+                    webhook_id = %replay_id,
                     "webhook id replayed with a different body"
                 );
-                Err(VerifyError::Conflict {
-                    id: verified.replay_id,
-                })
+                Err(VerifyError::Conflict { id: replay_id })
             }
         }
     }
 }
 
 /// HMAC-SHA256 over `id.timestamp.body` (or `timestamp.body`), streamed: the body is
-/// hashed where it lies, never copied.
+/// hashed where it lies, never copied whole.
 fn hmac_sha256(key: &hmac::Key, id: Option<&str>, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
     let mut ctx = hmac::Context::with_key(key);
     let prefix: [&[u8]; 4] = match id {
         Some(id) => [id.as_bytes(), b".", timestamp, b"."],
         None => [timestamp, b".", b"", b""],
     };
-    // The short `id.timestamp.` prefix goes to ring in one piece: every `update` call has a
-    // fixed cost, which shows on small bodies.
-    let mut buf = [0u8; PREFIX_CAPACITY];
-    match assemble(&mut buf, prefix) {
-        Some(joined) => ctx.update(joined),
-        None => prefix.iter().for_each(|part| ctx.update(part)),
+    let mut buf = [0u8; HEAD_CAPACITY];
+    match head(&mut buf, prefix, body) {
+        Some((head, rest)) => {
+            ctx.update(head);
+            ctx.update(rest);
+        }
+        None => {
+            prefix.iter().for_each(|part| ctx.update(part));
+            ctx.update(body);
+        }
     }
-    ctx.update(body);
     let mut tag = [0u8; 32];
     // HMAC-SHA256 tags are always 32 bytes.
     tag.copy_from_slice(ctx.sign().as_ref());
     tag
 }
 
-/// Room for `id.timestamp.` with an id of up to 64 bytes (message ids are usually about 30);
-/// a longer prefix is hashed in pieces.
-const PREFIX_CAPACITY: usize = 64 + "-9223372036854775808".len() + 2;
+/// SHA-256 block length.
+const BLOCK: usize = 64;
+/// Room for an `id.timestamp.` prefix and the body bytes that complete its block. Longer
+/// prefixes (ids over 40 bytes or so) are hashed in pieces.
+const HEAD_CAPACITY: usize = BLOCK;
 
-/// `parts` joined in `buf`, if they fit.
-fn assemble<'b>(buf: &'b mut [u8; PREFIX_CAPACITY], parts: [&[u8]; 4]) -> Option<&'b [u8]> {
+/// The `prefix` parts joined in `buf` with as many body bytes as complete the last block,
+/// and the rest of the body. Handing ring whole blocks spares it buffering a partial block
+/// and re-assembling it with the body, a fixed cost that shows on small bodies.
+fn head<'b, 'm>(
+    buf: &'b mut [u8; HEAD_CAPACITY],
+    prefix: [&[u8]; 4],
+    body: &'m [u8],
+) -> Option<(&'b [u8], &'m [u8])> {
     let mut len = 0;
-    for part in parts {
+    for part in prefix {
         let end = len + part.len();
         buf.get_mut(len..end)?.copy_from_slice(part);
         len = end;
     }
-    buf.get(..len)
+    let (start, rest) = body.split_at(body.len().min(BLOCK - len));
+    buf.get_mut(len..len + start.len())?.copy_from_slice(start);
+    Some((buf.get(..len + start.len())?, rest))
 }
 
 fn signed_content(id: Option<&str>, timestamp: &[u8], body: &[u8]) -> Vec<u8> {
@@ -652,7 +802,7 @@ fn scheme_headers(scheme: Scheme, headers: &HeaderMap) -> Result<RawParts<'_>, V
         for (name, value) in headers {
             let name = name.as_str();
             for found in wanted.iter_mut().flatten() {
-                if found.name == name {
+                if same_name(found.name, name) {
                     found.repeated |= found.value.is_some();
                     found.value = Some(value);
                 }
@@ -680,6 +830,13 @@ fn scheme_headers(scheme: Scheme, headers: &HeaderMap) -> Result<RawParts<'_>, V
         timestamp,
         signature,
     })
+}
+
+/// `a == b`, with the last bytes compared first: the names a scheme looks for have equal
+/// lengths and differ at the end (`…-signature`, `…-timestamp`), which spares most calls
+/// to `memcmp`.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
 }
 
 fn malformed(name: &'static str, reason: Malformed) -> VerifyError {
@@ -718,19 +875,45 @@ fn parse_timestamp_bytes(text: &[u8]) -> Option<i64> {
         _ if digits.len() > 19 => return None,
         _ => {}
     }
+    // At most 19 digits: the magnitude stays below 10^19 < 2^64 throughout.
+    let (head, octets) = digits.split_at(digits.len() % 8);
     let mut magnitude = 0u64;
-    for &b in digits {
+    for &b in head {
         let digit = b.wrapping_sub(b'0');
         if digit > 9 {
             return None;
         }
         magnitude = magnitude * 10 + u64::from(digit);
     }
+    for octet in octets.as_chunks::<8>().0 {
+        magnitude = magnitude * 100_000_000 + eight_digits(*octet)?;
+    }
     if negative {
         0i64.checked_sub_unsigned(magnitude)
     } else {
         i64::try_from(magnitude).ok()
     }
+}
+
+/// The value of eight ASCII decimal digits, the first most significant, computed at once
+/// rather than digit by digit; `None` unless all eight are digits.
+fn eight_digits(octet: [u8; 8]) -> Option<u64> {
+    const EACH_BYTE: u64 = 0x0101_0101_0101_0101;
+    const HIGH_NIBBLES: u64 = 0xF0 * EACH_BYTE;
+    let x = u64::from_le_bytes(octet);
+    // A digit byte is 0x30..=0x39: its high nibble is 3, and stays 3 when 6 is added (no
+    // byte carries into the next: each is at most 0x3F + 6 when the first test holds).
+    if x & HIGH_NIBBLES != 0x30 * EACH_BYTE
+        || x.wrapping_add(6 * EACH_BYTE) & HIGH_NIBBLES != 0x30 * EACH_BYTE
+    {
+        return None;
+    }
+    // Little-endian: the first digit is the lowest byte. Combine neighbours pairwise: two
+    // digits per 16-bit lane, four per 32-bit lane, then all eight; no lane overflows.
+    let d = x - 0x30 * EACH_BYTE;
+    let d = (d * 10 + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d * 100 + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((d * 10_000 + (d >> 32)) & 0xFFFF_FFFF)
 }
 
 fn parse<'a>(
@@ -754,7 +937,10 @@ fn parse<'a>(
         .ok_or_else(|| malformed(ts_name, Malformed::Timestamp))?;
     let signatures = match scheme {
         Scheme::Standard => parse_standard_list(signature)?,
-        _ if is_lower_hex(signature, 64) => Signatures::Single(signature),
+        _ if is_lower_hex(signature, 64) => Signatures {
+            text: signature,
+            grammar: Grammar::Single,
+        },
         _ => return Err(malformed(sig_name, Malformed::SignatureEncoding)),
     };
     Ok(Parsed {
@@ -768,17 +954,18 @@ fn parse<'a>(
 /// `v1` / `v1a` values must be canonical base64 of 32 / 64 bytes.
 fn parse_standard_list(signature: &[u8]) -> Result<Signatures<'_>, VerifyError> {
     let name = WEBHOOK_SIGNATURE;
-    for (n, entry) in entries(signature, b' ', b',').enumerate() {
+    for (n, entry) in Entries::new(signature, Grammar::Standard).enumerate() {
         if n >= MAX_SIGNATURES {
             return Err(malformed(name, Malformed::TooManySignatures));
         }
-        let (version, value) = entry.ok_or_else(|| malformed(name, Malformed::SignatureSyntax))?;
+        let entry = entry.map_err(|()| malformed(name, Malformed::SignatureSyntax))?;
+        let version = entry.key;
         if version.is_empty() || !version.iter().all(u8::is_ascii_alphanumeric) {
             return Err(malformed(name, Malformed::SignatureSyntax));
         }
         let canonical = match version {
-            b"v1" => is_canonical_base64::<32>(value),
-            b"v1a" => is_canonical_base64::<64>(value),
+            b"v1" => is_canonical_base64::<32>(entry.value),
+            b"v1a" => is_canonical_base64::<64>(entry.value),
             // Versions this verifier does not know are skipped, as the specification asks.
             _ => true,
         };
@@ -786,7 +973,10 @@ fn parse_standard_list(signature: &[u8]) -> Result<Signatures<'_>, VerifyError> 
             return Err(malformed(name, Malformed::SignatureEncoding));
         }
     }
-    Ok(Signatures::Standard(signature))
+    Ok(Signatures {
+        text: signature,
+        grammar: Grammar::Standard,
+    })
 }
 
 fn parse_stripe<'a>(
@@ -795,17 +985,19 @@ fn parse_stripe<'a>(
 ) -> Result<Parsed<'a>, VerifyError> {
     let name = STRIPE_SIGNATURE;
     let mut t: Option<&[u8]> = None;
-    for (n, entry) in entries(signature, b',', b'=').enumerate() {
+    let mut first_v1 = None;
+    for (n, entry) in Entries::new(signature, Grammar::Stripe).enumerate() {
         if n > MAX_SIGNATURES {
             return Err(malformed(name, Malformed::TooManySignatures));
         }
-        let (key, value) = entry.ok_or_else(|| malformed(name, Malformed::SignatureSyntax))?;
-        match key {
+        let entry = entry.map_err(|()| malformed(name, Malformed::SignatureSyntax))?;
+        match entry.key {
             b"t" if t.is_some() => return Err(malformed(name, Malformed::TimestampField)),
-            b"t" => t = Some(value),
-            b"v1" if !is_lower_hex(value, 64) => {
+            b"t" => t = Some(entry.value),
+            b"v1" if !is_lower_hex(entry.value, 64) => {
                 return Err(malformed(name, Malformed::SignatureEncoding));
             }
+            b"v1" => _ = first_v1.get_or_insert(entry.start),
             // `v0` and future schemes are ignored, as Stripe's own libraries do.
             _ => {}
         }
@@ -819,7 +1011,14 @@ fn parse_stripe<'a>(
     Ok(Parsed {
         timestamp_text,
         timestamp: ts,
-        signatures: Signatures::Stripe(signature),
+        signatures: Signatures {
+            // The signatures are looked for from the first one on: no need to walk past
+            // the timestamp again.
+            text: first_v1
+                .and_then(|start| signature.get(start..))
+                .unwrap_or_default(),
+            grammar: Grammar::Stripe,
+        },
     })
 }
 

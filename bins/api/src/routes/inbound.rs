@@ -53,11 +53,13 @@ pub(crate) async fn receive(
         ));
     };
     let now = chrono::Utc::now().timestamp();
+    let headers = header_map(&req);
     let verified = verifier
-        .verify(&header_map(&req), &body, now)
+        .verify(&headers, &body, now)
         .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+    let replay_id = verified.replay_id.to_string();
     let inbox = PgInbox::new(state.db.clone());
-    match inbox.receive(&source, &verified.replay_id, &body).await? {
+    match inbox.receive(&source, &replay_id, &body).await? {
         InboxOutcome::Accepted { id } => {
             Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "id": id})))
         }
@@ -68,7 +70,7 @@ pub(crate) async fn receive(
             tracing::warn!(
                 target: "security",
                 source = %source,
-                webhook_id = %verified.replay_id,
+                webhook_id = %replay_id,
                 stored_id = id,
                 "webhook id replayed with a different body"
             );
@@ -78,7 +80,7 @@ pub(crate) async fn receive(
                 Severity::High,
             )
             .target(format!("inbound_webhook:{id}"))
-            .details(json!({"source": source, "message_id": verified.replay_id}));
+            .details(json!({"source": source, "message_id": replay_id}));
             if let Some(request_id) = current_request_id() {
                 event = event.request_id(request_id);
             }
@@ -99,7 +101,7 @@ pub(crate) async fn receive(
                 ErrorCode::WebhookReplayConflict,
                 format!(
                     "webhook {} of {source} was already received with a different body",
-                    verified.replay_id
+                    replay_id
                 ),
             ))
         }

@@ -1,7 +1,11 @@
-//! Property tests: verify(sign(m)) for every scheme, and no input makes the parsers panic.
+//! Property tests: verify(sign(m)) for every scheme, no input makes the parsers panic, and
+//! the one-pass signature header parsers answer what the grammar, read one split at a
+//! time, says.
 
+use base64::Engine as _;
 use haven_webhooks::{
-    IdempotencyKey, Scheme, Secret, SignedParts, Tolerance, VerifyError, sign_header, verify,
+    IdempotencyKey, Malformed, Scheme, Secret, SignedParts, Tolerance, VerifyError, sign_header,
+    verify,
 };
 use proptest::prelude::*;
 
@@ -66,6 +70,17 @@ proptest! {
     }
 
     #[test]
+    fn timestamps_parse_exactly_the_canonical_decimals(
+        n in any::<i64>(),
+        text in "[-+0-9 a]{0,22}|-?[1-9][0-9]{7,19}|[1-9][0-9:/?]{8,18}",
+    ) {
+        use haven_webhooks::verify::parse_timestamp;
+        prop_assert_eq!(parse_timestamp(&n.to_string()), Some(n));
+        let canonical = text.parse::<i64>().ok().filter(|v| v.to_string() == text);
+        prop_assert_eq!(parse_timestamp(&text), canonical, "{:?}", text);
+    }
+
+    #[test]
     fn tolerance_accepts_exactly_the_window(ts in any::<i64>(), now in any::<i64>()) {
         let t = Tolerance::default();
         let age = i128::from(now) - i128::from(ts);
@@ -101,4 +116,162 @@ proptest! {
             other => prop_assert!(false, "{other:?}"),
         }
     }
+}
+
+/// The Standard Webhooks signature header as its grammar reads, one split at a time:
+/// the first malformation in header order, else whether a `v1` entry equals `good`.
+fn standard_model(header: &str, good: &str) -> Result<bool, Malformed> {
+    let mut found = false;
+    for (n, entry) in header.split(' ').enumerate() {
+        if n >= 16 {
+            return Err(Malformed::TooManySignatures);
+        }
+        let (version, value) = entry.split_once(',').ok_or(Malformed::SignatureSyntax)?;
+        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Malformed::SignatureSyntax);
+        }
+        let canonical = |len: usize| {
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .is_ok_and(|bytes| bytes.len() == len)
+        };
+        match version {
+            "v1" if !canonical(32) => return Err(Malformed::SignatureEncoding),
+            "v1a" if !canonical(64) => return Err(Malformed::SignatureEncoding),
+            "v1" => found |= value == good,
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// The Stripe signature header as its grammar reads (timestamp `t` is checked against
+/// `ts`): the first malformation, else whether a `v1` entry equals `good`.
+fn stripe_model(header: &str, good: &str) -> Result<bool, Malformed> {
+    let mut found = false;
+    let mut t = None;
+    for (n, entry) in header.split(',').enumerate() {
+        if n > 16 {
+            return Err(Malformed::TooManySignatures);
+        }
+        let (key, value) = entry.split_once('=').ok_or(Malformed::SignatureSyntax)?;
+        match key {
+            "t" if t.is_some() => return Err(Malformed::TimestampField),
+            "t" => t = Some(value),
+            "v1" if value.len() != 64
+                || !value
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
+                return Err(Malformed::SignatureEncoding);
+            }
+            "v1" => found |= value == good,
+            _ => {}
+        }
+    }
+    match t.map(haven_webhooks::verify::parse_timestamp) {
+        None => Err(Malformed::TimestampField),
+        Some(None) => Err(Malformed::Timestamp),
+        // Outside the tolerance window: not a header problem, and not the signature's.
+        Some(Some(t)) if t != 1_700_000_000 => Ok(false),
+        Some(Some(_)) => Ok(found),
+    }
+}
+
+/// `verify`'s answer in the models' terms.
+fn as_model(result: Result<haven_webhooks::Verified<'_>, VerifyError>) -> Result<bool, Malformed> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(
+            VerifyError::BadSignature
+            | VerifyError::TimestampTooOld { .. }
+            | VerifyError::TimestampTooNew { .. },
+        ) => Ok(false),
+        Err(VerifyError::MalformedHeader { reason, .. }) => Err(reason),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Entries close to valid ones: the right signature, other well-formed ones, wrong lengths,
+/// stray separators, unknown versions.
+fn standard_entry(good: String) -> impl Strategy<Value = String> {
+    let b64 = |n: usize| {
+        prop::collection::vec(any::<u8>(), n)
+            .prop_map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+    };
+    prop_oneof![
+        Just(format!("v1,{good}")),
+        b64(32).prop_map(|s| format!("v1,{s}")),
+        b64(64).prop_map(|s| format!("v1a,{s}")),
+        b64(31).prop_map(|s| format!("v1,{s}")),
+        b64(32).prop_map(|s| format!("v1a,{s}")),
+        "[ ,A-Za-z0-9+/=]{0,50}".prop_map(|s| format!("v1,{s}")),
+        "[A-Za-z0-9!]{0,4},[ ,A-Za-z0-9+/=]{0,50}",
+        "[ ,v1a]{0,6}",
+    ]
+}
+
+fn stripe_entry(good: String) -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(format!("v1={good}")),
+        Just("t=1700000000".to_owned()),
+        "[0-9a-f]{64}".prop_map(|s| format!("v1={s}")),
+        "[0-9a-f]{64}".prop_map(|s| format!("v0={s}")),
+        "[,=0-9a-fA-F]{0,70}".prop_map(|s| format!("v1={s}")),
+        "t=[-0-9a,]{0,12}",
+        "[tv01= ,]{0,6}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn standard_header_parsing_matches_the_grammar(
+        entries in prop::collection::vec(standard_entry(standard_good()), 1..20),
+        joiner in prop::sample::select(vec![" ", " ", " ", "  ", ","]),
+    ) {
+        let header = entries.join(joiner);
+        let secret = Secret::standard(STANDARD_SECRET).unwrap();
+        let parts = SignedParts { id: Some("msg_1"), timestamp: Some("1700000000"), signature: &header };
+        let got = verify(Scheme::Standard, &[secret], parts, b"{}", 1_700_000_000, Tolerance::default());
+        let expected = if header.is_empty() { Err(Malformed::Empty) } else { standard_model(&header, &standard_good()) };
+        prop_assert_eq!(as_model(got), expected, "{:?}", header);
+    }
+
+    #[test]
+    fn stripe_header_parsing_matches_the_grammar(
+        entries in prop::collection::vec(stripe_entry(stripe_good()), 1..20),
+        joiner in prop::sample::select(vec![",", ",", ",", ",,", "="]),
+    ) {
+        let header = entries.join(joiner);
+        let secret = Secret::raw(STRIPE_SECRET).unwrap();
+        let parts = SignedParts { id: None, timestamp: None, signature: &header };
+        let got = verify(Scheme::Stripe, &[secret], parts, b"{}", 1_700_000_000, Tolerance::default());
+        let expected = if header.is_empty() { Err(Malformed::Empty) } else { stripe_model(&header, &stripe_good()) };
+        prop_assert_eq!(as_model(got), expected, "{:?}", header);
+    }
+}
+
+const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const STRIPE_SECRET: &str = "whsec_stripe_test";
+
+/// The Standard Webhooks signature (base64) of `msg_1.1700000000.{}`.
+fn standard_good() -> String {
+    let secret = Secret::standard(STANDARD_SECRET).unwrap();
+    let header = sign_header(
+        Scheme::Standard,
+        &secret,
+        Some("msg_1"),
+        1_700_000_000,
+        b"{}",
+    );
+    header.unwrap().trim_start_matches("v1,").to_owned()
+}
+
+/// The Stripe signature (hex) of `1700000000.{}`.
+fn stripe_good() -> String {
+    let secret = Secret::raw(STRIPE_SECRET).unwrap();
+    let header = sign_header(Scheme::Stripe, &secret, None, 1_700_000_000, b"{}").unwrap();
+    header.split_once(",v1=").unwrap().1.to_owned()
 }

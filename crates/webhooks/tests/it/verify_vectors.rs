@@ -363,24 +363,14 @@ async fn replayed_id_is_a_duplicate_and_a_changed_body_a_conflict() {
     let other_body = br#"{"test": 1}"#;
     let secret = Secret::standard(SECRET).unwrap();
     let sig = sign_header(Scheme::Standard, &secret, Some(MSG_ID), TS, other_body).unwrap();
+    let conflicting = headers(MSG_ID, &TS.to_string(), &sig);
     let conflict = v
-        .verify_and_record(
-            &headers(MSG_ID, &TS.to_string(), &sig),
-            other_body,
-            TS,
-            &store,
-        )
+        .verify_and_record(&conflicting, other_body, TS, &store)
         .await;
     assert!(matches!(conflict, Err(VerifyError::Conflict { .. })));
     // A failed verification records nothing.
-    let bad = v
-        .verify_and_record(
-            &headers("msg_other", &TS.to_string(), GO_INVALID),
-            PAYLOAD,
-            TS,
-            &store,
-        )
-        .await;
+    let forged = headers("msg_other", &TS.to_string(), GO_INVALID);
+    let bad = v.verify_and_record(&forged, PAYLOAD, TS, &store).await;
     assert!(matches!(bad, Err(VerifyError::BadSignature)));
     let sig = sign_header(Scheme::Standard, &secret, Some("msg_other"), TS, PAYLOAD).unwrap();
     v.verify_and_record(
