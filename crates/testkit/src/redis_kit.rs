@@ -27,19 +27,25 @@ impl TestRedis {
             .create_pool(Some(Runtime::Tokio1))
             .unwrap_or_else(|e| panic!("bad REDIS_URL {url}: {e}"));
         // A reachable server answers; a busy one (another test saturating it) may miss the
-        // client's response timeout, so a timed-out PING is retried for up to 15 s before the
-        // test gives up. A refused connection fails at once.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        // client's connect or response timeout, so a timed-out connection or PING is retried
+        // for up to a minute before the test gives up. A refused connection fails at once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let retry = |timed_out: bool| timed_out && std::time::Instant::now() < deadline;
         loop {
-            let mut conn = pool.get().await.unwrap_or_else(|e| {
-                panic!("cannot reach Redis at {url}: {e}; {}", crate::START_HINT)
-            });
+            let mut conn = match pool.get().await {
+                Ok(conn) => conn,
+                Err(e) if retry(pool_timed_out(&e)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => panic!("cannot reach Redis at {url}: {e}; {}", crate::START_HINT),
+            };
             match redis::cmd("PING").query_async::<String>(&mut conn).await {
                 Ok(pong) => {
                     assert_eq!(pong, "PONG");
                     break;
                 }
-                Err(e) if e.is_timeout() && std::time::Instant::now() < deadline => {
+                Err(e) if retry(e.is_timeout()) => {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
                 Err(e) => panic!("Redis at {url} does not answer PING: {e}"),
@@ -120,5 +126,14 @@ impl Drop for TestRedis {
             }
         });
         let _ = cleanup.join();
+    }
+}
+
+/// Whether taking a connection failed only because the server was too slow to answer.
+fn pool_timed_out(error: &deadpool_redis::PoolError) -> bool {
+    match error {
+        deadpool_redis::PoolError::Timeout(_) => true,
+        deadpool_redis::PoolError::Backend(e) => e.is_timeout(),
+        _ => false,
     }
 }
