@@ -128,6 +128,7 @@ pub async fn round_trips_every_field(store: &dyn TxStore) {
     r.max_priority_fee_per_gas = Some(1_000_000_000);
     r.attempts = 2;
     r.replacements = 1;
+    r.reorgs = 3;
     r.error = Some("replacement underpriced".into());
     r.block_number = Some(12);
     r.block_hash = Some(alloy::primitives::B256::repeat_byte(4));
@@ -147,7 +148,7 @@ pub async fn round_trips_every_field(store: &dyn TxStore) {
     assert_eq!(back.previous_hashes, r.previous_hashes);
     assert_eq!(back.max_fee_per_gas, r.max_fee_per_gas);
     assert_eq!(back.max_priority_fee_per_gas, r.max_priority_fee_per_gas);
-    assert_eq!((back.attempts, back.replacements), (2, 1));
+    assert_eq!((back.attempts, back.replacements, back.reorgs), (2, 1, 3));
     assert_eq!(back.error, r.error);
     assert_eq!(
         (back.block_number, back.block_hash),

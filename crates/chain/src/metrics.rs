@@ -10,9 +10,10 @@
 /// [`monitor_once`](crate::TokenOps::monitor_once) cycle whose compare-and-set moved the
 /// record to `confirmed`. That write happens once per record, so later cycles, concurrent
 /// cycles in other processes and re-runs do not count it again; the sum over processes is
-/// the number of confirmed mints. The one exception is a reorg: a confirmation whose block
-/// left the chain goes back to `broadcast` and counts again when it is confirmed anew
-/// ([`ALERTS`] with `kind="reorged"` counts those).
+/// the number of confirmed mints. A confirmation whose block left the chain goes back to
+/// `broadcast` ([`ALERTS`] with `kind="reorged"` counts those) and is not counted again when
+/// it is confirmed anew (the record's `reorgs` says it was counted already); should it fail
+/// instead, the series keeps the one count of the undone confirmation.
 pub const TOKENS_MINTED: &str = "haven_tokens_minted_total";
 
 /// Counter: burn transactions confirmed on chain, counted like [`TOKENS_MINTED`].

@@ -559,12 +559,14 @@ impl TokenOps {
                 record.status = TxStatus::Confirmed;
                 record.confirmed_at = Some(now);
                 record.error = None;
-                let kind = record.kind;
+                let (kind, reorged_before) = (record.kind, record.reorgs > 0);
                 // Counted only after this cycle's compare-and-set won the move to
-                // `confirmed`: a record is confirmed once, by one cycle in one process.
+                // `confirmed`: a record is confirmed once, by one cycle in one process; a
+                // confirmation made anew after a reorg was counted the first time.
                 self.save(record, now).await?;
                 report.confirmed += 1;
                 let confirmed = match kind {
+                    _ if reorged_before => None,
                     TxKind::Mint => Some(crate::metrics::TOKENS_MINTED),
                     TxKind::Burn => Some(crate::metrics::TOKENS_BURNED),
                     TxKind::Transfer => None,
@@ -691,6 +693,7 @@ impl TokenOps {
         record.block_number = None;
         record.block_hash = None;
         record.confirmed_at = None;
+        record.reorgs = record.reorgs.saturating_add(1);
         record.broadcast_at = Some(now);
         record.error = Some(format!("block {block_number} left the chain"));
         let tx_id = record.tx_id.clone();

@@ -149,6 +149,9 @@ pub struct TxRecord {
     pub attempts: u32,
     /// Fee-bumped replacements so far.
     pub replacements: u32,
+    /// Confirmations of it that a reorg undid so far. Mints and burns are counted in the
+    /// business metrics only when confirmed while this is 0.
+    pub reorgs: u32,
     /// The last error, for operators.
     pub error: Option<String>,
     /// Block of the receipt, once mined.
@@ -199,6 +202,7 @@ impl TxRecord {
             max_priority_fee_per_gas: None,
             attempts: 0,
             replacements: 0,
+            reorgs: 0,
             error: None,
             block_number: None,
             block_hash: None,

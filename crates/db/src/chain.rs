@@ -103,7 +103,8 @@ const COLUMNS: &str = "tx_id, kind, chain_id, token, from_address, to_address, \
      amount::text AS amount, status, nonce, hash, raw_tx, previous_hashes, gas_limit, \
      max_fee_per_gas::text AS max_fee_per_gas, \
      max_priority_fee_per_gas::text AS max_priority_fee_per_gas, attempts, replacements, \
-     error, block_number, block_hash, created_at, updated_at, broadcast_at, confirmed_at, version";
+     error, block_number, block_hash, created_at, updated_at, broadcast_at, confirmed_at, version, \
+     reorgs";
 
 #[derive(QueryableByName)]
 struct TxRow {
@@ -157,6 +158,8 @@ struct TxRow {
     confirmed_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = BigInt)]
     version: i64,
+    #[diesel(sql_type = Integer)]
+    reorgs: i32,
 }
 
 fn parse_kind(raw: &str) -> Option<TxKind> {
@@ -198,6 +201,7 @@ impl TxRow {
             )?,
             attempts: to_u32("attempts", self.attempts)?,
             replacements: to_u32("replacements", self.replacements)?,
+            reorgs: to_u32("reorgs", self.reorgs)?,
             error: self.error,
             block_number: self
                 .block_number
@@ -224,11 +228,12 @@ struct Encoded {
     gas_limit: i64,
     attempts: i32,
     replacements: i32,
+    reorgs: i32,
     block_number: Option<i64>,
     version: i64,
 }
 
-/// Binds every column of `record` as `$1`…`$25` in the order of [`COLUMNS`] (the insert and
+/// Binds every column of `record` as `$1`…`$26` in the order of [`COLUMNS`] (the insert and
 /// the compare-and-set update use the same numbering).
 fn bind_record<'a>(
     query: diesel::query_builder::SqlQuery,
@@ -261,6 +266,7 @@ fn bind_record<'a>(
         .bind::<Nullable<Timestamptz>, _>(record.broadcast_at)
         .bind::<Nullable<Timestamptz>, _>(record.confirmed_at)
         .bind::<BigInt, _>(e.version)
+        .bind::<Integer, _>(e.reorgs)
 }
 
 fn encode(record: &TxRecord) -> Result<Encoded, PgTxError> {
@@ -270,6 +276,7 @@ fn encode(record: &TxRecord) -> Result<Encoded, PgTxError> {
         gas_limit: to_i64("gas_limit", record.gas_limit)?,
         attempts: to_i32("attempts", record.attempts)?,
         replacements: to_i32("replacements", record.replacements)?,
+        reorgs: to_i32("reorgs", record.reorgs)?,
         block_number: record
             .block_number
             .map(|n| to_i64("block_number", n))
@@ -311,9 +318,10 @@ impl TxStore for PgTxStore {
             "INSERT INTO transactions (tx_id, kind, chain_id, token, from_address, to_address, \
              amount, status, nonce, hash, raw_tx, previous_hashes, gas_limit, max_fee_per_gas, \
              max_priority_fee_per_gas, attempts, replacements, error, block_number, block_hash, \
-             created_at, updated_at, broadcast_at, confirmed_at, version) \
+             created_at, updated_at, broadcast_at, confirmed_at, version, reorgs) \
              VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9, $10, $11, $12, $13, \
-             $14::numeric, $15::numeric, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
+             $14::numeric, $15::numeric, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
+             $26) \
              ON CONFLICT (tx_id) DO NOTHING RETURNING {COLUMNS}"
         );
         let inserted: Option<TxRow> = bind_record(diesel::sql_query(query), &record, &e)
@@ -366,7 +374,7 @@ impl TxStore for PgTxStore {
              max_fee_per_gas = $14::numeric, max_priority_fee_per_gas = $15::numeric, \
              attempts = $16, replacements = $17, error = $18, block_number = $19, \
              block_hash = $20, created_at = $21, updated_at = $22, broadcast_at = $23, \
-             confirmed_at = $24, version = $25 \
+             confirmed_at = $24, version = $25, reorgs = $26 \
              WHERE tx_id = $1 AND version = $25 - 1 RETURNING {COLUMNS}"
             )),
             record,

@@ -88,6 +88,7 @@ diesel::table! {
         broadcast_at -> Nullable<Timestamptz>,
         confirmed_at -> Nullable<Timestamptz>,
         version -> Int8,
+        reorgs -> Int4,
     }
 }
 
