@@ -331,8 +331,8 @@ impl<'a> Signatures<'a> {
 
     /// The ed25519 signatures (Standard Webhooks `v1a` entries), base64 encoded.
     fn ed25519(self) -> impl Iterator<Item = &'a [u8]> {
-        self.values(b"v1a")
-            .filter(move |_| self.grammar == Grammar::Standard)
+        let standard = (self.grammar == Grammar::Standard).then_some(self);
+        standard.into_iter().flat_map(|s| s.values(b"v1a"))
     }
 
     /// The values of the entries named `key`, in header order.
