@@ -237,6 +237,21 @@ mod tests {
                 hex::encode(bytes).as_bytes()
             );
         }
+        // Every byte value at every position: each digit value in each digit position.
+        for at in 0..32 {
+            for value in 0u8..=255 {
+                let mut bytes = [0u8; 32];
+                bytes[at] = value;
+                assert_eq!(
+                    base64_encode_32(&bytes).as_slice(),
+                    STANDARD.encode(bytes).as_bytes()
+                );
+                assert_eq!(
+                    hex_encode_32(&bytes).as_slice(),
+                    hex::encode(bytes).as_bytes()
+                );
+            }
+        }
     }
 
     #[test]
