@@ -7,11 +7,18 @@
 //! `cargo bench -p haven-webhooks --bench verify_ratio [-- SIZE… SCHEME…]` (payload sizes in
 //! bytes and scheme names, all by default; under `cargo test`, without the `--bench` flag, it runs two rounds
 //! only, as a smoke test).
+//!
+//! With `breakdown` among the arguments it prints instead where a Standard Webhooks
+//! verification spends its time beyond the HMAC, by steps measured in the same interleaved
+//! way: ring over the body, ring over the signed content handed over in two parts as the
+//! verifier does (the `id.timestamp.` prefix and the start of the body as one block, then the
+//! rest of the body), [`haven_webhooks::verify`] on the header values as strings (parsing,
+//! checks, comparison) and [`Verifier::verify`] on a `HeaderMap` (plus the header look-up).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use haven_webhooks::{Scheme, Secret, Verifier, sign_header};
+use haven_webhooks::{Scheme, Secret, SignedParts, Tolerance, Verifier, sign_header, verify};
 use http::{HeaderMap, HeaderValue};
 use ring::hmac;
 
@@ -62,6 +69,91 @@ fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
     [at(1), at(2), at(3)]
 }
 
+fn median(values: &[f64]) -> f64 {
+    quartiles(values.to_vec())[1]
+}
+
+/// Median nanoseconds per call of each step, the steps run in alternating batches of `n`.
+fn interleaved(rounds: usize, n: usize, steps: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let mut times = vec![Vec::with_capacity(rounds); steps.len()];
+    for _ in 0..rounds {
+        for (step, times) in steps.iter_mut().zip(&mut times) {
+            times.push(time_per_call(n, step));
+        }
+    }
+    times.iter().map(|t| median(t)).collect()
+}
+
+/// The `breakdown` mode: see the crate-level comment.
+fn breakdown(ring_key: &hmac::Key, sizes: &[usize], rounds: usize) {
+    println!("payload  ring HMAC  two-part  +parse,check,compare  +header look-up");
+    for &len in sizes {
+        let body = payload(len);
+        let (verifier, headers) = verifier(Scheme::Standard, &body);
+        let value = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{name}"))
+        };
+        let (id, timestamp, signature) = (
+            value("webhook-id"),
+            value("webhook-timestamp"),
+            value("webhook-signature"),
+        );
+        let prefix = format!("{id}.{timestamp}.");
+        let take = (64 - prefix.len()).min(body.len());
+        let secrets =
+            [Secret::for_scheme(Scheme::Standard, SECRET).unwrap_or_else(|e| panic!("{e}"))];
+        let parts = SignedParts {
+            id: Some(id),
+            timestamp: Some(timestamp),
+            signature,
+        };
+        let times = interleaved(
+            rounds,
+            (BATCH_BYTES / len).max(8),
+            &mut [
+                &mut || {
+                    black_box(hmac::sign(black_box(ring_key), black_box(&body)));
+                },
+                &mut || {
+                    let mut ctx = hmac::Context::with_key(black_box(ring_key));
+                    let mut head = [0u8; 64];
+                    head[..prefix.len()].copy_from_slice(black_box(prefix.as_bytes()));
+                    head[prefix.len()..prefix.len() + take].copy_from_slice(&body[..take]);
+                    ctx.update(&head[..prefix.len() + take]);
+                    ctx.update(black_box(&body[take..]));
+                    black_box(ctx.sign());
+                },
+                &mut || {
+                    let parts = black_box(parts);
+                    let ok = verify(
+                        Scheme::Standard,
+                        &secrets,
+                        parts,
+                        &body,
+                        TS,
+                        Tolerance::default(),
+                    );
+                    black_box(ok.unwrap_or_else(|e| panic!("{e}")));
+                },
+                &mut || {
+                    let ok = verifier.verify(black_box(&headers), black_box(&body), TS);
+                    black_box(ok.unwrap_or_else(|e| panic!("{e}")));
+                },
+            ],
+        );
+        println!(
+            "{len:>7}  {:>7.1} ns  {:>+6.1} ns  {:>+18.1} ns  {:>+13.1} ns",
+            times[0],
+            times[1] - times[0],
+            times[2] - times[1],
+            times[3] - times[2],
+        );
+    }
+}
+
 fn main() {
     use base64::Engine as _;
     let raw_key = base64::engine::general_purpose::STANDARD
@@ -88,6 +180,10 @@ fn main() {
     let mut sizes: Vec<usize> = args.iter().filter_map(|arg| arg.parse().ok()).collect();
     if sizes.is_empty() {
         sizes = vec![64, 256, 1024, 4 * 1024, 64 * 1024];
+    }
+    if args.iter().any(|arg| arg == "breakdown") {
+        breakdown(&ring_key, &sizes, rounds);
+        return;
     }
     println!("payload  scheme       ring HMAC  verify     ratio (q1 / median / q3)");
     for len in sizes {
