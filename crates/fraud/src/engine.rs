@@ -174,6 +174,26 @@ impl Engine {
         Ok((!late).then_some(snapshot))
     }
 
+    /// Counts `event` in `subject`'s window of `rule`; the count once it has reached
+    /// `threshold`, `None` below it or when the event came too late to count.
+    async fn count_reaching(
+        &self,
+        rule: &Rule,
+        subject: &str,
+        event: &Event,
+        window_secs: u64,
+        threshold: u32,
+        settings: &EngineSettings,
+    ) -> Result<Option<u64>, StoreError> {
+        let key = self.window_key(rule, subject);
+        let snapshot = self
+            .record(key, event, 0, window_secs, settings, WindowRead::Count)
+            .await?;
+        Ok(snapshot
+            .map(|snapshot| snapshot.count)
+            .filter(|&count| count >= u64::from(threshold)))
+    }
+
     fn window_key(&self, rule: &Rule, subject: &str) -> String {
         format!("{}w:{}:{}", self.prefix, rule.id, subject)
     }
@@ -195,34 +215,23 @@ impl Engine {
                 let Some((kind, p)) = event.payment().filter(|(k, _)| events.contains(k)) else {
                     return Ok(None);
                 };
-                let Some(snap) = self
-                    .record(
-                        self.window_key(rule, &p.user),
-                        event,
-                        0,
-                        *window_secs,
-                        settings,
-                        WindowRead::Count,
-                    )
+                let Some(count) = self
+                    .count_reaching(rule, &p.user, event, *window_secs, *threshold, settings)
                     .await?
                 else {
                     return Ok(None);
                 };
-                if snap.count < u64::from(*threshold) {
-                    return Ok(None);
-                }
                 Ok(Some(Finding {
                     event_type: "velocity",
                     severity: *severity,
                     subject: p.user.clone(),
                     user: Some(p.user.clone()),
                     description: format!(
-                        "{} payment events within {window_secs} s (threshold {threshold}), latest a {}",
-                        snap.count,
+                        "{count} payment events within {window_secs} s (threshold {threshold}), latest a {}",
                         kind.as_str()
                     ),
                     metadata: json!({
-                        "count": snap.count,
+                        "count": count,
                         "threshold": threshold,
                         "window_secs": window_secs,
                     }),
@@ -378,31 +387,20 @@ impl Engine {
                     AuthSubject::Principal => format!("principal:{}", a.principal),
                     AuthSubject::Ip => ip_subject(a.ip, *ipv6_prefix),
                 };
-                let Some(snap) = self
-                    .record(
-                        self.window_key(rule, &subject),
-                        event,
-                        0,
-                        *window_secs,
-                        settings,
-                        WindowRead::Count,
-                    )
+                let Some(count) = self
+                    .count_reaching(rule, &subject, event, *window_secs, *threshold, settings)
                     .await?
                 else {
                     return Ok(None);
                 };
-                if snap.count < u64::from(*threshold) {
-                    return Ok(None);
-                }
                 Ok(Some(Finding {
                     event_type: "auth_failures",
                     severity: *severity,
                     description: format!(
-                        "{} authentication failures for {subject} within {window_secs} s (threshold {threshold})",
-                        snap.count
+                        "{count} authentication failures for {subject} within {window_secs} s (threshold {threshold})"
                     ),
                     metadata: json!({
-                        "count": snap.count,
+                        "count": count,
                         "threshold": threshold,
                         "window_secs": window_secs,
                     }),
