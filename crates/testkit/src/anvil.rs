@@ -1,8 +1,10 @@
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::local_server::LocalServer;
 
 /// A local anvil node on a free port, killed when dropped.
 ///
@@ -10,8 +12,7 @@ use std::time::{Duration, Instant};
 /// under the workspace root (where `scripts/services.sh` installs it), then `PATH`.
 #[derive(Debug)]
 pub struct Anvil {
-    child: Option<Child>,
-    port: u16,
+    server: LocalServer,
     args: Vec<String>,
 }
 
@@ -58,10 +59,8 @@ impl Anvil {
     /// without one), so alloy HTTP clients pointed at the node work.
     pub fn spawn_with_args(args: &[&str]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let port = free_port();
         let mut anvil = Self {
-            child: None,
-            port,
+            server: LocalServer::on_free_port(),
             args: args.iter().map(|s| (*s).to_owned()).collect(),
         };
         anvil.start();
@@ -70,20 +69,17 @@ impl Anvil {
 
     /// The HTTP JSON-RPC endpoint, e.g. `http://127.0.0.1:41234`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// The port anvil listens on (kept across [`Anvil::stop`] / [`Anvil::restart`]).
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Kills the node (its state is lost); the port stays reserved for [`Anvil::restart`].
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.stop();
     }
 
     /// Starts a fresh node on the same port after [`Anvil::stop`].
@@ -94,58 +90,28 @@ impl Anvil {
 
     /// Whether the node is running.
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.server.is_running()
     }
 
     /// Sends one JSON-RPC request and returns the `result` (panics on transport errors).
     pub fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
-        rpc_call(self.port, method, &params)
+        rpc_call(self.port(), method, &params)
             .unwrap_or_else(|e| panic!("anvil rpc {method} failed: {e}"))
     }
 
     fn start(&mut self) {
         let bin = binary();
-        let child = Command::new(&bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--silent",
-            ])
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start anvil ({}): {e}; {}",
-                    bin.display(),
-                    crate::START_HINT
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if rpc_call(self.port, "eth_chainId", &serde_json::json!([])).is_ok() {
-                return;
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("anvil exited early with {status} (port {})", self.port);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "anvil did not answer on port {} within 20 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        self.stop();
+        let mut command = Command::new(&bin);
+        command
+            .args(["--host", "127.0.0.1", "--port", &self.port().to_string()])
+            .arg("--silent")
+            .args(&self.args);
+        self.server.start(
+            &format!("anvil ({})", bin.display()),
+            command,
+            Duration::from_secs(20),
+            |port| rpc_call(port, "eth_chainId", &serde_json::json!([])).is_ok(),
+        );
     }
 }
 
@@ -159,13 +125,6 @@ fn binary() -> PathBuf {
         return local;
     }
     PathBuf::from("anvil")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 fn rpc_call(

@@ -11,6 +11,7 @@ mod anvil;
 #[cfg(feature = "api")]
 mod api;
 mod db;
+mod local_server;
 mod metrics_capture;
 mod redis_kit;
 mod redis_server;
