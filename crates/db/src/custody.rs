@@ -316,6 +316,29 @@ async fn insert_key(conn: &mut AsyncPgConnection, key: &KeyRecord) -> Result<(),
     .map(|_| ())
 }
 
+/// Ends key `version` of wallet `id` at `at` with `status` (rotated or revoked).
+async fn retire_key(
+    conn: &mut AsyncPgConnection,
+    id: &WalletId,
+    version: i32,
+    status: KeyStatus,
+    at: DateTime<Utc>,
+) -> Result<(), DieselError> {
+    let (at_us, at_sub) = split_time(at);
+    diesel::sql_query(
+        "UPDATE wallet_keys SET status = $3, retired_at = $4, retired_at_sub_us = $5 \
+         WHERE wallet_id = $1 AND version = $2",
+    )
+    .bind::<Text, _>(id.as_str())
+    .bind::<Integer, _>(version)
+    .bind::<Text, _>(status.as_str())
+    .bind::<Timestamptz, _>(at_us)
+    .bind::<SmallInt, _>(at_sub)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 /// Checks that a key's versions fit the columns before anything is written (the insert
 /// itself binds them unchecked).
 fn check_key_ranges(key: &KeyRecord) -> Result<()> {
@@ -527,16 +550,7 @@ impl WalletStore for PgWalletStore {
             {
                 return Err(Error::Conflict { id: id.clone() }.into());
             }
-            diesel::sql_query(
-                "UPDATE wallet_keys SET status = 'rotated', retired_at = $3, \
-                 retired_at_sub_us = $4 WHERE wallet_id = $1 AND version = $2",
-            )
-            .bind::<Text, _>(id.as_str())
-            .bind::<Integer, _>(expected)
-            .bind::<Timestamptz, _>(at_us)
-            .bind::<SmallInt, _>(at_sub)
-            .execute(c)
-            .await?;
+            retire_key(c, id, expected, KeyStatus::Rotated, at).await?;
             match insert_key(c, new_key).await {
                 Ok(()) => {}
                 Err(e) if is_unique_violation(&e) => {
@@ -578,16 +592,7 @@ impl WalletStore for PgWalletStore {
                 .bind::<SmallInt, _>(at_sub)
                 .execute(c)
                 .await?;
-                diesel::sql_query(
-                    "UPDATE wallet_keys SET status = 'revoked', retired_at = $3, \
-                     retired_at_sub_us = $4 WHERE wallet_id = $1 AND version = $2",
-                )
-                .bind::<Text, _>(id.as_str())
-                .bind::<Integer, _>(current)
-                .bind::<Timestamptz, _>(at_us)
-                .bind::<SmallInt, _>(at_sub)
-                .execute(c)
-                .await?;
+                retire_key(c, id, current, KeyStatus::Revoked, at).await?;
             }
             load_wallet(c, id)
                 .await?
