@@ -240,24 +240,20 @@ impl PgNonceStore {
         .execute(conn)
         .await
         .map_err(unavailable)?;
-        let dropped_free = diesel::sql_query(
-            "DELETE FROM nonce_slots WHERE chain_id = $1 AND address = $2 AND state = 'free' AND nonce < $3",
+        // Free and committed slots below the chain's pending nonce are settled; the free
+        // ones are counted (they were given back but the chain moved past them).
+        let dropped_free: CountRow = diesel::sql_query(
+            "WITH dropped AS (DELETE FROM nonce_slots WHERE chain_id = $1 AND address = $2 \
+             AND state IN ('free', 'committed') AND nonce < $3 RETURNING state) \
+             SELECT count(*) FILTER (WHERE state = 'free') AS n FROM dropped",
         )
         .bind::<BigInt, _>(chain_id)
         .bind::<Bytea, _>(&address)
         .bind::<BigInt, _>(pending)
-        .execute(conn)
+        .get_result(conn)
         .await
         .map_err(unavailable)?;
-        diesel::sql_query(
-            "DELETE FROM nonce_slots WHERE chain_id = $1 AND address = $2 AND state = 'committed' AND nonce < $3",
-        )
-        .bind::<BigInt, _>(chain_id)
-        .bind::<Bytea, _>(&address)
-        .bind::<BigInt, _>(pending)
-        .execute(conn)
-        .await
-        .map_err(unavailable)?;
+        let dropped_free = usize::try_from(dropped_free.n).unwrap_or(usize::MAX);
         Ok(SyncOutcome {
             previous_next: to_u64(key, account.next_nonce)?,
             next: to_u64(key, next)?,
