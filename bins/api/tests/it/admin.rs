@@ -7,102 +7,14 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use base64::Engine as _;
 use chrono::Utc;
-use haven_auth::Passwords;
 use haven_chain::{TxKind, TxRecord, TxStatus, TxStore};
 use haven_core::audit::AuditRecord;
 use haven_testkit::{TestApi, spawn_api};
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn pool(api: &TestApi) -> haven_db::PgPool {
-    haven_db::connect(api.db.url(), 2).await.unwrap()
-}
-
-async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
-    let hash = Passwords::owasp()
-        .unwrap()
-        .hash(&SecretString::from(PASSWORD))
-        .unwrap();
-    haven_db::UserRepo::new(pool(api).await)
-        .create(haven_db::NewUser {
-            email: email.into(),
-            password_hash: Some(hash.as_str().to_owned()),
-            role,
-        })
-        .await
-        .unwrap()
-        .id
-}
-
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    bytes: Vec<u8>,
-    replayed: bool,
-}
-
-async fn send(
-    api: &TestApi,
-    method: Method,
-    path: &str,
-    auth: &(&str, String),
-    body: Option<Value>,
-    idempotency_key: Option<&str>,
-) -> Answer {
-    let mut req = reqwest::Client::new()
-        .request(method, api.url(path))
-        .header(auth.0, &auth.1);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    if let Some(key) = idempotency_key {
-        req = req.header("idempotency-key", key);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let replayed = res.headers().contains_key("idempotent-replayed");
-    let bytes = res.bytes().await.unwrap().to_vec();
-    Answer {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        bytes,
-        replayed,
-    }
-}
-
-async fn call(
-    api: &TestApi,
-    method: Method,
-    path: &str,
-    auth: &(&str, String),
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let answer = send(api, method, path, auth, body, None).await;
-    (answer.status, answer.body)
-}
-
-async fn login_full(api: &TestApi, email: &str) -> (StatusCode, Value) {
-    let res = reqwest::Client::new()
-        .post(api.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD, "device": "test"}))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-/// Logs in; the `Authorization` header and the whole token answer.
-async fn login(api: &TestApi, email: &str) -> ((&'static str, String), Value) {
-    let (status, tokens) = login_full(api, email).await;
-    assert_eq!(status, StatusCode::OK, "{tokens}");
-    let header = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
-    (("authorization", header), tokens)
-}
+use crate::support::{Answer, Client, PASSWORD, create_user, login, pool, refresh, try_login};
 
 async fn audit_rows(api: &TestApi, action: &str) -> Vec<AuditRecord> {
     haven_db::PgAuditLog::new(pool(api).await)
@@ -114,20 +26,29 @@ async fn audit_rows(api: &TestApi, action: &str) -> Vec<AuditRecord> {
         .collect()
 }
 
-async fn create_key(api: &TestApi, auth: &(&str, String), scopes: &[&str]) -> (Uuid, String) {
-    let (status, created) = call(
-        api,
-        Method::POST,
-        "/api/v1/api-keys",
-        auth,
-        Some(json!({"name": "ops", "scopes": scopes})),
-    )
-    .await;
+/// Creates an API key named "ops" with `scopes`, asserting 201; its id and the key.
+async fn create_key(auth: &Client<'_>, scopes: &[&str]) -> (Uuid, String) {
+    let (status, created) = auth
+        .post("/api/v1/api-keys", json!({"name": "ops", "scopes": scopes}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     (
         created["id"].as_str().unwrap().parse().unwrap(),
         created["key"].as_str().unwrap().to_owned(),
     )
+}
+
+/// `POST /admin/transactions/{tx_id}/retry` with an optional `Idempotency-Key`; the whole answer.
+async fn retry(auth: &Client<'_>, tx_id: &str, idempotency_key: Option<&str>) -> Answer {
+    let path = format!("/api/v1/admin/transactions/{tx_id}/retry");
+    auth.request(Method::POST, &path, None, idempotency_key)
+        .await
+}
+
+/// `PUT /users/{user}/role` with `role`; the status and the body.
+async fn set_role(auth: &Client<'_>, user: Uuid, role: &str) -> (StatusCode, Value) {
+    auth.put(&format!("/api/v1/users/{user}/role"), json!({"role": role}))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,26 +59,13 @@ async fn a_role_change_is_audited_and_the_old_roles_access_ends() {
     let (alice_auth, _) = login(&api, "alice@example.com").await;
     let (bob_auth, bob_tokens) = login(&api, "bob@example.com").await;
     // Bob's keys: one an operator may hold, one only an admin may.
-    let (read_key_id, read_key) = create_key(&api, &bob_auth, &["transactions:read"]).await;
-    let (admin_key_id, admin_key) = create_key(&api, &bob_auth, &["users:manage"]).await;
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/users",
-        &("x-api-key", admin_key.clone()),
-        None,
-    )
-    .await;
+    let (read_key_id, read_key) = create_key(&bob_auth, &["transactions:read"]).await;
+    let (admin_key_id, admin_key) = create_key(&bob_auth, &["users:manage"]).await;
+    let admin_key_auth = Client::api_key(&api, &admin_key);
+    let (status, _) = admin_key_auth.get("/api/v1/users").await;
     assert_eq!(status, StatusCode::OK, "the admin-scoped key works before");
 
-    let (status, change) = call(
-        &api,
-        Method::PUT,
-        &format!("/api/v1/users/{bob}/role"),
-        &alice_auth,
-        Some(json!({"role": "operator"})),
-    )
-    .await;
+    let (status, change) = set_role(&alice_auth, bob, "operator").await;
     assert_eq!(status, StatusCode::OK, "{change}");
     assert_eq!(change["changed"], true);
     assert_eq!(change["previous_role"], "admin");
@@ -165,43 +73,26 @@ async fn a_role_change_is_audited_and_the_old_roles_access_ends() {
     assert_eq!(change["revoked_api_keys"], json!([admin_key_id]));
 
     // The old role's access token, its session and the key beyond the new role stop working.
-    let (status, body) = call(&api, Method::GET, "/api/v1/auth/whoami", &bob_auth, None).await;
+    let (status, body) = bob_auth.whoami().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "old token: {body}");
-    let (status, _) = call(&api, Method::GET, "/api/v1/users", &bob_auth, None).await;
+    let (status, _) = bob_auth.get("/api/v1/users").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let refreshed = reqwest::Client::new()
-        .post(api.url("/api/v1/auth/refresh"))
-        .json(&json!({"refresh_token": bob_tokens["refresh_token"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refreshed.status(), StatusCode::UNAUTHORIZED, "old session");
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/users",
-        &("x-api-key", admin_key),
-        None,
-    )
-    .await;
+    let (status, _) = refresh(&api, &bob_tokens["refresh_token"]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "old session");
+    let (status, _) = admin_key_auth.get("/api/v1/users").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the admin-scoped key");
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/transactions/status",
-        &("x-api-key", read_key),
-        None,
-    )
-    .await;
+    let (status, _) = Client::api_key(&api, &read_key)
+        .get("/api/v1/admin/transactions/status")
+        .await;
     assert_eq!(status, StatusCode::OK, "the key within the new role stays");
 
     // Tokens are refused up to the second of the change; a new login carries the new role.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (bob_auth, _) = login(&api, "bob@example.com").await;
-    let (status, me) = call(&api, Method::GET, "/api/v1/auth/whoami", &bob_auth, None).await;
+    let (status, me) = bob_auth.whoami().await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["role"], "operator");
-    let (status, _) = call(&api, Method::GET, "/api/v1/users", &bob_auth, None).await;
+    let (status, _) = bob_auth.get("/api/v1/users").await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -225,35 +116,14 @@ async fn a_role_change_is_audited_and_the_old_roles_access_ends() {
     assert_ne!(read_key_id, admin_key_id);
 
     // The same role again changes nothing and writes nothing.
-    let (status, change) = call(
-        &api,
-        Method::PUT,
-        &format!("/api/v1/users/{bob}/role"),
-        &alice_auth,
-        Some(json!({"role": "operator"})),
-    )
-    .await;
+    let (status, change) = set_role(&alice_auth, bob, "operator").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(change["changed"], false);
     assert_eq!(audit_rows(&api, "user.role_change").await.len(), 1);
 
-    let (status, body) = call(
-        &api,
-        Method::PUT,
-        &format!("/api/v1/users/{bob}/role"),
-        &alice_auth,
-        Some(json!({"role": "root"})),
-    )
-    .await;
+    let (status, body) = set_role(&alice_auth, bob, "root").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, _) = call(
-        &api,
-        Method::PUT,
-        &format!("/api/v1/users/{}/role", Uuid::new_v4()),
-        &alice_auth,
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, _) = set_role(&alice_auth, Uuid::new_v4(), "viewer").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -263,27 +133,15 @@ async fn the_last_admin_can_be_neither_demoted_nor_disabled() {
     let alice = create_user(&api, "alice@example.com", haven_db::Role::Admin).await;
     let (alice_auth, _) = login(&api, "alice@example.com").await;
 
-    let (status, body) = call(
-        &api,
-        Method::PUT,
-        &format!("/api/v1/users/{alice}/role"),
-        &alice_auth,
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    let (status, body) = set_role(&alice_auth, alice, "viewer").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "LAST_ADMIN");
-    let (status, body) = call(
-        &api,
-        Method::POST,
-        &format!("/api/v1/users/{alice}/disable"),
-        &alice_auth,
-        None,
-    )
-    .await;
+    let (status, body) = alice_auth
+        .post_empty(&format!("/api/v1/users/{alice}/disable"))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "LAST_ADMIN");
-    let (status, me) = call(&api, Method::GET, "/api/v1/auth/whoami", &alice_auth, None).await;
+    let (status, me) = alice_auth.whoami().await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -297,21 +155,10 @@ async fn the_last_admin_can_be_neither_demoted_nor_disabled() {
     // Two admins demoting each other at once: exactly one wins.
     let bob = create_user(&api, "bob@example.com", haven_db::Role::Admin).await;
     let (bob_auth, _) = login(&api, "bob@example.com").await;
-    let demote = |auth: (&'static str, String), target: Uuid| {
-        let api = &api;
-        async move {
-            call(
-                api,
-                Method::PUT,
-                &format!("/api/v1/users/{target}/role"),
-                &auth,
-                Some(json!({"role": "operator"})),
-            )
-            .await
-            .0
-        }
-    };
-    let (a, b) = tokio::join!(demote(alice_auth, bob), demote(bob_auth, alice));
+    let ((a, _), (b, _)) = tokio::join!(
+        set_role(&alice_auth, bob, "operator"),
+        set_role(&bob_auth, alice, "operator")
+    );
     let mut statuses = [a, b];
     statuses.sort();
     // The loser is refused either as the last admin or because its own token just ended.
@@ -338,14 +185,12 @@ async fn users_are_created_listed_and_disabled_with_audit() {
     let alice = create_user(&api, "alice@example.com", haven_db::Role::Admin).await;
     let (auth, _) = login(&api, "alice@example.com").await;
 
-    let (status, created) = call(
-        &api,
-        Method::POST,
-        "/api/v1/users",
-        &auth,
-        Some(json!({"email": "carol@example.com", "password": PASSWORD, "role": "viewer"})),
-    )
-    .await;
+    let (status, created) = auth
+        .post(
+            "/api/v1/users",
+            json!({"email": "carol@example.com", "password": PASSWORD, "role": "viewer"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["role"], "viewer");
     assert!(created.get("password_hash").is_none());
@@ -369,11 +214,11 @@ async fn users_are_created_listed_and_disabled_with_audit() {
             "VALIDATION_ERROR",
         ),
     ] {
-        let (_, error) = call(&api, Method::POST, "/api/v1/users", &auth, Some(body)).await;
+        let (_, error) = auth.post("/api/v1/users", body).await;
         assert_eq!(error["error"], code, "{error}");
     }
 
-    let (status, list) = call(&api, Method::GET, "/api/v1/users?limit=10", &auth, None).await;
+    let (status, list) = auth.get("/api/v1/users?limit=10").await;
     assert_eq!(status, StatusCode::OK);
     let emails: Vec<&str> = list
         .as_array()
@@ -383,34 +228,24 @@ async fn users_are_created_listed_and_disabled_with_audit() {
         .collect();
     assert_eq!(emails, ["alice@example.com", "carol@example.com"]);
     assert!(!list.to_string().contains("argon2"), "{list}");
-    let (_, page) = call(
-        &api,
-        Method::GET,
-        &format!("/api/v1/users?limit=1&after={alice}"),
-        &auth,
-        None,
-    )
-    .await;
+    let (_, page) = auth
+        .get(&format!("/api/v1/users?limit=1&after={alice}"))
+        .await;
     assert_eq!(page[0]["id"], carol.to_string());
 
     let (carol_auth, _) = login(&api, "carol@example.com").await;
-    let (status, change) = call(
-        &api,
-        Method::POST,
-        &format!("/api/v1/users/{carol}/disable"),
-        &auth,
-        None,
-    )
-    .await;
+    let (status, change) = auth
+        .post_empty(&format!("/api/v1/users/{carol}/disable"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{change}");
     assert!(change["user"]["disabled_at"].is_string());
-    let (status, _) = call(&api, Method::GET, "/api/v1/auth/whoami", &carol_auth, None).await;
+    let (status, _) = carol_auth.whoami().await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "a disabled user's token ends"
     );
-    let (status, _) = login_full(&api, "carol@example.com").await;
+    let (status, _) = try_login(&api, "carol@example.com").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "and cannot log in");
 
     let created = audit_rows(&api, "user.create").await;
@@ -497,14 +332,7 @@ async fn transaction_status_shows_the_seeded_rows() {
     seed_transactions(&api).await;
     let (auth, _) = login(&api, "viewer@example.com").await;
 
-    let (status, report) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/transactions/status",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, report) = auth.get("/api/v1/admin/transactions/status").await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         report["counts"],
@@ -521,38 +349,19 @@ async fn transaction_status_shows_the_seeded_rows() {
     assert!(report["failed"][0].get("raw").is_none());
     assert_eq!(report["limit"], 50);
 
-    let (status, one) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/transactions/b-1",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, one) = auth.get("/api/v1/admin/transactions/b-1").await;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(one["status"], "broadcast");
     assert_eq!(one["stuck"], false);
     assert_eq!(one["to"], Address::repeat_byte(0xcc).to_string());
-    let (status, body) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/transactions/nope",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, body) = auth.get("/api/v1/admin/transactions/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "NOT_FOUND");
 
     for bad in ["limit=0", "limit=501", "limit=x", "color=red"] {
-        let (status, body) = call(
-            &api,
-            Method::GET,
-            &format!("/api/v1/admin/transactions/status?{bad}"),
-            &auth,
-            None,
-        )
-        .await;
+        let (status, body) = auth
+            .get(&format!("/api/v1/admin/transactions/status?{bad}"))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"], "INVALID_QUERY", "{bad}");
     }
@@ -564,37 +373,23 @@ async fn a_failed_transaction_is_requeued_once_whatever_the_replays() {
     let ops = create_user(&api, "ops@example.com", haven_db::Role::Operator).await;
     let store = seed_transactions(&api).await;
     let (auth, _) = login(&api, "ops@example.com").await;
-    let retry = |tx_id: &'static str, key: Option<&'static str>| {
-        let (api, auth) = (&api, &auth);
-        async move {
-            send(
-                api,
-                Method::POST,
-                &format!("/api/v1/admin/transactions/{tx_id}/retry"),
-                auth,
-                None,
-                key,
-            )
-            .await
-        }
-    };
 
-    let missing = retry("f-1", None).await;
+    let missing = retry(&auth, "f-1", None).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert_eq!(missing.body["error"], "IDEMPOTENCY_KEY_REQUIRED");
 
-    let confirmed = retry("c-1", Some("retry-c-1-0001")).await;
+    let confirmed = retry(&auth, "c-1", Some("retry-c-1-0001")).await;
     assert_eq!(confirmed.status, StatusCode::CONFLICT, "{}", confirmed.body);
     assert_eq!(confirmed.body["error"], "TRANSACTION_NOT_RETRYABLE");
     assert_eq!(confirmed.body["details"]["status"], "confirmed");
-    let stuck = retry("s-1", Some("retry-s-1-0001")).await;
+    let stuck = retry(&auth, "s-1", Some("retry-s-1-0001")).await;
     assert_eq!(stuck.status, StatusCode::CONFLICT, "{}", stuck.body);
     assert_eq!(stuck.body["error"], "TRANSACTION_NOT_RETRYABLE");
     assert_eq!(stuck.body["details"]["stuck"], true);
-    let unknown = retry("nope", Some("retry-nope-0001")).await;
+    let unknown = retry(&auth, "nope", Some("retry-nope-0001")).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
-    let first = retry("f-1", Some("retry-f-1-0001")).await;
+    let first = retry(&auth, "f-1", Some("retry-f-1-0001")).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
     assert!(!first.replayed);
     assert_eq!(first.body["status"], "queued");
@@ -602,12 +397,12 @@ async fn a_failed_transaction_is_requeued_once_whatever_the_replays() {
     assert_eq!(first.body["hash"], Value::Null);
     assert_eq!(first.body["version"], 3);
 
-    let replay = retry("f-1", Some("retry-f-1-0001")).await;
+    let replay = retry(&auth, "f-1", Some("retry-f-1-0001")).await;
     assert_eq!(replay.status, StatusCode::ACCEPTED);
     assert!(replay.replayed);
     assert_eq!(replay.bytes, first.bytes, "the same answer, byte for byte");
 
-    let again = retry("f-1", Some("retry-f-1-0002")).await;
+    let again = retry(&auth, "f-1", Some("retry-f-1-0002")).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
     assert_eq!(again.body["details"]["status"], "queued");
 
@@ -646,31 +441,18 @@ async fn a_key_scoped_to_read_transactions_reads_the_status_but_cannot_retry() {
     create_user(&api, "admin@example.com", haven_db::Role::Admin).await;
     seed_transactions(&api).await;
     let (auth, _) = login(&api, "admin@example.com").await;
-    let (_, key) = create_key(&api, &auth, &["transactions:read"]).await;
-    let key_auth = ("x-api-key", key);
+    let (_, key) = create_key(&auth, &["transactions:read"]).await;
+    let key_auth = Client::api_key(&api, &key);
 
-    let (status, report) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/transactions/status?limit=1",
-        &key_auth,
-        None,
-    )
-    .await;
+    let (status, report) = key_auth
+        .get("/api/v1/admin/transactions/status?limit=1")
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["limit"], 1);
-    let refused = send(
-        &api,
-        Method::POST,
-        "/api/v1/admin/transactions/f-1/retry",
-        &key_auth,
-        None,
-        Some("retry-by-key-0001"),
-    )
-    .await;
+    let refused = retry(&key_auth, "f-1", Some("retry-by-key-0001")).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert_eq!(refused.body["error"], "FORBIDDEN");
-    let (status, _) = call(&api, Method::GET, "/api/v1/admin/alerts", &key_auth, None).await;
+    let (status, _) = key_auth.get("/api/v1/admin/alerts").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "no alerts:read");
 }
 
@@ -703,28 +485,24 @@ async fn alerts_move_through_review_with_the_caller_as_reviewer() {
     store.insert(&second).await.unwrap();
     let (auth, _) = login(&api, "ops@example.com").await;
 
-    let (status, body) = call(
-        &api,
-        Method::POST,
-        &format!("/api/v1/admin/alerts/{}/transition", first.id),
-        &auth,
-        Some(json!({"to": "acknowledged", "note": "looking"})),
-    )
-    .await;
+    let (status, body) = auth
+        .post(
+            &format!("/api/v1/admin/alerts/{}/transition", first.id),
+            json!({"to": "acknowledged", "note": "looking"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "acknowledged");
     assert_eq!(body["reviewed_by"], format!("user:{ops}"));
     assert_eq!(body["notes"][0]["text"], "looking");
 
     // open → resolved skips a step: 409, and nothing changes.
-    let (status, body) = call(
-        &api,
-        Method::POST,
-        &format!("/api/v1/admin/alerts/{}/transition", second.id),
-        &auth,
-        Some(json!({"to": "resolved"})),
-    )
-    .await;
+    let (status, body) = auth
+        .post(
+            &format!("/api/v1/admin/alerts/{}/transition", second.id),
+            json!({"to": "resolved"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"], "CONFLICT");
     assert_eq!(body["details"], json!({"from": "open", "to": "resolved"}));
@@ -750,38 +528,17 @@ async fn alerts_move_through_review_with_the_caller_as_reviewer() {
             StatusCode::BAD_REQUEST,
         ),
     ] {
-        let (status, answer) = call(&api, Method::POST, &path, &auth, Some(body)).await;
+        let (status, answer) = auth.post(&path, body).await;
         assert_eq!(status, expected, "{answer}");
     }
 
-    let (status, list) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/alerts?state=acknowledged",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, list) = auth.get("/api/v1/admin/alerts?state=acknowledged").await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], first.id.to_string());
-    let (_, all) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/alerts?limit=1",
-        &auth,
-        None,
-    )
-    .await;
+    let (_, all) = auth.get("/api/v1/admin/alerts?limit=1").await;
     assert_eq!(all[0]["id"], second.id.to_string(), "newest first");
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/alerts?state=closed",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, _) = auth.get("/api/v1/admin/alerts?state=closed").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let applied = audit_rows(&api, "fraud.alert.acknowledged").await;
@@ -821,7 +578,7 @@ async fn the_wallet_list_shows_addresses_and_versions_never_key_material() {
     custody.rotate_wallet(&id, &caller).await.unwrap();
     let (auth, _) = login(&api, "admin@example.com").await;
 
-    let (status, page) = call(&api, Method::GET, "/api/v1/admin/wallets", &auth, None).await;
+    let (status, page) = auth.get("/api/v1/admin/wallets").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let wallet = &page["wallets"][0];
     assert_eq!(wallet["id"], "minter");
@@ -874,23 +631,9 @@ async fn the_wallet_list_shows_addresses_and_versions_never_key_material() {
         }
     }
 
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/wallets?chain=btc",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, _) = auth.get("/api/v1/admin/wallets?chain=btc").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, page) = call(
-        &api,
-        Method::GET,
-        "/api/v1/admin/wallets?chain=solana",
-        &auth,
-        None,
-    )
-    .await;
+    let (status, page) = auth.get("/api/v1/admin/wallets?chain=solana").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["wallets"], json!([]));
 }

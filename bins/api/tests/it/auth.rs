@@ -1,134 +1,44 @@
 use base64::Engine as _;
 use chrono::Utc;
 use haven_api::auth::{Access, ROUTE_ACCESS};
-use haven_api::config::auth::DEV_JWT_SECRET;
-use haven_auth::{
-    ApiKey, Claims, Jwt, JwtConfig, KeyEnv, Keyring, Passwords, Role, SigningKey, TokenType,
-};
-use haven_testkit::{TestApi, spawn_api, spawn_api_with};
+use haven_auth::{ApiKey, Claims, Jwt, JwtConfig, KeyEnv, Keyring, Role, SigningKey, TokenType};
+use haven_testkit::{spawn_api, spawn_api_with};
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
-
-/// The api's development signer (tests run with the development secret).
-pub(crate) fn dev_jwt(kid: &str) -> Jwt {
-    Jwt::new(
-        JwtConfig::new("haven", "haven-api"),
-        Keyring::new(SigningKey::hs256(kid, DEV_JWT_SECRET.as_bytes()).unwrap()),
-    )
-}
-
-pub(crate) async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
-    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
-    let hash = Passwords::owasp()
-        .unwrap()
-        .hash(&SecretString::from(PASSWORD))
-        .unwrap();
-    haven_db::UserRepo::new(pool)
-        .create(haven_db::NewUser {
-            email: email.into(),
-            password_hash: Some(hash.as_str().to_owned()),
-            role,
-        })
-        .await
-        .unwrap()
-        .id
-}
-
-pub(crate) async fn call(
-    api: &TestApi,
-    method: Method,
-    path: &str,
-    auth: Option<(&str, &str)>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new().request(method, api.url(path));
-    if let Some((header, value)) = auth {
-        req = req.header(header, value);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn login(api: &TestApi, email: &str) -> Value {
-    let (status, body) = call(
-        api,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": PASSWORD, "device": "test"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-pub(crate) fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-pub(crate) async fn audit_actions(api: &TestApi) -> Vec<(String, String)> {
-    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
-    haven_db::PgAuditLog::new(pool)
-        .page(0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.event.action, r.event.severity.as_str().to_owned()))
-        .collect()
-}
+use crate::support::{Client, PASSWORD, audit_actions, create_user, dev_jwt, login, pool, refresh};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_issues_tokens_and_audits_success_and_failure() {
     let api = spawn_api().await;
     create_user(&api, "ops@example.com", haven_db::Role::Operator).await;
+    let anonymous = Client::anonymous(&api);
 
-    let (status, body) = call(
-        &api,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": "ops@example.com", "password": "wrong password!!"})),
-    )
-    .await;
+    let (status, body) = anonymous
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "ops@example.com", "password": "wrong password!!"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "UNAUTHORIZED");
-    let (status, _) = call(
-        &api,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"email": "nobody@example.com", "password": PASSWORD})),
-    )
-    .await;
+    let (status, _) = anonymous
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "nobody@example.com", "password": PASSWORD}),
+        )
+        .await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "unknown users look the same"
     );
 
-    let tokens = login(&api, "OPS@example.com").await;
+    let (ops, tokens) = login(&api, "OPS@example.com").await;
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
-    let (status, me) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some((
-            "authorization",
-            &bearer(tokens["access_token"].as_str().unwrap()),
-        )),
-        None,
-    )
-    .await;
+    let (status, me) = ops.whoami().await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["role"], "operator");
 
@@ -148,26 +58,13 @@ async fn login_issues_tokens_and_audits_success_and_failure() {
 async fn jwt_attacks_over_http_are_401() {
     let api = spawn_api().await;
     create_user(&api, "admin@example.com", haven_db::Role::Admin).await;
-    let tokens = login(&api, "admin@example.com").await;
+    let (_, tokens) = login(&api, "admin@example.com").await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let jwt = dev_jwt("k1");
     let valid = jwt.verify(&access, TokenType::Access).unwrap();
 
-    let whoami = |token: String| {
-        let api = &api;
-        async move {
-            call(
-                api,
-                Method::GET,
-                "/api/v1/auth/whoami",
-                Some(("authorization", &bearer(&token))),
-                None,
-            )
-            .await
-        }
-    };
-    let (status, _) = whoami(access.clone()).await;
+    let (status, _) = Client::bearer(&api, &access).whoami().await;
     assert_eq!(status, StatusCode::OK, "the control token works");
 
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -230,7 +127,7 @@ async fn jwt_attacks_over_http_are_401() {
         ("garbage", "not.a.jwt".into(), "UNAUTHORIZED"),
     ];
     for (name, token, code) in attacks {
-        let (status, body) = whoami(token).await;
+        let (status, body) = Client::bearer(&api, &token).whoami().await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
         assert_eq!(body["error"], code, "{name}: {body}");
         assert!(
@@ -238,7 +135,7 @@ async fn jwt_attacks_over_http_are_401() {
             "{name}: the core error body"
         );
     }
-    let (status, _) = call(&api, Method::GET, "/api/v1/auth/whoami", None, None).await;
+    let (status, _) = Client::anonymous(&api).whoami().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no credentials");
 }
 
@@ -246,33 +143,20 @@ async fn jwt_attacks_over_http_are_401() {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let api = spawn_api().await;
     create_user(&api, "viewer@example.com", haven_db::Role::Viewer).await;
-    let first = login(&api, "viewer@example.com").await;
+    let (_, first) = login(&api, "viewer@example.com").await;
     let r1 = first["refresh_token"].as_str().unwrap().to_owned();
-    let refresh = |token: String| {
-        let api = &api;
-        async move {
-            call(
-                api,
-                Method::POST,
-                "/api/v1/auth/refresh",
-                None,
-                Some(json!({"refresh_token": token})),
-            )
-            .await
-        }
-    };
-    let (status, second) = refresh(r1.clone()).await;
+    let (status, second) = refresh(&api, &r1).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let r2 = second["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
     assert_eq!(second["session_id"], first["session_id"]);
     // An access token is not a refresh token.
-    let (status, _) = refresh(second["access_token"].as_str().unwrap().to_owned()).await;
+    let (status, _) = refresh(&api, &second["access_token"]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let (status, body) = refresh(r1).await;
+    let (status, body) = refresh(&api, &r1).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "reuse: {body}");
-    let (status, _) = refresh(r2).await;
+    let (status, _) = refresh(&api, &r2).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -286,17 +170,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
             .any(|(a, s)| a == "auth.refresh_reuse_detected" && s == "HIGH"),
         "{actions:?}"
     );
-    let (status, sessions) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/sessions",
-        Some((
-            "authorization",
-            &bearer(second["access_token"].as_str().unwrap()),
-        )),
-        None,
-    )
-    .await;
+    let (status, sessions) = Client::bearer(&api, second["access_token"].as_str().unwrap())
+        .get("/api/v1/auth/sessions")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         sessions,
@@ -310,51 +186,24 @@ async fn logout_sessions_and_logout_everywhere() {
     let api = spawn_api().await;
     create_user(&api, "a@example.com", haven_db::Role::Viewer).await;
     create_user(&api, "b@example.com", haven_db::Role::Viewer).await;
-    let a1 = login(&api, "a@example.com").await;
-    let a2 = login(&api, "a@example.com").await;
-    let b = login(&api, "b@example.com").await;
-    let auth_a2 = bearer(a2["access_token"].as_str().unwrap());
-    let auth_b = bearer(b["access_token"].as_str().unwrap());
+    let (_, a1) = login(&api, "a@example.com").await;
+    let (auth_a2, a2) = login(&api, "a@example.com").await;
+    let (auth_b, _) = login(&api, "b@example.com").await;
 
-    let (status, list) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/sessions",
-        Some(("authorization", &auth_a2)),
-        None,
-    )
-    .await;
+    let (status, list) = auth_a2.get("/api/v1/auth/sessions").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
 
     // Another user's session answers 404.
-    let a1_session = a1["session_id"].as_str().unwrap();
-    let (status, body) = call(
-        &api,
-        Method::DELETE,
-        &format!("/api/v1/auth/sessions/{a1_session}"),
-        Some(("authorization", &auth_b)),
-        None,
-    )
-    .await;
+    let a1_session_path = format!(
+        "/api/v1/auth/sessions/{}",
+        a1["session_id"].as_str().unwrap()
+    );
+    let (status, body) = auth_b.delete(&a1_session_path).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, _) = call(
-        &api,
-        Method::DELETE,
-        &format!("/api/v1/auth/sessions/{a1_session}"),
-        Some(("authorization", &auth_a2)),
-        None,
-    )
-    .await;
+    let (status, _) = auth_a2.delete(&a1_session_path).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(
-        &api,
-        Method::POST,
-        "/api/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": a1["refresh_token"]})),
-    )
-    .await;
+    let (status, _) = refresh(&api, &a1["refresh_token"]).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
@@ -362,52 +211,17 @@ async fn logout_sessions_and_logout_everywhere() {
     );
 
     // Logout denies the access token.
-    let (status, _) = call(
-        &api,
-        Method::POST,
-        "/api/v1/auth/logout",
-        Some(("authorization", &auth_b)),
-        None,
-    )
-    .await;
+    let (status, _) = auth_b.post_empty("/api/v1/auth/logout").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some(("authorization", &auth_b)),
-        None,
-    )
-    .await;
+    let (status, _) = auth_b.whoami().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "logged-out token");
 
     // Log out everywhere: the access token and the remaining session end.
-    let (status, _) = call(
-        &api,
-        Method::POST,
-        "/api/v1/auth/logout-all",
-        Some(("authorization", &auth_a2)),
-        None,
-    )
-    .await;
+    let (status, _) = auth_a2.post_empty("/api/v1/auth/logout-all").await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some(("authorization", &auth_a2)),
-        None,
-    )
-    .await;
+    let (status, _) = auth_a2.whoami().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = call(
-        &api,
-        Method::POST,
-        "/api/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": a2["refresh_token"]})),
-    )
-    .await;
+    let (status, _) = refresh(&api, &a2["refresh_token"]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -416,37 +230,23 @@ async fn api_keys_are_stored_hashed_usable_and_revocable() {
     let api = spawn_api().await;
     let admin = create_user(&api, "admin@example.com", haven_db::Role::Admin).await;
     let other = create_user(&api, "admin2@example.com", haven_db::Role::Admin).await;
-    let auth = bearer(
-        dev_jwt("k1")
-            .issue_access(admin, Role::Admin, Utc::now())
-            .unwrap()
-            .as_str(),
-    );
-    let other_auth = bearer(
-        dev_jwt("k1")
-            .issue_access(other, Role::Admin, Utc::now())
-            .unwrap()
-            .as_str(),
-    );
+    let auth = Client::for_user(&api, admin, Role::Admin);
+    let other_auth = Client::for_user(&api, other, Role::Admin);
 
-    let (status, body) = call(
-        &api,
-        Method::POST,
-        "/api/v1/api-keys",
-        Some(("authorization", &auth)),
-        Some(json!({"name": "ci", "scopes": ["nope:read"]})),
-    )
-    .await;
+    let (status, body) = auth
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "ci", "scopes": ["nope:read"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "unknown scope: {body}");
 
-    let (status, created) = call(
-        &api,
-        Method::POST,
-        "/api/v1/api-keys",
-        Some(("authorization", &auth)),
-        Some(json!({"name": "ci", "scopes": ["transactions:read", "addresses:read"]})),
-    )
-    .await;
+    let (status, created) = auth
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "ci", "scopes": ["transactions:read", "addresses:read"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("hvn_test_"), "{key}");
@@ -454,8 +254,7 @@ async fn api_keys_are_stored_hashed_usable_and_revocable() {
     let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
 
     // The row holds the keyed hash and a short prefix, never the key.
-    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
-    let rows = haven_db::ApiKeyRepo::new(pool)
+    let rows = haven_db::ApiKeyRepo::new(pool(&api).await)
         .list_by_owner(admin)
         .await
         .unwrap();
@@ -475,38 +274,18 @@ async fn api_keys_are_stored_hashed_usable_and_revocable() {
     assert!(key.starts_with(&row.display_prefix) && row.display_prefix.len() < 20);
 
     // The list shows no key and no hash.
-    let (status, list) = call(
-        &api,
-        Method::GET,
-        "/api/v1/api-keys",
-        Some(("authorization", &auth)),
-        None,
-    )
-    .await;
+    let (status, list) = auth.get("/api/v1/api-keys").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!list.to_string().contains(random));
     assert!(list[0].get("key").is_none() && list[0].get("key_hash").is_none());
 
     // The key works, through its scopes.
-    let (status, me) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some(("x-api-key", &key)),
-        None,
-    )
-    .await;
+    let key_auth = Client::api_key(&api, &key);
+    let (status, me) = key_auth.whoami().await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["kind"], "service");
     assert_eq!(me["scopes"], json!(["addresses:read", "transactions:read"]));
-    let (status, _) = call(
-        &api,
-        Method::GET,
-        "/api/v1/api-keys",
-        Some(("x-api-key", &key)),
-        None,
-    )
-    .await;
+    let (status, _) = key_auth.get("/api/v1/api-keys").await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
@@ -514,33 +293,12 @@ async fn api_keys_are_stored_hashed_usable_and_revocable() {
     );
 
     // Another owner's key answers 404.
-    let (status, _) = call(
-        &api,
-        Method::DELETE,
-        &format!("/api/v1/api-keys/{id}"),
-        Some(("authorization", &other_auth)),
-        None,
-    )
-    .await;
+    let (status, _) = other_auth.delete(&format!("/api/v1/api-keys/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let (status, _) = call(
-        &api,
-        Method::DELETE,
-        &format!("/api/v1/api-keys/{id}"),
-        Some(("authorization", &auth)),
-        None,
-    )
-    .await;
+    let (status, _) = auth.delete(&format!("/api/v1/api-keys/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some(("x-api-key", &key)),
-        None,
-    )
-    .await;
+    let (status, body) = key_auth.whoami().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked: {body}");
     assert!(
         body["message"].as_str().unwrap().contains("revoked"),
@@ -576,14 +334,7 @@ async fn a_bad_checksum_is_refused_without_touching_the_database() {
         if last == 'A' { 'B' } else { 'A' }
     );
 
-    let (status, body) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some(("x-api-key", &typo)),
-        None,
-    )
-    .await;
+    let (status, body) = Client::api_key(&api, &typo).whoami().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "UNAUTHORIZED");
     assert!(
@@ -592,14 +343,7 @@ async fn a_bad_checksum_is_refused_without_touching_the_database() {
     );
 
     // The well-formed key does go to the database, which is down.
-    let (status, body) = call(
-        &api,
-        Method::GET,
-        "/api/v1/auth/whoami",
-        Some(("x-api-key", &good)),
-        None,
-    )
-    .await;
+    let (status, body) = Client::api_key(&api, &good).whoami().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
 
@@ -615,23 +359,18 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
     })
     .await;
     let jwt = dev_jwt("k1");
+    let anonymous = Client::anonymous(&api);
     // Service principals: one API key per permission, holding only that scope.
     let owner = create_user(&api, "keys@example.com", haven_db::Role::Admin).await;
-    let owner_auth = bearer(
-        jwt.issue_access(owner, Role::Admin, Utc::now())
-            .unwrap()
-            .as_str(),
-    );
+    let owner_auth = Client::for_user(&api, owner, Role::Admin);
     let mut keys = std::collections::BTreeMap::new();
     for permission in haven_auth::Permission::ALL {
-        let (status, created) = call(
-            &api,
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(("authorization", &owner_auth)),
-            Some(json!({"name": permission.as_scope(), "scopes": [permission.as_scope()]})),
-        )
-        .await;
+        let (status, created) = owner_auth
+            .post(
+                "/api/v1/api-keys",
+                json!({"name": permission.as_scope(), "scopes": [permission.as_scope()]}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
         keys.insert(*permission, created["key"].as_str().unwrap().to_owned());
     }
@@ -644,7 +383,7 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
         let body = (r.method != "GET" && r.method != "DELETE").then(|| json!({}));
 
-        let (status, _) = call(&api, method.clone(), &path, None, body.clone()).await;
+        let (status, _) = anonymous.send(method.clone(), &path, body.clone()).await;
         assert_ne!(
             status,
             StatusCode::NOT_FOUND,
@@ -683,14 +422,9 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
                 Access::Public | Access::Authenticated | Access::User => true,
                 Access::Permission(p) | Access::UserPermission(p) => role.allows(p),
             };
-            let (status, body) = call(
-                &api,
-                method.clone(),
-                &path,
-                Some(("authorization", &bearer(token.as_str()))),
-                body.clone(),
-            )
-            .await;
+            let (status, body) = Client::bearer(&api, token.as_str())
+                .send(method.clone(), &path, body.clone())
+                .await;
             if allowed {
                 assert!(
                     status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
@@ -718,14 +452,9 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
                 Access::User | Access::UserPermission(_) => false,
                 Access::Permission(p) => p == *permission,
             };
-            let (status, body) = call(
-                &api,
-                method.clone(),
-                &path,
-                Some(("x-api-key", key)),
-                body.clone(),
-            )
-            .await;
+            let (status, body) = Client::api_key(&api, key)
+                .send(method.clone(), &path, body.clone())
+                .await;
             if allowed {
                 assert!(
                     status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
@@ -745,7 +474,7 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
         }
     }
     // A declared path with an undeclared method is 405, never run.
-    let (status, _) = call(&api, Method::PUT, "/api/v1/api-keys", None, Some(json!({}))).await;
+    let (status, _) = anonymous.put("/api/v1/api-keys", json!({})).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -777,14 +506,7 @@ async fn hs256_signed_with_the_public_key_is_401() {
         (genuine.as_str(), StatusCode::OK),
         (forged.as_str(), StatusCode::UNAUTHORIZED),
     ] {
-        let (status, body) = call(
-            &api,
-            Method::GET,
-            "/api/v1/auth/whoami",
-            Some(("authorization", &bearer(token))),
-            None,
-        )
-        .await;
+        let (status, body) = Client::bearer(&api, token).whoami().await;
         assert_eq!(status, expected, "{body}");
     }
 }
@@ -798,8 +520,9 @@ async fn a_nul_character_in_stored_text_is_a_400() {
         json!({"email": "a@example.com", "password": "pw\u{0}", "device": "x"}),
         json!({"email": "a@example.com", "password": "pw", "device": "phone\u{0}"}),
     ] {
-        let (status, error) =
-            call(&api, Method::POST, "/api/v1/auth/login", None, Some(body)).await;
+        let (status, error) = Client::anonymous(&api)
+            .post("/api/v1/auth/login", body)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
         assert_eq!(error["error"], "VALIDATION_ERROR", "{error}");
     }

@@ -7,6 +7,8 @@ use haven_webhooks::{Scheme, Secret, Tolerance, Verifier, sign_header};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::support::audit_actions;
+
 /// The Standard Webhooks reference vector (the spec libraries' own tests).
 const REF_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const REF_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
@@ -79,17 +81,6 @@ async fn rows(api: &TestApi, source: &str, id: &str) -> i64 {
         .unwrap()
 }
 
-async fn audit_rows(api: &TestApi) -> Vec<(String, String)> {
-    let pool = haven_db::connect(api.db.url(), 2).await.unwrap();
-    haven_db::PgAuditLog::new(pool)
-        .page(0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.event.action, r.event.severity.as_str().to_owned()))
-        .collect()
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -108,7 +99,7 @@ async fn reference_vector_is_accepted_once_then_duplicate_then_conflict() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, serde_json::json!({"status": "duplicate"}));
     assert_eq!(rows(&api, "reference", REF_ID).await, 1);
-    assert!(audit_rows(&api).await.is_empty());
+    assert!(audit_actions(&api).await.is_empty());
 
     // The same id, validly signed, over another body.
     let other = r#"{"test": 1}"#;
@@ -126,7 +117,7 @@ async fn reference_vector_is_accepted_once_then_duplicate_then_conflict() {
     assert_eq!(body["error"], "WEBHOOK_REPLAY_CONFLICT", "{body}");
     assert_eq!(rows(&api, "reference", REF_ID).await, 1);
     assert_eq!(
-        audit_rows(&api).await,
+        audit_actions(&api).await,
         vec![("webhook.replay_conflict".to_owned(), "HIGH".to_owned())]
     );
     api.shutdown().await.unwrap();
@@ -200,7 +191,7 @@ async fn failures_are_refused_without_side_effects() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
     assert_eq!(err["error"], "NOT_FOUND", "{err}");
 
-    assert!(audit_rows(&api).await.is_empty());
+    assert!(audit_actions(&api).await.is_empty());
     api.shutdown().await.unwrap();
 }
 

@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use haven_auth::Role;
 use haven_fraud::{AlertFilter, AlertStore};
 use haven_resilience::LockoutPolicy;
 use haven_testkit::{TestApi, spawn_api_with};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::auth::{PASSWORD, audit_actions, bearer, call, create_user, dev_jwt};
+use crate::support::{Client, PASSWORD, audit_actions, create_user};
 
 /// 2 free failures, then 400 ms, 800 ms (capped), and a 3 s ban from the 5th failure.
 fn strict() -> LockoutPolicy {
@@ -108,20 +107,12 @@ async fn failed_logins_back_off_then_ban_and_the_right_password_waits_too() {
 async fn rejected_api_keys_block_the_address_on_authenticated_routes() {
     let api = spawn_api_with(|c| c.auth.lockout = strict()).await;
     let admin = create_user(&api, "admin@example.com", haven_db::Role::Admin).await;
-    let auth = bearer(
-        dev_jwt("k1")
-            .issue_access(admin, Role::Admin, Utc::now())
-            .unwrap()
-            .as_str(),
-    );
-    let (status, created) = call(
-        &api,
-        Method::POST,
-        "/api/v1/api-keys",
-        Some(("authorization", &auth)),
-        Some(json!({"name": "ops", "scopes": ["transactions:read"]})),
-    )
-    .await;
+    let (status, created) = Client::for_user(&api, admin, Role::Admin)
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "ops", "scopes": ["transactions:read"]}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     // A well-formed key that does not exist: its checksum is right, the lookup fails.

@@ -12,4 +12,5 @@ mod metrics;
 mod openapi;
 mod rate_limits;
 mod security_headers;
+mod support;
 mod tls;

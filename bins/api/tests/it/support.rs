@@ -1,0 +1,199 @@
+//! What the api tests share: seeded users, the development signer, the audit log, and a
+//! [`Client`] that sends JSON requests with one credential and reads the answer.
+
+use chrono::Utc;
+use haven_api::config::auth::DEV_JWT_SECRET;
+use haven_auth::{Jwt, JwtConfig, Keyring, Passwords, Role, SigningKey};
+use haven_testkit::TestApi;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The password of every user the tests create.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// The api's development signer (tests run with the development secret).
+pub(crate) fn dev_jwt(kid: &str) -> Jwt {
+    Jwt::new(
+        JwtConfig::new("haven", "haven-api"),
+        Keyring::new(SigningKey::hs256(kid, DEV_JWT_SECRET.as_bytes()).unwrap()),
+    )
+}
+
+/// A small pool on the test's own database.
+pub(crate) async fn pool(api: &TestApi) -> haven_db::PgPool {
+    haven_db::connect(api.db.url(), 2).await.unwrap()
+}
+
+/// Creates a user with [`PASSWORD`] and `role`; its id.
+pub(crate) async fn create_user(api: &TestApi, email: &str, role: haven_db::Role) -> Uuid {
+    let hash = Passwords::owasp()
+        .unwrap()
+        .hash(&SecretString::from(PASSWORD))
+        .unwrap();
+    haven_db::UserRepo::new(pool(api).await)
+        .create(haven_db::NewUser {
+            email: email.into(),
+            password_hash: Some(hash.as_str().to_owned()),
+            role,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// The action and severity of every audit row.
+pub(crate) async fn audit_actions(api: &TestApi) -> Vec<(String, String)> {
+    haven_db::PgAuditLog::new(pool(api).await)
+        .page(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.event.action, r.event.severity.as_str().to_owned()))
+        .collect()
+}
+
+/// Logs in with [`PASSWORD`] from the device "test"; the status and body, whatever they are.
+pub(crate) async fn try_login(api: &TestApi, email: &str) -> (StatusCode, Value) {
+    Client::anonymous(api)
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD, "device": "test"}),
+        )
+        .await
+}
+
+/// Logs in as [`try_login`] does and asserts 200; a client with the access token, and the tokens.
+pub(crate) async fn login<'a>(api: &'a TestApi, email: &str) -> (Client<'a>, Value) {
+    let (status, tokens) = try_login(api, email).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let client = Client::bearer(api, tokens["access_token"].as_str().unwrap());
+    (client, tokens)
+}
+
+/// Trades a refresh token (any JSON value) at `/auth/refresh`; the status and body.
+pub(crate) async fn refresh(api: &TestApi, token: impl serde::Serialize) -> (StatusCode, Value) {
+    Client::anonymous(api)
+        .post("/api/v1/auth/refresh", json!({"refresh_token": token}))
+        .await
+}
+
+/// The whole answer to a request.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    /// The body as JSON, `Null` when it is empty or not JSON.
+    pub(crate) body: Value,
+    pub(crate) bytes: Vec<u8>,
+    /// Whether the answer carries `Idempotent-Replayed`.
+    pub(crate) replayed: bool,
+}
+
+/// A client of the api under test: every request it sends carries the same credential, if any.
+pub(crate) struct Client<'a> {
+    api: &'a TestApi,
+    credential: Option<(&'static str, String)>,
+}
+
+impl<'a> Client<'a> {
+    /// A client that sends no credential.
+    pub(crate) fn anonymous(api: &'a TestApi) -> Self {
+        Self {
+            api,
+            credential: None,
+        }
+    }
+
+    /// A client that sends `Authorization: Bearer <token>`.
+    pub(crate) fn bearer(api: &'a TestApi, token: &str) -> Self {
+        Self {
+            api,
+            credential: Some(("authorization", format!("Bearer {token}"))),
+        }
+    }
+
+    /// A client that sends `X-Api-Key: <key>`.
+    pub(crate) fn api_key(api: &'a TestApi, key: &str) -> Self {
+        Self {
+            api,
+            credential: Some(("x-api-key", key.to_owned())),
+        }
+    }
+
+    /// A client with an access token that [`dev_jwt`] ("k1") issues to `user` as `role`.
+    pub(crate) fn for_user(api: &'a TestApi, user: Uuid, role: Role) -> Self {
+        let token = dev_jwt("k1").issue_access(user, role, Utc::now()).unwrap();
+        Self::bearer(api, token.as_str())
+    }
+
+    /// Sends a request with an optional JSON body and `Idempotency-Key`; the whole answer.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> Answer {
+        let mut req = reqwest::Client::new().request(method, self.api.url(path));
+        if let Some((header, value)) = &self.credential {
+            req = req.header(*header, value);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        if let Some(key) = idempotency_key {
+            req = req.header("idempotency-key", key);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let replayed = res.headers().contains_key("idempotent-replayed");
+        let bytes = res.bytes().await.unwrap().to_vec();
+        Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            bytes,
+            replayed,
+        }
+    }
+
+    /// Sends a request with an optional JSON body; the status and the body as JSON.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let answer = self.request(method, path, body, None).await;
+        (answer.status, answer.body)
+    }
+
+    /// `GET path`; the status and the body as JSON.
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// `POST path` with a JSON body; the status and the body as JSON.
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// `POST path` without a body; the status and the body as JSON.
+    pub(crate) async fn post_empty(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::POST, path, None).await
+    }
+
+    /// `PUT path` with a JSON body; the status and the body as JSON.
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    /// `DELETE path`; the status and the body as JSON.
+    pub(crate) async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    /// `GET /api/v1/auth/whoami`: who the api takes this client for.
+    pub(crate) async fn whoami(&self) -> (StatusCode, Value) {
+        self.get("/api/v1/auth/whoami").await
+    }
+}
