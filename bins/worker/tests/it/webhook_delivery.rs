@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use haven_core::audit::{AuditEvent, Severity};
-use haven_db::{PgAuditLog, PgWebhookOutbox};
+use haven_db::{CreatedEndpoint, PgAuditLog, PgWebhookOutbox};
 use haven_testkit::MetricsCapture;
 use haven_testkit::TestDb;
-use haven_webhooks::receiver::{Receiver, Turn, standardwebhooks_accepts};
+use haven_webhooks::receiver::{Received, Receiver, Turn, standardwebhooks_accepts};
 use haven_webhooks::{HttpSender, RetryPolicy, Secret, SenderConfig};
 use haven_worker::Job;
 use haven_worker::config::WebhookDeliveryConfig;
@@ -54,6 +54,40 @@ pub(crate) fn job(
     WebhookDelivery::new(outbox, sender, fast_policy()).with_lease(lease)
 }
 
+/// A job on the loopback config whose one-minute lease never lapses during a test.
+fn loopback_job(outbox: &PgWebhookOutbox) -> WebhookDelivery {
+    job(outbox.clone(), &loopback_config(), Duration::from_secs(60))
+}
+
+/// A fresh database, its outbox, and a new endpoint (not yet pointed anywhere).
+async fn outbox_with_endpoint(description: &str) -> (TestDb, PgWebhookOutbox, CreatedEndpoint) {
+    let db = TestDb::new().await;
+    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
+    let created = outbox
+        .create_endpoint("http://placeholder/", description)
+        .await
+        .unwrap();
+    (db, outbox, created)
+}
+
+/// Starts a receiver that verifies with `secret` and answers `turns` (then 204), and points
+/// `endpoint` at it.
+async fn start_receiver(
+    db: &TestDb,
+    endpoint: uuid::Uuid,
+    secret: &str,
+    turns: Vec<Turn>,
+) -> (Receiver, uuid::Uuid) {
+    let receiver = Receiver::start(vec![Secret::standard(secret).unwrap()], turns).await;
+    let endpoint = point_endpoint_at(db, endpoint, &receiver.url()).await;
+    (receiver, endpoint)
+}
+
+/// What the receiver answered to each logged request, in order (`None`: it never answered).
+fn answers(log: &[Received]) -> Vec<Option<u16>> {
+    log.iter().map(|r| r.answered).collect()
+}
+
 /// Writes a business change (an audit row) and its webhook in one committed transaction.
 async fn commit_business_change(
     db: &TestDb,
@@ -73,12 +107,7 @@ async fn commit_business_change(
 async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_delivery() {
     let capture = MetricsCapture::new();
     let _local = capture.set_local();
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
-    let created = outbox
-        .create_endpoint("http://placeholder/", "a4")
-        .await
-        .unwrap();
+    let (db, outbox, created) = outbox_with_endpoint("a4").await;
     let old_secret = created.secret.clone();
     // Mid-rotation: every delivery carries a signature per active secret.
     let new_secret = outbox
@@ -86,16 +115,17 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
         .await
         .unwrap()
         .unwrap();
-    let receiver = Receiver::start(
-        vec![Secret::standard(&new_secret).unwrap()],
+    let (receiver, endpoint) = start_receiver(
+        &db,
+        created.endpoint.id,
+        &new_secret,
         vec![Turn::status(503), Turn::status(500)],
     )
     .await;
-    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
 
     let payload = serde_json::json!({"type": "token.redeemed", "data": {"amount": "10"}});
     let message = commit_business_change(&db, endpoint, &payload).await;
-    let job = job(outbox.clone(), &loopback_config(), Duration::from_secs(60));
+    let job = loopback_job(&outbox);
 
     let mut reports = Vec::new();
     for _ in 0..4 {
@@ -129,7 +159,7 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
 
     let log = receiver.log();
     assert_eq!(
-        log.iter().map(|r| r.answered).collect::<Vec<_>>(),
+        answers(&log),
         vec![Some(503), Some(500), Some(204)],
         "every attempt verified (no 401) and only the third was accepted"
     );
@@ -181,14 +211,9 @@ pub(crate) async fn point_endpoint_at(db: &TestDb, endpoint: uuid::Uuid, url: &s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a4_a_crash_between_commit_and_send_still_delivers_exactly_once() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
-    let created = outbox
-        .create_endpoint("http://placeholder/", "a4")
-        .await
-        .unwrap();
-    let receiver = Receiver::start(vec![Secret::standard(&created.secret).unwrap()], vec![]).await;
-    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
+    let (db, outbox, created) = outbox_with_endpoint("a4").await;
+    let (receiver, endpoint) =
+        start_receiver(&db, created.endpoint.id, &created.secret, vec![]).await;
     let payload = serde_json::json!({"type": "token.redeemed", "data": {"amount": "7"}});
     let message = commit_business_change(&db, endpoint, &payload).await;
 
@@ -201,7 +226,7 @@ async fn a4_a_crash_between_commit_and_send_still_delivers_exactly_once() {
     drop(crashed);
 
     // While the dead worker's lease lasts, nobody sends; afterwards a live worker does.
-    let live = job(outbox.clone(), &loopback_config(), Duration::from_secs(60));
+    let live = loopback_job(&outbox);
     assert_eq!(live.deliver_due().await.unwrap().claimed, 0);
     assert!(receiver.log().is_empty());
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
@@ -222,18 +247,14 @@ async fn a4_a_crash_between_commit_and_send_still_delivers_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_dropped_in_the_middle_of_a_send_is_retried_after_its_lease() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
-    let created = outbox
-        .create_endpoint("http://placeholder/", "a4")
-        .await
-        .unwrap();
-    let receiver = Receiver::start(
-        vec![Secret::standard(&created.secret).unwrap()],
+    let (db, outbox, created) = outbox_with_endpoint("a4").await;
+    let (receiver, endpoint) = start_receiver(
+        &db,
+        created.endpoint.id,
+        &created.secret,
         vec![Turn::stall()],
     )
     .await;
-    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
     let message = commit_business_change(&db, endpoint, &serde_json::json!({"n": 1})).await;
 
     let lease = Duration::from_millis(800);
@@ -258,18 +279,11 @@ async fn a_step_dropped_in_the_middle_of_a_send_is_retried_after_its_lease() {
     assert!(step.await.unwrap_err().is_cancelled());
 
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
-    let live = job(outbox.clone(), &loopback_config(), Duration::from_secs(60));
+    let live = loopback_job(&outbox);
     let report = live.deliver_due().await.unwrap();
     assert_eq!((report.claimed, report.delivered), (1, 1));
     assert_eq!(live.deliver_due().await.unwrap().claimed, 0);
-    assert_eq!(
-        receiver
-            .log()
-            .iter()
-            .map(|r| r.answered)
-            .collect::<Vec<_>>(),
-        vec![None, Some(204)]
-    );
+    assert_eq!(answers(&receiver.log()), vec![None, Some(204)]);
     assert_eq!(receiver.accepted(), vec![message.clone()], "processed once");
     let attempts = outbox.attempts(&message).await.unwrap();
     assert_eq!(
@@ -284,14 +298,9 @@ async fn a_step_dropped_in_the_middle_of_a_send_is_retried_after_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_is_refused_unless_allow_listed() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
-    let created = outbox
-        .create_endpoint("http://placeholder/", "")
-        .await
-        .unwrap();
-    let receiver = Receiver::start(vec![Secret::standard(&created.secret).unwrap()], vec![]).await;
-    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
+    let (db, outbox, created) = outbox_with_endpoint("").await;
+    let (receiver, endpoint) =
+        start_receiver(&db, created.endpoint.id, &created.secret, vec![]).await;
     let message = commit_business_change(&db, endpoint, &serde_json::json!({})).await;
 
     // http allowed but loopback not allow-listed: refused, and recorded as a failure.
@@ -314,10 +323,7 @@ async fn loopback_is_refused_unless_allow_listed() {
     assert!(https_only.require_https && https_only.allow.is_empty());
 
     // Allow-listed: delivered.
-    let report = job(outbox.clone(), &loopback_config(), Duration::from_secs(60))
-        .deliver_due()
-        .await
-        .unwrap();
+    let report = loopback_job(&outbox).deliver_due().await.unwrap();
     assert_eq!((report.claimed, report.delivered), (1, 1));
     assert_eq!(receiver.accepted(), vec![message]);
 }
@@ -326,18 +332,14 @@ async fn loopback_is_refused_unless_allow_listed() {
 async fn a_failed_last_attempt_is_counted_dead() {
     let capture = MetricsCapture::new();
     let _local = capture.set_local();
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
-    let created = outbox
-        .create_endpoint("http://placeholder/", "")
-        .await
-        .unwrap();
-    let receiver = Receiver::start(
-        vec![Secret::standard(&created.secret).unwrap()],
+    let (db, outbox, created) = outbox_with_endpoint("").await;
+    let (_receiver, endpoint) = start_receiver(
+        &db,
+        created.endpoint.id,
+        &created.secret,
         vec![Turn::status(500)],
     )
     .await;
-    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
     commit_business_change(&db, endpoint, &serde_json::json!({})).await;
     let single_attempt = RetryPolicy {
         delays: Vec::new(),
@@ -362,14 +364,9 @@ async fn a_failed_last_attempt_is_counted_dead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_serves_delivery_counts_on_metrics() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(haven_db::connect(db.url(), 4).await.unwrap());
-    let created = outbox
-        .create_endpoint("http://placeholder/", "")
-        .await
-        .unwrap();
-    let receiver = Receiver::start(vec![Secret::standard(&created.secret).unwrap()], vec![]).await;
-    let endpoint = point_endpoint_at(&db, created.endpoint.id, &receiver.url()).await;
+    let (db, outbox, created) = outbox_with_endpoint("").await;
+    let (receiver, endpoint) =
+        start_receiver(&db, created.endpoint.id, &created.secret, vec![]).await;
 
     let config = haven_worker::config::WorkerConfig::for_tests(
         db.url(),
@@ -377,8 +374,7 @@ async fn the_worker_serves_delivery_counts_on_metrics() {
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let delivery =
-        job(outbox, &loopback_config(), Duration::from_secs(60)).every(Duration::from_millis(100));
+    let delivery = loopback_job(&outbox).every(Duration::from_millis(100));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(haven_worker::run_with_jobs(
         config,

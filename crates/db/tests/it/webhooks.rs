@@ -11,7 +11,8 @@ use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use haven_core::audit::{AuditEvent, Severity};
 use haven_db::{
-    AttemptOutcome, PgAuditLog, PgIdempotencyStore, PgPool, PgReplayStore, PgWebhookOutbox,
+    AttemptOutcome, ClaimedWebhook, PgAuditLog, PgIdempotencyStore, PgPool, PgReplayStore,
+    PgWebhookOutbox, RecordedAttempt,
 };
 use haven_testkit::{RedisServer, TestDb};
 use haven_webhooks::conformance;
@@ -311,10 +312,70 @@ fn answered(status: u16) -> AttemptOutcome {
     }
 }
 
+/// An answer with `status` that asks for the next attempt in `secs` seconds.
+fn answered_with_retry_after(status: u16, secs: u64) -> AttemptOutcome {
+    AttemptOutcome::Answered {
+        status,
+        retry_after: Some(Duration::from_secs(secs)),
+    }
+}
+
+/// A fresh database and an outbox over a pool of `size` connections.
+async fn fresh_outbox(size: usize) -> (TestDb, PgWebhookOutbox) {
+    let db = TestDb::new().await;
+    let outbox = PgWebhookOutbox::new(pool(&db, size).await);
+    (db, outbox)
+}
+
+/// Creates an endpoint at `https://hooks.example/` with no description; returns its id.
+async fn plain_endpoint(outbox: &PgWebhookOutbox) -> uuid::Uuid {
+    outbox
+        .create_endpoint("https://hooks.example/", "")
+        .await
+        .unwrap()
+        .endpoint
+        .id
+}
+
+/// Queues an `e` event with an empty payload for `endpoint`; returns its message id.
+async fn enqueue_empty(outbox: &PgWebhookOutbox, endpoint: uuid::Uuid) -> String {
+    outbox
+        .enqueue(endpoint, "e", &serde_json::json!({}))
+        .await
+        .unwrap()
+}
+
+/// Claims the one next due attempt under the standard lease; panics when none is due.
+async fn claim_next(outbox: &PgWebhookOutbox) -> ClaimedWebhook {
+    outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap()
+}
+
+/// Records `outcome` for a claim that still holds its lease; panics when it no longer does.
+async fn record(
+    outbox: &PgWebhookOutbox,
+    claim: &ClaimedWebhook,
+    outcome: &AttemptOutcome,
+    policy: &RetryPolicy,
+) -> RecordedAttempt {
+    outbox
+        .record_attempt(claim, outcome, policy, DISABLE_AFTER)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Skips the waits: every pending attempt becomes due now.
+async fn make_pending_due(db: &TestDb) {
+    sql(
+        db,
+        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_is_queued_exactly_when_its_business_transaction_commits() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 4).await);
+    let (db, outbox) = fresh_outbox(4).await;
     let endpoint = outbox
         .create_endpoint("https://hooks.example/haven", "partner")
         .await
@@ -375,14 +436,8 @@ async fn a_message_is_queued_exactly_when_its_business_transaction_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_take_disjoint_attempts() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 8).await);
-    let id = outbox
-        .create_endpoint("https://hooks.example/", "")
-        .await
-        .unwrap()
-        .endpoint
-        .id;
+    let (_db, outbox) = fresh_outbox(8).await;
+    let id = plain_endpoint(&outbox).await;
     for n in 0..40 {
         outbox
             .enqueue(id, "n", &serde_json::json!({ "n": n }))
@@ -407,18 +462,9 @@ async fn concurrent_claims_take_disjoint_attempts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_schedule_follows_the_policy_and_honours_retry_after_within_bounds() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 4).await);
-    let id = outbox
-        .create_endpoint("https://hooks.example/", "")
-        .await
-        .unwrap()
-        .endpoint
-        .id;
-    let message = outbox
-        .enqueue(id, "e", &serde_json::json!({}))
-        .await
-        .unwrap();
+    let (db, outbox) = fresh_outbox(4).await;
+    let id = plain_endpoint(&outbox).await;
+    let message = enqueue_empty(&outbox, id).await;
     let policy = RetryPolicy::default();
     let wait_after = |attempts: &[haven_db::WebhookAttempt]| {
         let last = attempts.last().unwrap();
@@ -428,12 +474,8 @@ async fn the_schedule_follows_the_policy_and_honours_retry_after_within_bounds()
     };
 
     // Attempt 1 gets no answer: attempt 2 in 5 s ± 20 %.
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
-    let recorded = outbox
-        .record_attempt(&claim, &failed("connection failed"), &policy, DISABLE_AFTER)
-        .await
-        .unwrap()
-        .unwrap();
+    let claim = claim_next(&outbox).await;
+    let recorded = record(&outbox, &claim, &failed("connection failed"), &policy).await;
     assert!(matches!(
         recorded.decision,
         Decision::RetryAt { attempt_no: 2, .. }
@@ -450,56 +492,32 @@ async fn the_schedule_follows_the_policy_and_honours_retry_after_within_bounds()
 
     // 429 with Retry-After: 120 replaces the 5 min step; a huge one is cut to 10 h.
     for (asked, expected) in [(120, 120_000), (u64::MAX / 4, 36_000_000)] {
-        sql(
-            &db,
-            "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
+        make_pending_due(&db).await;
+        let claim = claim_next(&outbox).await;
+        record(
+            &outbox,
+            &claim,
+            &answered_with_retry_after(429, asked),
+            &policy,
         )
         .await;
-        let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
-        let outcome = AttemptOutcome::Answered {
-            status: 429,
-            retry_after: Some(Duration::from_secs(asked)),
-        };
-        outbox
-            .record_attempt(&claim, &outcome, &policy, DISABLE_AFTER)
-            .await
-            .unwrap()
-            .unwrap();
         let attempts = outbox.attempts(&message).await.unwrap();
         assert_eq!(wait_after(&attempts), expected);
         assert_eq!(attempts[attempts.len() - 2].response_status, Some(429));
     }
     // A 500 ignores Retry-After: attempt 4 failed, attempt 5 after 2 h ± 20 %.
-    sql(
-        &db,
-        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
-    )
-    .await;
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
+    make_pending_due(&db).await;
+    let claim = claim_next(&outbox).await;
     assert_eq!(claim.attempt, 4);
-    let outcome = AttemptOutcome::Answered {
-        status: 500,
-        retry_after: Some(Duration::from_secs(1)),
-    };
-    outbox
-        .record_attempt(&claim, &outcome, &policy, DISABLE_AFTER)
-        .await
-        .unwrap()
-        .unwrap();
+    record(&outbox, &claim, &answered_with_retry_after(500, 1), &policy).await;
     let wait = wait_after(&outbox.attempts(&message).await.unwrap());
     assert!((5_760_000..=8_640_000).contains(&wait), "{wait} ms");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_failed_attempt_dead_letters_and_an_operator_replays_it() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 4).await);
-    let id = outbox
-        .create_endpoint("https://hooks.example/", "")
-        .await
-        .unwrap()
-        .endpoint
-        .id;
+    let (_db, outbox) = fresh_outbox(4).await;
+    let id = plain_endpoint(&outbox).await;
     let message = outbox
         .enqueue(id, "e", &serde_json::json!({"k": 1}))
         .await
@@ -509,11 +527,7 @@ async fn the_last_failed_attempt_dead_letters_and_an_operator_replays_it() {
     for attempt in 1..=8u32 {
         let claim = outbox.claim_due(5, LEASE).await.unwrap().pop().unwrap();
         assert_eq!(claim.attempt, attempt);
-        let recorded = outbox
-            .record_attempt(&claim, &answered(503), &policy, DISABLE_AFTER)
-            .await
-            .unwrap()
-            .unwrap();
+        let recorded = record(&outbox, &claim, &answered(503), &policy).await;
         if attempt < 8 {
             assert!(matches!(recorded.decision, Decision::RetryAt { .. }));
         } else {
@@ -552,11 +566,7 @@ async fn the_last_failed_attempt_dead_letters_and_an_operator_replays_it() {
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
     let claim = outbox.claim_due(5, LEASE).await.unwrap().pop().unwrap();
     assert_eq!(claim.attempt, 9);
-    let recorded = outbox
-        .record_attempt(&claim, &answered(204), &policy, DISABLE_AFTER)
-        .await
-        .unwrap()
-        .unwrap();
+    let recorded = record(&outbox, &claim, &answered(204), &policy).await;
     assert_eq!(recorded.decision, Decision::Delivered);
     assert_eq!(recorded.health, HealthVerdict::Healthy);
     assert_eq!(
@@ -576,18 +586,9 @@ async fn the_last_failed_attempt_dead_letters_and_an_operator_replays_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lapsed_lease_passes_the_attempt_to_the_next_worker() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 4).await);
-    let id = outbox
-        .create_endpoint("https://hooks.example/", "")
-        .await
-        .unwrap()
-        .endpoint
-        .id;
-    let message = outbox
-        .enqueue(id, "e", &serde_json::json!({}))
-        .await
-        .unwrap();
+    let (_db, outbox) = fresh_outbox(4).await;
+    let id = plain_endpoint(&outbox).await;
+    let message = enqueue_empty(&outbox, id).await;
     let stale = outbox
         .claim_due(1, Duration::from_millis(200))
         .await
@@ -595,7 +596,7 @@ async fn a_lapsed_lease_passes_the_attempt_to_the_next_worker() {
         .pop()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let fresh = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
+    let fresh = claim_next(&outbox).await;
     assert_eq!(fresh.message_id, stale.message_id);
     assert_eq!(fresh.attempt, 1, "the same attempt, claimed again");
     let policy = RetryPolicy::default();
@@ -608,11 +609,8 @@ async fn a_lapsed_lease_passes_the_attempt_to_the_next_worker() {
         "the stale holder records nothing"
     );
     assert_eq!(
-        outbox
-            .record_attempt(&fresh, &answered(200), &policy, DISABLE_AFTER)
+        record(&outbox, &fresh, &answered(200), &policy)
             .await
-            .unwrap()
-            .unwrap()
             .decision,
         Decision::Delivered
     );
@@ -624,27 +622,31 @@ async fn a_lapsed_lease_passes_the_attempt_to_the_next_worker() {
     );
 }
 
+/// Backdates every endpoint's failing streak to `since` (SQL), then times out the next attempt.
+async fn time_out_failing_since(
+    db: &TestDb,
+    outbox: &PgWebhookOutbox,
+    policy: &RetryPolicy,
+    since: &str,
+) -> RecordedAttempt {
+    sql(
+        db,
+        &format!("UPDATE webhook_endpoints SET failing_since = {since}"),
+    )
+    .await;
+    make_pending_due(db).await;
+    let claim = claim_next(outbox).await;
+    record(outbox, &claim, &failed("timeout"), policy).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endpoint_failing_for_five_days_is_disabled_until_enabled() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 4).await);
-    let id = outbox
-        .create_endpoint("https://hooks.example/", "")
-        .await
-        .unwrap()
-        .endpoint
-        .id;
+    let (db, outbox) = fresh_outbox(4).await;
+    let id = plain_endpoint(&outbox).await;
     let policy = RetryPolicy::default();
-    outbox
-        .enqueue(id, "e", &serde_json::json!({}))
-        .await
-        .unwrap();
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
-    let recorded = outbox
-        .record_attempt(&claim, &answered(500), &policy, DISABLE_AFTER)
-        .await
-        .unwrap()
-        .unwrap();
+    enqueue_empty(&outbox, id).await;
+    let claim = claim_next(&outbox).await;
+    let recorded = record(&outbox, &claim, &answered(500), &policy).await;
     assert!(!recorded.disabled_endpoint);
     let since = outbox
         .endpoint(id)
@@ -656,49 +658,21 @@ async fn an_endpoint_failing_for_five_days_is_disabled_until_enabled() {
     assert!((Utc::now() - since).num_seconds().abs() < 60);
 
     // Almost five days later: still enabled. Five days: disabled.
-    sql(
+    let recorded = time_out_failing_since(
         &db,
-        "UPDATE webhook_endpoints SET failing_since = now() - interval '5 days' + interval '1 minute'",
+        &outbox,
+        &policy,
+        "now() - interval '5 days' + interval '1 minute'",
     )
     .await;
-    sql(
-        &db,
-        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
-    )
-    .await;
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
-    let recorded = outbox
-        .record_attempt(&claim, &failed("timeout"), &policy, DISABLE_AFTER)
-        .await
-        .unwrap()
-        .unwrap();
     assert!(!recorded.disabled_endpoint);
-    sql(
-        &db,
-        "UPDATE webhook_endpoints SET failing_since = now() - interval '5 days'",
-    )
-    .await;
-    sql(
-        &db,
-        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
-    )
-    .await;
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
-    let recorded = outbox
-        .record_attempt(&claim, &failed("timeout"), &policy, DISABLE_AFTER)
-        .await
-        .unwrap()
-        .unwrap();
+    let recorded = time_out_failing_since(&db, &outbox, &policy, "now() - interval '5 days'").await;
     assert!(recorded.disabled_endpoint);
     assert!(matches!(recorded.health, HealthVerdict::Disable { .. }));
     let endpoint = outbox.endpoint(id).await.unwrap().unwrap();
     assert!(!endpoint.enabled && endpoint.disabled_at.is_some());
 
-    sql(
-        &db,
-        "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'",
-    )
-    .await;
+    make_pending_due(&db).await;
     assert!(
         outbox.claim_due(5, LEASE).await.unwrap().is_empty(),
         "nothing is sent to a disabled endpoint"
@@ -711,8 +685,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_until_enabled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_secret_signs_alongside_the_old_one_until_the_overlap_ends() {
-    let db = TestDb::new().await;
-    let outbox = PgWebhookOutbox::new(pool(&db, 4).await);
+    let (db, outbox) = fresh_outbox(4).await;
     let created = outbox
         .create_endpoint("https://hooks.example/", "")
         .await
@@ -731,11 +704,8 @@ async fn a_rotated_secret_signs_alongside_the_old_one_until_the_overlap_ends() {
             .unwrap()
             .is_none()
     );
-    outbox
-        .enqueue(id, "e", &serde_json::json!({}))
-        .await
-        .unwrap();
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
+    enqueue_empty(&outbox, id).await;
+    let claim = claim_next(&outbox).await;
     assert_eq!(claim.secrets.len(), 2);
     assert_eq!(claim.secrets[0].expiry(), None, "the new secret first");
     assert!(claim.secrets[1].expiry().is_some());
@@ -745,10 +715,7 @@ async fn a_rotated_secret_signs_alongside_the_old_one_until_the_overlap_ends() {
         "UPDATE webhook_endpoint_secrets SET expires_at = now() WHERE expires_at IS NOT NULL",
     )
     .await;
-    outbox
-        .enqueue(id, "e", &serde_json::json!({}))
-        .await
-        .unwrap();
-    let claim = outbox.claim_due(1, LEASE).await.unwrap().pop().unwrap();
+    enqueue_empty(&outbox, id).await;
+    let claim = claim_next(&outbox).await;
     assert_eq!(claim.secrets.len(), 1, "the expired secret no longer signs");
 }
