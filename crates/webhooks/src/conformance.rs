@@ -5,11 +5,16 @@
 //! run so suites can share a backend (e.g. a random prefix or UUID).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use http::HeaderValue;
+
+use crate::error::IdempotencyError;
 use crate::fingerprint::Fingerprint;
 use crate::idempotency::{
-    Claim, IdempotencyKey, IdempotencyStore, LockToken, Scope, ScopedKey, StoredResponse,
+    Begin, Claim, Disposition, Idempotency, IdempotencyConfig, IdempotencyKey, IdempotencyStore,
+    LockToken, Requirement, Scope, ScopedKey, StoredResponse,
 };
 use crate::replay::{ReplayOutcome, ReplayStore};
 
@@ -212,4 +217,102 @@ pub async fn idempotency_store(store: Arc<dyn IdempotencyStore>, unique: &str) {
         }
     }
     assert_eq!(acquired, 1, "exactly one of 100 concurrent claims acquires");
+}
+
+/// What one request of [`one_key_under_concurrency`] got.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Ran,
+    InUse,
+    Replayed(Vec<u8>),
+}
+
+/// The response the scenario's handler gives and every replay must repeat byte for byte.
+const RESPONSE: &[u8] = br#"{"tx":"0xabc","amount":"10"}"#;
+
+/// One `POST /token/redeem` with idempotency key `key` and `body` through `idem`; the
+/// handler counts itself in `runs` and stays in flight for a while.
+async fn redeem(
+    idem: &Idempotency<Arc<dyn IdempotencyStore>>,
+    key: &str,
+    runs: &AtomicUsize,
+    body: &[u8],
+) -> Result<Answer, IdempotencyError> {
+    let key = IdempotencyKey::parse(key).unwrap_or_else(|e| panic!("key {key:?}: {e:?}"));
+    let scope = Scope::new("user-1", "POST", "/token/redeem");
+    match idem
+        .begin(scope, Some(key), body, Requirement::Required)
+        .await?
+    {
+        Begin::Proceed(ticket) => {
+            runs.fetch_add(1, Ordering::SeqCst);
+            // Let the other requests arrive while this one is in flight.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut headers = http::HeaderMap::new();
+            headers.insert("content-type", HeaderValue::from_static("application/json"));
+            headers.insert("x-not-stored", HeaderValue::from_static("1"));
+            let disposition = idem.finish(ticket, 201, &headers, RESPONSE).await?;
+            assert_eq!(disposition, Disposition::Store, "a 201 is stored");
+            Ok(Answer::Ran)
+        }
+        Begin::Replay(stored) => {
+            let http = stored.to_http();
+            assert_eq!(http.status(), 201);
+            assert_eq!(http.headers()["idempotent-replayed"], "true");
+            assert_eq!(http.headers()["content-type"], "application/json");
+            assert!(
+                http.headers().get("x-not-stored").is_none(),
+                "only chosen headers are stored"
+            );
+            Ok(Answer::Replayed(http.into_body()))
+        }
+        Begin::NoKey => panic!("a key was given"),
+    }
+}
+
+/// Idempotency acceptance A3 on `store`: 100 concurrent requests with key `key` (unique per
+/// run) run the handler exactly once, the others get 409 or the byte-identical replay;
+/// afterwards the key replays, and the same key with another body is refused with 422.
+pub async fn one_key_under_concurrency(store: Arc<dyn IdempotencyStore>, key: &str) {
+    let idem = Arc::new(Idempotency::new(store, IdempotencyConfig::default()));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let body: &'static [u8] = br#"{"amount":"10","to":"0x1"}"#;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (idem, runs, key) = (idem.clone(), runs.clone(), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            match redeem(&idem, &key, &runs, body).await {
+                Err(IdempotencyError::InUse) => Answer::InUse,
+                other => other.unwrap_or_else(|e| panic!("concurrent request: {e:?}")),
+            }
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap_or_else(|e| panic!("request task: {e}")));
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the handler runs exactly once"
+    );
+    assert_eq!(answers.iter().filter(|a| **a == Answer::Ran).count(), 1);
+    for answer in &answers {
+        match answer {
+            Answer::Ran | Answer::InUse => {}
+            Answer::Replayed(bytes) => assert_eq!(bytes, RESPONSE, "replays are byte-identical"),
+        }
+    }
+
+    let again = redeem(&idem, key, &runs, body).await;
+    assert_eq!(again.ok(), Some(Answer::Replayed(RESPONSE.to_vec())));
+    let reused = redeem(&idem, key, &runs, br#"{"amount":"11","to":"0x1"}"#).await;
+    let Err(err) = reused else {
+        panic!("the same key with another body was accepted: {reused:?}")
+    };
+    assert!(matches!(err, IdempotencyError::Reused), "{err:?}");
+    assert_eq!(err.code().as_str(), "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(err.code().status(), 422);
+    assert_eq!(IdempotencyError::InUse.code().status(), 409);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "neither ran the handler");
 }

@@ -4,7 +4,6 @@
 //! disabling, secret rotation).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,9 +16,8 @@ use haven_db::{
 use haven_testkit::{RedisServer, TestDb};
 use haven_webhooks::conformance;
 use haven_webhooks::{
-    Begin, Claim, Decision, FallbackStore, Fingerprint, HealthVerdict, Idempotency,
-    IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore, LockToken,
-    RedisIdempotencyStore, RedisReplayStore, ReplayOutcome, ReplayStore, Requirement, RetryPolicy,
+    Claim, Decision, FallbackStore, Fingerprint, HealthVerdict, IdempotencyKey, IdempotencyStore,
+    LockToken, RedisIdempotencyStore, RedisReplayStore, ReplayOutcome, ReplayStore, RetryPolicy,
     Scope, ScopedKey, StoredResponse,
 };
 
@@ -155,46 +153,6 @@ async fn pg_replay_records_expire_after_their_ttl() {
     );
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Ran,
-    InUse,
-    Replayed(Vec<u8>),
-}
-
-const RESPONSE: &[u8] = br#"{"tx":"0xabc","amount":"10"}"#;
-
-async fn request(
-    idem: &Idempotency<Arc<dyn IdempotencyStore>>,
-    runs: &AtomicUsize,
-    body: &[u8],
-) -> Result<Answer, IdempotencyError> {
-    let key = IdempotencyKey::parse("redeem-0001").unwrap();
-    let scope = Scope::new("user-1", "POST", "/token/redeem");
-    match idem
-        .begin(scope, Some(key), body, Requirement::Required)
-        .await?
-    {
-        Begin::Proceed(ticket) => {
-            // The "handler".
-            runs.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let mut headers = http::HeaderMap::new();
-            headers.insert("content-type", "application/json".parse().unwrap());
-            idem.finish(ticket, 201, &headers, RESPONSE).await?;
-            Ok(Answer::Ran)
-        }
-        Begin::Replay(stored) => {
-            let http = stored.to_http();
-            assert_eq!(http.status(), 201);
-            assert_eq!(http.headers()["idempotent-replayed"], "true");
-            assert_eq!(http.headers()["content-type"], "application/json");
-            Ok(Answer::Replayed(http.into_body()))
-        }
-        Begin::NoKey => panic!("a key was given"),
-    }
-}
-
 /// A3: with Redis stopped, `FallbackStore(Redis → Postgres)` still runs the handler exactly
 /// once for 100 concurrent requests with one key; the rest get 409 or the byte-identical
 /// replay; another body is refused as a reused key.
@@ -229,35 +187,7 @@ async fn a3_with_redis_stopped_the_postgres_fallback_runs_the_handler_exactly_on
     );
 
     redis.stop();
-    let idem = Arc::new(Idempotency::new(store, IdempotencyConfig::default()));
-    let runs = Arc::new(AtomicUsize::new(0));
-    let body: &'static [u8] = br#"{"amount":"10","to":"0x1"}"#;
-    let mut tasks = Vec::new();
-    for _ in 0..100 {
-        let (idem, runs) = (idem.clone(), runs.clone());
-        tasks.push(tokio::spawn(async move {
-            match request(&idem, &runs, body).await {
-                Err(IdempotencyError::InUse) => Answer::InUse,
-                other => other.unwrap(),
-            }
-        }));
-    }
-    let mut answers = Vec::new();
-    for task in tasks {
-        answers.push(task.await.unwrap());
-    }
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "the handler ran exactly once"
-    );
-    assert_eq!(answers.iter().filter(|a| **a == Answer::Ran).count(), 1);
-    for answer in &answers {
-        match answer {
-            Answer::Ran | Answer::InUse => {}
-            Answer::Replayed(bytes) => assert_eq!(bytes, RESPONSE),
-        }
-    }
+    conformance::one_key_under_concurrency(store, "redeem-0001").await;
     assert_eq!(
         sql(
             &db,
@@ -267,17 +197,6 @@ async fn a3_with_redis_stopped_the_postgres_fallback_runs_the_handler_exactly_on
         1,
         "the fallback stored the result in Postgres"
     );
-
-    assert_eq!(
-        request(&idem, &runs, body).await.unwrap(),
-        Answer::Replayed(RESPONSE.to_vec())
-    );
-    let reused = request(&idem, &runs, br#"{"amount":"11","to":"0x1"}"#)
-        .await
-        .unwrap_err();
-    assert!(matches!(reused, IdempotencyError::Reused), "{reused:?}");
-    assert_eq!(reused.code().status(), 422);
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
 
     // Replay protection falls back the same way.
     let replay: Arc<dyn ReplayStore> = Arc::new(FallbackStore::new(

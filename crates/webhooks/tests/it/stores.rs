@@ -3,7 +3,6 @@
 //! fallback when Redis is unreachable.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use haven_testkit::{RedisServer, TestRedis};
@@ -176,112 +175,17 @@ async fn redis_lock_and_replay_records_carry_a_ttl() {
     assert!(ttl_ms > 300_000 && ttl_ms <= 360_000, "{ttl_ms}");
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Ran,
-    InUse,
-    Replayed(Vec<u8>),
-}
-
-async fn request(
-    idem: &Idempotency<Arc<dyn IdempotencyStore>>,
-    runs: &AtomicUsize,
-    body: &[u8],
-) -> Result<Answer, IdempotencyError> {
-    let key = IdempotencyKey::parse("redeem-0001").unwrap();
-    let scope = Scope::new("user-1", "POST", "/token/redeem");
-    match idem
-        .begin(scope, Some(key), body, Requirement::Required)
-        .await?
-    {
-        Begin::Proceed(ticket) => {
-            runs.fetch_add(1, Ordering::SeqCst);
-            // Let the other requests arrive while this one is in flight.
-            for _ in 0..50 {
-                tokio::task::yield_now().await;
-            }
-            let mut headers = HeaderMap::new();
-            headers.insert("content-type", "application/json".parse().unwrap());
-            headers.insert("x-not-stored", "1".parse().unwrap());
-            let response = br#"{"tx":"0xabc","amount":"10"}"#;
-            let d = idem.finish(ticket, 201, &headers, response).await?;
-            assert_eq!(d, Disposition::Store);
-            Ok(Answer::Ran)
-        }
-        Begin::Replay(stored) => {
-            let http = stored.to_http();
-            assert_eq!(http.status(), 201);
-            assert_eq!(http.headers()["idempotent-replayed"], "true");
-            assert_eq!(http.headers()["content-type"], "application/json");
-            assert!(http.headers().get("x-not-stored").is_none());
-            Ok(Answer::Replayed(http.into_body()))
-        }
-        Begin::NoKey => panic!("a key was given"),
-    }
-}
-
-async fn hundred_concurrent(store: Arc<dyn IdempotencyStore>) {
-    let idem = Arc::new(Idempotency::new(store, IdempotencyConfig::default()));
-    let runs = Arc::new(AtomicUsize::new(0));
-    let body = br#"{"amount":"10","to":"0x1"}"#;
-    let mut tasks = Vec::new();
-    for _ in 0..100 {
-        let idem = idem.clone();
-        let runs = runs.clone();
-        tasks.push(tokio::spawn(async move {
-            match request(&idem, &runs, body).await {
-                Err(IdempotencyError::InUse) => Answer::InUse,
-                other => other.unwrap(),
-            }
-        }));
-    }
-    let mut answers = Vec::new();
-    for t in tasks {
-        answers.push(t.await.unwrap());
-    }
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "the handler runs exactly once"
-    );
-    assert_eq!(answers.iter().filter(|a| **a == Answer::Ran).count(), 1);
-    for a in &answers {
-        match a {
-            Answer::Ran | Answer::InUse => {}
-            Answer::Replayed(bytes) => assert_eq!(bytes, br#"{"tx":"0xabc","amount":"10"}"#),
-        }
-    }
-
-    // Afterwards: a replay, byte-identical, and the handler does not run again.
-    let again = request(&idem, &runs, body).await.unwrap();
-    assert_eq!(
-        again,
-        Answer::Replayed(br#"{"tx":"0xabc","amount":"10"}"#.to_vec())
-    );
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
-
-    // The same key with a different body: 422.
-    let reused = request(&idem, &runs, br#"{"amount":"11","to":"0x1"}"#).await;
-    let err = reused.unwrap_err();
-    assert!(matches!(err, IdempotencyError::Reused));
-    assert_eq!(err.code().as_str(), "IDEMPOTENCY_KEY_REUSED");
-    assert_eq!(err.code().status(), 422);
-    assert_eq!(IdempotencyError::InUse.code().status(), 409);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a3_hundred_concurrent_requests_with_one_key_on_redis() {
     let redis = TestRedis::new().await;
-    hundred_concurrent(Arc::new(RedisIdempotencyStore::new(
-        redis.pool(),
-        redis.prefix(),
-    )))
-    .await;
+    let store = RedisIdempotencyStore::new(redis.pool(), redis.prefix());
+    conformance::one_key_under_concurrency(Arc::new(store), "redeem-0001").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a3_hundred_concurrent_requests_with_one_key_in_memory() {
-    hundred_concurrent(Arc::new(MemoryIdempotencyStore::new())).await;
+    let store = MemoryIdempotencyStore::new();
+    conformance::one_key_under_concurrency(Arc::new(store), "redeem-0001").await;
 }
 
 #[tokio::test]
@@ -428,7 +332,7 @@ async fn with_redis_stopped_the_fallback_still_runs_the_handler_exactly_once() {
         Claim::Acquired
     );
     server.stop();
-    hundred_concurrent(store.clone()).await;
+    conformance::one_key_under_concurrency(store.clone(), "redeem-0001").await;
     server.restart();
 
     let replay: Arc<dyn ReplayStore> = Arc::new(FallbackStore::new(
