@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p haven-webhooks --bench verify_ratio [-- SIZE… SCHEME…]` (payload sizes in
 //! bytes and scheme names, all by default; under `cargo test`, without the `--bench` flag, it runs two rounds
-//! only, as a smoke test).
+//! only, and the breakdown below too, as a smoke test).
 //!
 //! With `breakdown` among the arguments it prints instead where a Standard Webhooks
 //! verification spends its time beyond the HMAC, by steps measured in the same interleaved
@@ -172,11 +172,8 @@ fn main() {
     {
         schemes.retain(|(name, _)| args.contains(&name.to_string()));
     }
-    let rounds = if args.iter().any(|arg| arg == "--bench") {
-        ROUNDS
-    } else {
-        2
-    };
+    let smoke_test = !args.iter().any(|arg| arg == "--bench");
+    let rounds = if smoke_test { 2 } else { ROUNDS };
     let mut sizes: Vec<usize> = args.iter().filter_map(|arg| arg.parse().ok()).collect();
     if sizes.is_empty() {
         sizes = vec![64, 256, 1024, 4 * 1024, 64 * 1024];
@@ -186,7 +183,7 @@ fn main() {
         return;
     }
     println!("payload  scheme       ring HMAC  verify     ratio (q1 / median / q3)");
-    for len in sizes {
+    for &len in &sizes {
         let body = payload(len);
         let n = (BATCH_BYTES / len).max(8);
         let verifiers: Vec<_> = schemes
@@ -221,5 +218,9 @@ fn main() {
                 "{len:>7}  {name:<11}  {base:>7.1} ns  {verify:>7.1} ns  {q1:.2} / {median:.2} / {q3:.2}"
             );
         }
+    }
+    if smoke_test {
+        // The breakdown mode runs too, so that it cannot rot unnoticed.
+        breakdown(&ring_key, &sizes, rounds);
     }
 }

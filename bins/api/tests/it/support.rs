@@ -93,31 +93,32 @@ pub(crate) struct Answer {
 pub(crate) struct Client<'a> {
     api: &'a TestApi,
     credential: Option<(&'static str, String)>,
+    /// One connection pool for all of this client's requests.
+    http: reqwest::Client,
 }
 
 impl<'a> Client<'a> {
-    /// A client that sends no credential.
-    pub(crate) fn anonymous(api: &'a TestApi) -> Self {
+    fn with(api: &'a TestApi, credential: Option<(&'static str, String)>) -> Self {
         Self {
             api,
-            credential: None,
+            credential,
+            http: reqwest::Client::new(),
         }
+    }
+
+    /// A client that sends no credential.
+    pub(crate) fn anonymous(api: &'a TestApi) -> Self {
+        Self::with(api, None)
     }
 
     /// A client that sends `Authorization: Bearer <token>`.
     pub(crate) fn bearer(api: &'a TestApi, token: &str) -> Self {
-        Self {
-            api,
-            credential: Some(("authorization", format!("Bearer {token}"))),
-        }
+        Self::with(api, Some(("authorization", format!("Bearer {token}"))))
     }
 
     /// A client that sends `X-Api-Key: <key>`.
     pub(crate) fn api_key(api: &'a TestApi, key: &str) -> Self {
-        Self {
-            api,
-            credential: Some(("x-api-key", key.to_owned())),
-        }
+        Self::with(api, Some(("x-api-key", key.to_owned())))
     }
 
     /// A client with an access token that [`dev_jwt`] ("k1") issues to `user` as `role`.
@@ -134,7 +135,7 @@ impl<'a> Client<'a> {
         body: Option<Value>,
         idempotency_key: Option<&str>,
     ) -> Answer {
-        let mut req = reqwest::Client::new().request(method, self.api.url(path));
+        let mut req = self.http.request(method, self.api.url(path));
         if let Some((header, value)) = &self.credential {
             req = req.header(*header, value);
         }
