@@ -147,7 +147,11 @@ impl Application {
             }
             None => None,
         };
-        tracing::info!(port, "api listening");
+        tracing::info!(
+            port,
+            webhook_hmac = haven_webhooks::HmacBackend::detect().name(),
+            "api listening"
+        );
         Ok(Self {
             port,
             server,

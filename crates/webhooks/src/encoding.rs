@@ -1,11 +1,8 @@
 //! Strict decoders, canonical encoders and constant-time comparison.
 //!
 //! Accepting only canonical encodings means one signature has exactly one spelling, so a
-//! replay cannot slip past an id or signature comparison by re-encoding. It also lets the
-//! verifier compare signatures in their encoded form: the computed tag is encoded once,
-//! canonically, and compared with each received signature after that signature has been
-//! checked to be canonical; two canonical spellings are equal exactly when the bytes they
-//! encode are.
+//! replay cannot slip past an id or signature comparison by re-encoding. Signatures are
+//! checked and decoded in the same pass, then compared with the computed tag as bytes.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -24,100 +21,82 @@ const BASE64_VALUES: [u8; 256] = {
 };
 const INVALID: u8 = 0x80;
 
-/// Whether `text` is the canonical, padded standard base64 spelling of exactly `N` bytes:
-/// the right length, the standard alphabet, exactly the padding the length requires and
-/// zero bits past the last encoded byte. It is the one string [`base64_encode`] produces
-/// for those bytes, and [`base64_exact`] accepts exactly these strings.
-pub(crate) fn is_canonical_base64<const N: usize>(text: &[u8]) -> bool {
+/// Decodes `text` if it is the canonical, padded standard base64 spelling of exactly `N`
+/// bytes: the right length, the standard alphabet, exactly the padding the length requires
+/// and zero bits past the last encoded byte, the one string a standard encoder produces for
+/// those bytes. Every digit is checked and decoded in one pass, without early exit.
+pub(crate) fn base64_canonical<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
     let digits = (N * 8).div_ceil(6);
     if text.len() != N.div_ceil(3) * 4 {
-        return false;
+        return None;
     }
     let (data, padding) = text.split_at(digits);
+    let value = |c: u8| BASE64_VALUES[usize::from(c)];
+    let mut out = [0u8; N];
     let mut invalid = 0u8;
+    let (quads, tail) = data.as_chunks::<4>();
+    let (triples, rest) = out.as_chunks_mut::<3>();
+    for (quad, triple) in quads.iter().zip(triples) {
+        let [a, b, c, d] = quad.map(value);
+        invalid |= a | b | c | d;
+        let n = u32::from(a) << 18 | u32::from(b) << 12 | u32::from(c) << 6 | u32::from(d);
+        *triple = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+    }
+    // N % 3 bytes remain, in 2 or 3 digits whose low bits past the last byte must be zero.
+    let mut n = 0u32;
     let mut last = 0u8;
-    for &c in data {
-        last = BASE64_VALUES[usize::from(c)];
+    for (i, &c) in tail.iter().enumerate() {
+        last = value(c);
         invalid |= last;
+        n |= u32::from(last) << (18 - 6 * i);
+    }
+    for (i, byte) in rest.iter_mut().enumerate() {
+        *byte = (n >> (16 - 8 * i)) as u8;
     }
     let unused_bits = digits * 6 - N * 8;
     let unused_mask = (1u8 << unused_bits) - 1;
-    invalid & INVALID == 0
+    let canonical = invalid & INVALID == 0
         && last & unused_mask == 0
-        && padding.iter().fold(true, |ok, &b| ok & (b == b'='))
+        && padding.iter().fold(true, |ok, &b| ok & (b == b'='));
+    canonical.then_some(out)
 }
 
-/// Encodes a 32-byte tag as padded standard base64: the canonical spelling.
-pub(crate) fn base64_encode_32(bytes: &[u8; 32]) -> [u8; 44] {
-    let mut out = [b'='; 44];
-    let digit = |n: u32, shift: u32| BASE64_ALPHABET[((n >> shift) & 63) as usize];
-    let (groups, rest) = bytes.as_chunks::<3>();
-    for (group, dst) in groups.iter().zip(out.chunks_exact_mut(4)) {
-        let n = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
-        dst.copy_from_slice(&[digit(n, 18), digit(n, 12), digit(n, 6), digit(n, 0)]);
+/// Decodes `text` if it is exactly 64 lower-case hex digits, the one canonical spelling of
+/// 32 bytes. Eight digits are checked and decoded at a time, without early exit.
+pub(crate) fn hex_canonical_32(text: &[u8]) -> Option<[u8; 32]> {
+    let (octets, []) = text.as_chunks::<8>() else {
+        return None;
+    };
+    if octets.len() != 8 {
+        return None;
     }
-    // 32 = 10 * 3 + 2: the last group has two bytes, three digits and one `=`.
-    if let [a, b] = *rest {
-        let n = u32::from(a) << 16 | u32::from(b) << 8;
-        out[40..43].copy_from_slice(&[digit(n, 18), digit(n, 12), digit(n, 6)]);
+    let mut out = [0u8; 32];
+    let mut valid = true;
+    for (octet, quad) in octets.iter().zip(out.as_chunks_mut::<4>().0) {
+        let (value, ok) = hex_octet(u64::from_be_bytes(*octet));
+        valid &= ok;
+        *quad = value.to_be_bytes();
     }
-    out
+    valid.then_some(out)
 }
 
-/// Whether `text` is exactly `len` lower-case hex digits.
-pub(crate) fn is_lower_hex(text: &[u8], len: usize) -> bool {
-    text.len() == len
-        && text
-            .iter()
-            .fold(true, |ok, &b| ok & matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Encodes a 32-byte tag as lower-case hex: the canonical spelling.
-pub(crate) fn hex_encode_32(bytes: &[u8; 32]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    let (quads, _) = bytes.as_chunks::<4>();
-    let (octets, _) = out.as_chunks_mut::<8>();
-    for (quad, octet) in quads.iter().zip(octets) {
-        *octet = hex_digits(u32::from_be_bytes(*quad)).to_be_bytes();
-    }
-    out
-}
-
-/// The eight lower-case hex digits of `v`, most significant first, as the bytes of a
-/// big-endian `u64`: every digit computed at once instead of one table look-up each.
-const fn hex_digits(v: u32) -> u64 {
-    const LOW_NIBBLES: u64 = 0x000F_000F_000F_000F;
-    const HIGH_NIBBLES: u64 = 0x0F00_0F00_0F00_0F00;
+/// The four bytes eight hex digits (the bytes of `digits`, big-endian) spell, and whether
+/// all eight are lower-case hex digits.
+fn hex_octet(digits: u64) -> (u32, bool) {
     const EACH_BYTE: u64 = 0x0101_0101_0101_0101;
-    // Spread the four bytes to the low halves of four 16-bit lanes…
-    let mut x = v as u64;
-    x = (x | x << 16) & 0x0000_FFFF_0000_FFFF;
-    x = (x | x << 8) & 0x00FF_00FF_00FF_00FF;
-    // …then each byte's high nibble to its lane's upper byte: one nibble per byte.
-    x = (x << 4 & HIGH_NIBBLES) | (x & LOW_NIBBLES);
-    // A nibble n becomes '0' + n, plus the 39 that separate '9' + 1 from 'a' when n > 9
-    // (n + 6 carries into bit 4 exactly then; no byte overflows into the next).
-    let letters = ((x + 6 * EACH_BYTE) >> 4) & EACH_BYTE;
-    x + 0x30 * EACH_BYTE + letters * 39
-}
-
-/// Decodes canonical, padded standard base64 into exactly `N` bytes.
-///
-/// The `STANDARD` engine already rejects missing or extra padding and non-zero trailing
-/// bits; the length check rejects everything else.
-pub(crate) fn base64_exact<const N: usize>(text: impl AsRef<[u8]>) -> Option<[u8; N]> {
-    let text = text.as_ref();
-    if text.len() != N.div_ceil(3) * 4 {
-        return None;
-    }
-    let mut out = [0u8; N];
-    let mut buf = [0u8; 96];
-    let written = STANDARD.decode_slice(text, &mut buf).ok()?;
-    if written != N {
-        return None;
-    }
-    out.copy_from_slice(buf.get(..N)?);
-    Some(out)
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte: whether it is at least `n`. With the high bit set first no
+    // byte borrows from its neighbour; bytes of 0x80 and above are rejected separately.
+    let at_least = |n: u64| ((digits | HIGH_BITS) - n * EACH_BYTE) & HIGH_BITS;
+    let digit = at_least(u64::from(b'0')) & !at_least(u64::from(b'9') + 1);
+    let letter = at_least(u64::from(b'a')) & !at_least(u64::from(b'f') + 1);
+    let ok = digits & HIGH_BITS == 0 && digit | letter == HIGH_BITS;
+    // '0'–'9' have their value in the low nibble; 'a'–'f' have 1–6 there, 9 short.
+    let nibbles = (digits & (0x0F * EACH_BYTE)) + (letter >> 7) * 9;
+    // Each pair of nibbles into the low byte of its 16-bit lane, then the four bytes together.
+    let pairs = (nibbles | nibbles >> 4) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs | pairs >> 8) & 0x0000_FFFF_0000_FFFF;
+    ((quads | quads >> 16) as u32, ok)
 }
 
 /// Decodes canonical, padded standard base64 of any length (secrets).
@@ -147,31 +126,59 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// The reference: the `base64` crate's strict decoder, held to exactly `N` bytes.
+    ///
+    /// The `STANDARD` engine already rejects missing or extra padding and non-zero trailing
+    /// bits; the length check rejects everything else.
+    fn base64_exact<const N: usize>(text: impl AsRef<[u8]>) -> Option<[u8; N]> {
+        let text = text.as_ref();
+        if text.len() != N.div_ceil(3) * 4 {
+            return None;
+        }
+        let mut out = [0u8; N];
+        let mut buf = [0u8; 96];
+        let written = STANDARD.decode_slice(text, &mut buf).ok()?;
+        if written != N {
+            return None;
+        }
+        out.copy_from_slice(buf.get(..N)?);
+        Some(out)
+    }
+
     #[test]
     fn base64_rejects_non_canonical_spellings() {
         let good = STANDARD.encode([7u8; 32]);
-        assert_eq!(base64_exact::<32>(&good), Some([7u8; 32]));
+        assert_eq!(base64_canonical::<32>(good.as_bytes()), Some([7u8; 32]));
         // Unpadded.
-        assert_eq!(base64_exact::<32>(good.trim_end_matches('=')), None);
+        assert_eq!(
+            base64_canonical::<32>(good.trim_end_matches('=').as_bytes()),
+            None
+        );
         // Non-zero trailing bits: the last data character `c` (011100) carries two unused
         // low bits; `d` (011101) sets one of them.
         assert_eq!(&good[42..43], "c");
         let mut bits = good.clone();
         bits.replace_range(42..43, "d");
-        assert_eq!(base64_exact::<32>(&bits), None);
+        assert_eq!(base64_canonical::<32>(bits.as_bytes()), None);
         // URL-safe alphabet.
         let url = base64::engine::general_purpose::URL_SAFE.encode([0xfbu8; 32]);
-        assert_eq!(base64_exact::<32>(&url), None);
+        assert_eq!(base64_canonical::<32>(url.as_bytes()), None);
         // Whitespace.
-        assert_eq!(base64_exact::<32>(&format!(" {}", &good[1..])), None);
+        assert_eq!(
+            base64_canonical::<32>(format!(" {}", &good[1..]).as_bytes()),
+            None
+        );
         // Wrong length.
-        assert_eq!(base64_exact::<32>(&STANDARD.encode([1u8; 31])), None);
+        assert_eq!(
+            base64_canonical::<32>(STANDARD.encode([1u8; 31]).as_bytes()),
+            None
+        );
     }
 
     #[test]
-    fn canonical_base64_check_agrees_with_the_strict_decoder() {
+    fn canonical_base64_decoder_agrees_with_the_strict_decoder() {
         let good = STANDARD.encode([7u8; 32]);
-        assert!(is_canonical_base64::<32>(good.as_bytes()));
+        assert_eq!(base64_canonical::<32>(good.as_bytes()), Some([7u8; 32]));
         let mut spellings = vec![
             good.trim_end_matches('=').to_owned(),
             format!("{good}="),
@@ -197,39 +204,44 @@ mod tests {
         }
         for s in &spellings {
             assert_eq!(
-                is_canonical_base64::<32>(s.as_bytes()),
-                base64_exact::<32>(s).is_some(),
+                base64_canonical::<32>(s.as_bytes()),
+                base64_exact::<32>(s),
                 "{s:?}"
             );
         }
         let ed = STANDARD.encode([9u8; 64]);
-        assert!(is_canonical_base64::<64>(ed.as_bytes()));
+        assert_eq!(base64_canonical::<64>(ed.as_bytes()), Some([9u8; 64]));
         for c in BASE64_ALPHABET {
             let mut s = ed.clone().into_bytes();
             s[85] = *c;
             let s = String::from_utf8(s).unwrap();
             assert_eq!(
-                is_canonical_base64::<64>(s.as_bytes()),
-                base64_exact::<64>(&s).is_some(),
+                base64_canonical::<64>(s.as_bytes()),
+                base64_exact::<64>(&s),
                 "{s:?}"
             );
         }
-        assert!(!is_canonical_base64::<64>(
-            ed.trim_end_matches('=').as_bytes()
-        ));
+        assert_eq!(
+            base64_canonical::<64>(ed.trim_end_matches('=').as_bytes()),
+            None
+        );
     }
 
     #[test]
-    fn encoders_match_the_reference_encoders() {
+    fn codecs_match_the_reference_codecs() {
         let check = |bytes: [u8; 32]| {
             assert_eq!(
-                base64_encode_32(&bytes).as_slice(),
-                STANDARD.encode(bytes).as_bytes()
+                base64_canonical::<32>(STANDARD.encode(bytes).as_bytes()),
+                Some(bytes)
             );
+            let mut wide = [0u8; 64];
+            wide[..32].copy_from_slice(&bytes);
+            wide[32..].copy_from_slice(&bytes.map(|b| !b));
             assert_eq!(
-                hex_encode_32(&bytes).as_slice(),
-                hex::encode(bytes).as_bytes()
+                base64_canonical::<64>(STANDARD.encode(wide).as_bytes()),
+                Some(wide)
             );
+            assert_eq!(hex_canonical_32(hex::encode(bytes).as_bytes()), Some(bytes));
         };
         for seed in 0u8..=255 {
             let mut bytes = [0u8; 32];
@@ -251,14 +263,41 @@ mod tests {
     }
 
     #[test]
-    fn hex_accepts_only_lower_case_of_exact_length() {
-        let lower = "ab".repeat(32);
-        assert!(is_lower_hex(lower.as_bytes(), 64));
-        assert!(is_lower_hex(b"0123456789abcdef", 16));
-        assert!(!is_lower_hex("AB".repeat(32).as_bytes(), 64));
-        assert!(!is_lower_hex("ab".repeat(31).as_bytes(), 64));
-        assert!(!is_lower_hex(format!("{}g", &lower[1..]).as_bytes(), 64));
-        assert!(!is_lower_hex(format!("{}:", &lower[1..]).as_bytes(), 64));
+    fn hex_decoder_accepts_exactly_64_lower_case_digits() {
+        // The reference: the `hex` crate's decoder, held to lower case.
+        let reference = |text: &[u8]| {
+            let lower = text.iter().all(|b| !b.is_ascii_uppercase());
+            let mut out = [0u8; 32];
+            (lower && hex::decode_to_slice(text, &mut out).is_ok()).then_some(out)
+        };
+        let good = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            hex_canonical_32(good.as_bytes()),
+            Some(
+                [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+                    .repeat(4)
+                    .try_into()
+                    .unwrap()
+            )
+        );
+        let mut spellings = vec![
+            good.to_uppercase().into_bytes(),
+            good.as_bytes()[1..].to_vec(),
+            format!("{good}0").into_bytes(),
+            good.as_bytes()[8..].to_vec(),
+            Vec::new(),
+        ];
+        // Every byte at every position of a valid signature.
+        for at in 0..64 {
+            for c in 0u8..=255 {
+                let mut s = good.clone().into_bytes();
+                s[at] = c;
+                spellings.push(s);
+            }
+        }
+        for s in &spellings {
+            assert_eq!(hex_canonical_32(s), reference(s), "{s:?}");
+        }
     }
 
     #[test]

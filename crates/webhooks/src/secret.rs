@@ -1,12 +1,12 @@
 use std::fmt;
 
 use rand::RngCore as _;
-use ring::hmac;
 use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
 use zeroize::Zeroizing;
 
 use crate::encoding::{base64_any, base64_encode};
 use crate::error::SecretError;
+use crate::mac::HmacKey;
 use crate::verify::Scheme;
 
 /// Prefix of a Standard Webhooks symmetric secret.
@@ -27,7 +27,7 @@ pub struct Secret {
 }
 
 pub(crate) enum Key {
-    Hmac(hmac::Key),
+    Hmac(HmacKey),
     Ed25519Public([u8; 32]),
     Ed25519Private(Box<Ed25519KeyPair>),
 }
@@ -79,10 +79,7 @@ impl Secret {
         if bytes.is_empty() {
             return Err(SecretError::Empty);
         }
-        Ok(Self::new(Key::Hmac(hmac::Key::new(
-            hmac::HMAC_SHA256,
-            bytes,
-        ))))
+        Ok(Self::new(Key::Hmac(HmacKey::new(bytes))))
     }
 
     /// An ed25519 signing key from its 32-byte seed.

@@ -5,14 +5,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use ring::hmac;
 
-use crate::encoding::{
-    base64_encode, base64_encode_32, base64_exact, ct_eq, hex_encode_32, is_canonical_base64,
-    is_lower_hex,
-};
+use crate::encoding::{base64_canonical, base64_encode, ct_eq, hex_canonical_32};
 use crate::error::{Malformed, SecretError, VerifyError};
 use crate::fingerprint::Fingerprint;
+use crate::mac::HmacKey;
 use crate::replay::{ReplayOutcome, ReplayStore};
 use crate::secret::{Key, Secret};
 
@@ -260,14 +257,17 @@ impl PartialEq<String> for ReplayId<'_> {
     }
 }
 
-/// A signature header whose syntax and encodings have been checked. Nothing is decoded:
-/// every signature in it is known to be canonical, so it is compared in its encoded form
-/// with the canonical encoding of the computed tag.
+/// A signature header whose syntax and encodings have been checked: every signature in it
+/// is canonical. Checking a signature decodes it, so the first HMAC signature is kept
+/// decoded from the parse; the others (rare: a sender mid-rotation) are decoded again when
+/// the first does not match.
 #[derive(Clone, Copy)]
 struct Signatures<'a> {
     /// The header, or for Stripe its part from the first `v1` entry on.
     text: &'a [u8],
     grammar: Grammar,
+    /// The first HMAC signature, as sent and decoded.
+    first_v1: Option<(&'a [u8], [u8; 32])>,
 }
 
 /// How a scheme spells its signatures.
@@ -290,6 +290,14 @@ impl Grammar {
         }
     }
 
+    /// Decodes a canonical HMAC-SHA256 signature.
+    fn decode_v1(self, text: &[u8]) -> Option<[u8; 32]> {
+        match self {
+            Grammar::Standard => base64_canonical::<32>(text),
+            Grammar::Stripe | Grammar::Single => hex_canonical_32(text),
+        }
+    }
+
     /// Entry separator and key/value separator of a list header.
     const fn separators(self) -> (u8, u8) {
         match self {
@@ -309,24 +317,22 @@ impl Grammar {
 }
 
 impl<'a> Signatures<'a> {
-    /// The first HMAC-SHA256 signature equal to `tag`, each compared in constant time with
-    /// the tag's canonical encoding.
+    /// The first HMAC-SHA256 signature equal to `tag`, each decoded and compared with the
+    /// tag in constant time.
     fn find_hmac(self, tag: &[u8; 32]) -> Option<&'a [u8]> {
-        let (base64, hex);
-        let expected: &[u8] = match self.grammar {
-            Grammar::Standard => {
-                base64 = base64_encode_32(tag);
-                &base64
-            }
-            Grammar::Stripe | Grammar::Single => {
-                hex = hex_encode_32(tag);
-                &hex
-            }
-        };
-        if self.grammar == Grammar::Single {
-            return ct_eq(self.text, expected).then_some(self.text);
+        if let Some((sig, decoded)) = self.first_v1
+            && ct_eq(&decoded, tag)
+        {
+            return Some(sig);
         }
-        self.values(b"v1").find(|sig| ct_eq(sig, expected))
+        if self.grammar == Grammar::Single {
+            return None;
+        }
+        self.values(b"v1").skip(1).find(|sig| {
+            self.grammar
+                .decode_v1(sig)
+                .is_some_and(|decoded| ct_eq(&decoded, tag))
+        })
     }
 
     /// The ed25519 signatures (Standard Webhooks `v1a` entries), base64 encoded.
@@ -480,7 +486,7 @@ fn verify_raw<'a>(
             Key::Ed25519Public(_) | Key::Ed25519Private(_) => {
                 for encoded in parsed.signatures.ed25519() {
                     // Checked to be canonical base64 of 64 bytes while parsing.
-                    let Some(sig) = base64_exact::<64>(encoded) else {
+                    let Some(sig) = base64_canonical::<64>(encoded) else {
                         continue;
                     };
                     let message = ed25519_message
@@ -673,52 +679,11 @@ impl Verifier {
 
 /// HMAC-SHA256 over `id.timestamp.body` (or `timestamp.body`), streamed: the body is
 /// hashed where it lies, never copied whole.
-fn hmac_sha256(key: &hmac::Key, id: Option<&str>, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
-    let mut ctx = hmac::Context::with_key(key);
-    let prefix: [&[u8]; 4] = match id {
-        Some(id) => [id.as_bytes(), b".", timestamp, b"."],
-        None => [timestamp, b".", b"", b""],
-    };
-    let mut buf = [0u8; HEAD_CAPACITY];
-    match head(&mut buf, prefix, body) {
-        Some((head, rest)) => {
-            ctx.update(head);
-            ctx.update(rest);
-        }
-        None => {
-            prefix.iter().for_each(|part| ctx.update(part));
-            ctx.update(body);
-        }
+fn hmac_sha256(key: &HmacKey, id: Option<&str>, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
+    match id {
+        Some(id) => key.sign(&[id.as_bytes(), b".", timestamp, b".", body]),
+        None => key.sign(&[timestamp, b".", body]),
     }
-    let mut tag = [0u8; 32];
-    // HMAC-SHA256 tags are always 32 bytes.
-    tag.copy_from_slice(ctx.sign().as_ref());
-    tag
-}
-
-/// SHA-256 block length.
-const BLOCK: usize = 64;
-/// Room for an `id.timestamp.` prefix and the body bytes that complete its block. Longer
-/// prefixes (ids over 40 bytes or so) are hashed in pieces.
-const HEAD_CAPACITY: usize = BLOCK;
-
-/// The `prefix` parts joined in `buf` with as many body bytes as complete the last block,
-/// and the rest of the body. Handing ring whole blocks spares it buffering a partial block
-/// and re-assembling it with the body, a fixed cost that shows on small bodies.
-fn head<'b, 'm>(
-    buf: &'b mut [u8; HEAD_CAPACITY],
-    prefix: [&[u8]; 4],
-    body: &'m [u8],
-) -> Option<(&'b [u8], &'m [u8])> {
-    let mut len = 0;
-    for part in prefix {
-        let end = len + part.len();
-        buf.get_mut(len..end)?.copy_from_slice(part);
-        len = end;
-    }
-    let (start, rest) = body.split_at(body.len().min(BLOCK - len));
-    buf.get_mut(len..len + start.len())?.copy_from_slice(start);
-    Some((buf.get(..len + start.len())?, rest))
 }
 
 fn signed_content(id: Option<&str>, timestamp: &[u8], body: &[u8]) -> Vec<u8> {
@@ -937,11 +902,14 @@ fn parse<'a>(
         .ok_or_else(|| malformed(ts_name, Malformed::Timestamp))?;
     let signatures = match scheme {
         Scheme::Standard => parse_standard_list(signature)?,
-        _ if is_lower_hex(signature, 64) => Signatures {
-            text: signature,
-            grammar: Grammar::Single,
+        _ => match hex_canonical_32(signature) {
+            Some(decoded) => Signatures {
+                text: signature,
+                grammar: Grammar::Single,
+                first_v1: Some((signature, decoded)),
+            },
+            None => return Err(malformed(sig_name, Malformed::SignatureEncoding)),
         },
-        _ => return Err(malformed(sig_name, Malformed::SignatureEncoding)),
     };
     Ok(Parsed {
         timestamp_text,
@@ -954,6 +922,7 @@ fn parse<'a>(
 /// `v1` / `v1a` values must be canonical base64 of 32 / 64 bytes.
 fn parse_standard_list(signature: &[u8]) -> Result<Signatures<'_>, VerifyError> {
     let name = WEBHOOK_SIGNATURE;
+    let mut first_v1 = None;
     for (n, entry) in Entries::new(signature, Grammar::Standard).enumerate() {
         if n >= MAX_SIGNATURES {
             return Err(malformed(name, Malformed::TooManySignatures));
@@ -964,18 +933,21 @@ fn parse_standard_list(signature: &[u8]) -> Result<Signatures<'_>, VerifyError> 
             return Err(malformed(name, Malformed::SignatureSyntax));
         }
         let canonical = match version {
-            b"v1" => is_canonical_base64::<32>(entry.value),
-            b"v1a" => is_canonical_base64::<64>(entry.value),
+            b"v1" => base64_canonical::<32>(entry.value).map(|decoded| {
+                first_v1.get_or_insert((entry.value, decoded));
+            }),
+            b"v1a" => base64_canonical::<64>(entry.value).map(drop),
             // Versions this verifier does not know are skipped, as the specification asks.
-            _ => true,
+            _ => Some(()),
         };
-        if !canonical {
+        if canonical.is_none() {
             return Err(malformed(name, Malformed::SignatureEncoding));
         }
     }
     Ok(Signatures {
         text: signature,
         grammar: Grammar::Standard,
+        first_v1,
     })
 }
 
@@ -994,10 +966,10 @@ fn parse_stripe<'a>(
         match entry.key {
             b"t" if t.is_some() => return Err(malformed(name, Malformed::TimestampField)),
             b"t" => t = Some(entry.value),
-            b"v1" if !is_lower_hex(entry.value, 64) => {
-                return Err(malformed(name, Malformed::SignatureEncoding));
-            }
-            b"v1" => _ = first_v1.get_or_insert(entry.start),
+            b"v1" => match hex_canonical_32(entry.value) {
+                Some(decoded) => _ = first_v1.get_or_insert((entry.start, entry.value, decoded)),
+                None => return Err(malformed(name, Malformed::SignatureEncoding)),
+            },
             // `v0` and future schemes are ignored, as Stripe's own libraries do.
             _ => {}
         }
@@ -1015,9 +987,10 @@ fn parse_stripe<'a>(
             // The signatures are looked for from the first one on: no need to walk past
             // the timestamp again.
             text: first_v1
-                .and_then(|start| signature.get(start..))
+                .and_then(|(start, _, _)| signature.get(start..))
                 .unwrap_or_default(),
             grammar: Grammar::Stripe,
+            first_v1: first_v1.map(|(_, sig, decoded)| (sig, decoded)),
         },
     })
 }
