@@ -9,12 +9,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use haven_core::audit::AuditRecord;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::alert::{Alert, Severity};
 use crate::review::{AlertFilter, AlertStore, ChangeOutcome, Note, ReviewState, StateChange};
 use crate::window::{WindowEntry, WindowRead, WindowStore};
+
+/// Who did what to which target, one triple per audit record (actor, action, target): what
+/// review tests compare after a sequence of state changes.
+pub fn audit_summary(rows: &[AuditRecord]) -> Vec<(&str, &str, Option<&str>)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.event.actor.as_str(),
+                r.event.action.as_str(),
+                r.event.target.as_deref(),
+            )
+        })
+        .collect()
+}
 
 /// An open alert for `user` of `event_type`, created `minute` minutes after a fixed epoch.
 pub fn sample_alert(user: &str, event_type: &str, severity: Severity, minute: i64) -> Alert {

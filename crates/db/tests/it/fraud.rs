@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use haven_core::ErrorCode;
 use haven_core::audit::AuditRecord;
 use haven_db::{DeliveryOutcome, PgAlertStore, PgAuditLog};
-use haven_fraud::conformance::{alert_store_suite, sample_alert};
+use haven_fraud::conformance::{alert_store_suite, audit_summary, sample_alert};
 use haven_fraud::{
     AlertStore, Error, ReviewService, ReviewState, Reviewer, ReviewerRole, Severity,
 };
@@ -81,16 +81,7 @@ async fn every_transition_writes_one_audit_row_with_the_reviewer() {
     assert_eq!(stored, fp, "what the service returned is what is stored");
 
     let rows = audit_rows(&s.audit).await;
-    let summary: Vec<(&str, &str, Option<&str>)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.event.actor.as_str(),
-                r.event.action.as_str(),
-                r.event.target.as_deref(),
-            )
-        })
-        .collect();
+    let summary = audit_summary(&rows);
     let id = alert.id.to_string();
     assert_eq!(
         summary,

@@ -7,7 +7,7 @@ use haven_core::ErrorCode;
 use haven_core::audit::{
     AuditError, AuditEvent, AuditRecord, AuditSink, MemoryAuditLog, verify_chain,
 };
-use haven_fraud::conformance::sample_alert;
+use haven_fraud::conformance::{audit_summary, sample_alert};
 use haven_fraud::{
     AlertFilter, AlertStore, Error, MemoryAlertStore, ReviewService, ReviewState, Reviewer,
     ReviewerRole, Severity,
@@ -75,16 +75,7 @@ async fn acknowledge_then_resolve_records_reviewer_notes_and_audit_rows() {
     );
 
     let rows = s.audit.records();
-    let summary: Vec<(&str, &str, Option<&str>)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.event.actor.as_str(),
-                r.event.action.as_str(),
-                r.event.target.as_deref(),
-            )
-        })
-        .collect();
+    let summary = audit_summary(&rows);
     let target = s.id.to_string();
     assert_eq!(
         summary,
