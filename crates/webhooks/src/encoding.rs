@@ -64,12 +64,10 @@ pub(crate) fn base64_canonical<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
 /// Decodes `text` if it is exactly 64 lower-case hex digits, the one canonical spelling of
 /// 32 bytes. Eight digits are checked and decoded at a time, without early exit.
 pub(crate) fn hex_canonical_32(text: &[u8]) -> Option<[u8; 32]> {
-    let (octets, []) = text.as_chunks::<8>() else {
-        return None;
-    };
-    if octets.len() != 8 {
+    if text.len() != 64 {
         return None;
     }
+    let (octets, _) = text.as_chunks::<8>();
     let mut out = [0u8; 32];
     let mut valid = true;
     for (octet, quad) in octets.iter().zip(out.as_chunks_mut::<4>().0) {
