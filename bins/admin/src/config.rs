@@ -41,6 +41,18 @@ impl AdminConfig {
     }
 }
 
+/// `HAVEN_WEBHOOK_SECRET`: the secret `haven-admin webhooks sign|verify` signs or checks
+/// with (it never comes from the command line, where `ps` and shell history would show it).
+pub const WEBHOOK_SECRET_VAR: &str = "HAVEN_WEBHOOK_SECRET";
+
+/// The value of [`WEBHOOK_SECRET_VAR`], if set and not blank.
+pub fn webhook_secret() -> Option<SecretString> {
+    std::env::var(WEBHOOK_SECRET_VAR)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(SecretString::from)
+}
+
 /// The private key of anvil's first dev account: the deployer when `HAVEN_DEPLOYER_KEY` is
 /// unset and `HAVEN_ENV=development`. Public knowledge, so refused everywhere else.
 pub const ANVIL_DEV_DEPLOYER_KEY: &str =

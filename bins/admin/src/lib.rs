@@ -73,7 +73,13 @@ pub struct MigrateArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the whole chain; exit 1 naming the first broken row.
-    Verify,
+    Verify {
+        /// `<seq>:<hash>` printed earlier by `audit head` and kept outside the database:
+        /// also fail when that record, or one before it, was rewritten (with the chain
+        /// recomputed after it) or the chain no longer reaches it. Repeatable.
+        #[arg(long = "anchor", value_name = "SEQ:HASH")]
+        anchors: Vec<haven_core::audit::Anchor>,
+    },
     /// Print the head (last sequence number and hash) for anchoring outside the database.
     Head,
 }
@@ -153,7 +159,7 @@ async fn audit(
         .context("connecting to DATABASE_URL")?;
     let log = haven_db::PgAuditLog::new(pool);
     match cmd {
-        AuditCommand::Verify => match log.verify().await? {
+        AuditCommand::Verify { anchors } => match log.verify_anchored(&anchors).await? {
             Ok(report) => {
                 writeln!(
                     out,
@@ -163,12 +169,7 @@ async fn audit(
                 Ok(ExitCode::from(EXIT_OK))
             }
             Err(broken) => {
-                let seq = match broken {
-                    haven_core::audit::ChainBreak::Modified { seq }
-                    | haven_core::audit::ChainBreak::Unlinked { seq } => seq,
-                    haven_core::audit::ChainBreak::Gap { expected, .. } => expected,
-                    _ => 0,
-                };
+                let seq = broken.seq();
                 writeln!(
                     out,
                     "{}",

@@ -1,7 +1,9 @@
 //! `haven-admin webhooks sign|verify`: compute or check a webhook signature header from the
 //! command line, exactly as the API verifies inbound webhooks (the same library code).
 //!
-//! Neither command touches the database or the configuration.
+//! Neither command touches the database. The secret is read from `HAVEN_WEBHOOK_SECRET`, or
+//! with `--secret-stdin` from the first line of standard input — never from the command
+//! line, where `ps` and the shell history would show it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,9 +30,11 @@ pub struct Common {
     /// The signing scheme: standard, stripe, aurora or tribe.
     #[arg(long)]
     pub scheme: Scheme,
-    /// The secret: `whsec_<base64>` for standard, the secret string for the others.
+    /// Read the secret from the first line of standard input instead of
+    /// `HAVEN_WEBHOOK_SECRET` (`whsec_<base64>` for standard, the secret string for the
+    /// others). The payload then cannot come from standard input too.
     #[arg(long)]
-    pub secret: String,
+    pub secret_stdin: bool,
     /// The message id (`webhook-id`; required by the standard scheme).
     #[arg(long)]
     pub id: Option<String>,
@@ -86,8 +90,28 @@ fn payload(path: &Path, input: &mut dyn std::io::BufRead) -> anyhow::Result<Vec<
     std::fs::read(path).with_context(|| format!("reading the payload file {}", path.display()))
 }
 
-fn secret(common: &Common) -> Result<Secret, String> {
-    Secret::for_scheme(common.scheme, &common.secret).map_err(|e| format!("--secret: {e}"))
+fn secret(common: &Common, input: &mut dyn std::io::BufRead) -> Result<Secret, String> {
+    let text = if common.secret_stdin {
+        if common.payload_file == Path::new("-") {
+            return Err(
+                "--secret-stdin and --payload-file - cannot both read standard input".into(),
+            );
+        }
+        let mut line = String::new();
+        input
+            .read_line(&mut line)
+            .map_err(|e| format!("--secret-stdin: {e}"))?;
+        secrecy::SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        crate::config::webhook_secret().ok_or_else(|| {
+            format!(
+                "no secret: set {} or pass --secret-stdin",
+                crate::config::WEBHOOK_SECRET_VAR
+            )
+        })?
+    };
+    use secrecy::ExposeSecret;
+    Secret::for_scheme(common.scheme, text.expose_secret()).map_err(|e| format!("the secret: {e}"))
 }
 
 fn sign(
@@ -95,7 +119,7 @@ fn sign(
     input: &mut dyn std::io::BufRead,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let secret = match secret(&args.common) {
+    let secret = match secret(&args.common, input) {
         Ok(secret) => secret,
         Err(message) => return usage("sign", &message),
     };
@@ -123,7 +147,7 @@ fn check(
     input: &mut dyn std::io::BufRead,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let secret = match secret(&args.common) {
+    let secret = match secret(&args.common, input) {
         Ok(secret) => secret,
         Err(message) => return usage("verify", &message),
     };

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use haven_api::config::auth::DEV_JWT_SECRET;
+use haven_api::testing::{TestApi, spawn_api_with};
 use haven_auth::{Jwt, JwtConfig, Keyring, Role, SigningKey};
-use haven_testkit::{TestApi, spawn_api_with};
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 3;

@@ -1,161 +1,59 @@
-//! Authentication and authorization of every request.
+//! Authentication and authorization of every route, decided from the route the router
+//! matched.
 //!
-//! [`ROUTE_ACCESS`] is the one table of what each route requires: `(method, path, Access)`.
-//! The [`authenticate`] middleware looks the matched route up in it before any handler runs:
+//! Each route is wrapped in its own [`guard`] by [`crate::access::RouteSet`], carrying its
+//! row of [`crate::access::ROUTE_ACCESS`]; the request path is never consulted. The guard:
 //!
-//! - a route missing from the table is refused with a 500 (deny by default), and a method
-//!   the table does not declare for a declared path with a 405;
-//! - [`Access::Public`] routes run without credentials;
-//! - otherwise the request must carry `Authorization: Bearer <access JWT>` or
-//!   `X-API-Key: hvn_…` (not both). A JWT is verified (algorithm allow-list, `kid`, `iss`,
-//!   `aud`, `exp`, `nbf`, token type) and checked against the deny-list and the user's
-//!   not-before; an API key's format and checksum are checked with no I/O, and only a
-//!   well-formed key is hashed and looked up (through a cache of at most 30 s). Failures
-//!   answer 401 with the error body;
-//! - the resolved [`Principal`] must hold the route's permission, else 403.
+//! 1. records the [`MatchedRoute`] for the layers that name the route (idempotency, metrics,
+//!    audit);
+//! 2. on a public route, charges the route's rate limits and runs the handler;
+//! 3. otherwise refuses a client network this replica knows is blocked (no I/O), then
+//!    checks the credential — `Authorization: Bearer <access JWT>` or `X-API-Key: hvn_…`,
+//!    not both — locally first (JWT signature, algorithm, `kid`, `iss`, `aud`, `exp`,
+//!    `nbf`, type, no `jku`/`jwk`/`x5u`/`x5c`; API-key format and checksum). A request
+//!    without a credential, with one that fails those checks, or with an API key not in the
+//!    cache is charged to the network's in-process bucket of unverified credentials before
+//!    any lookup ([`crate::ratelimit`]). Only then are lookups made: a JWT's deny-list,
+//!    the user's not-before, and the user themself (a token of a user who does not exist,
+//!    is disabled, or whose stored role differs from the token's is refused); an API key
+//!    through a cache of at most 30 s. Failures answer 401 and count towards the network's
+//!    back-off ([`crate::lockout`]);
+//! 4. refuses a principal without the route's permission with 403, writing an
+//!    `auth.forbidden` audit row (actor, method, route pattern);
+//! 5. inserts the [`Principal`], a [`PrincipalId`] (the idempotency and rate-limit scope)
+//!    and, for JWTs, the [`AccessToken`] into the request extensions, and charges the
+//!    principal's rate limits.
 //!
-//! The middleware inserts the [`Principal`], a [`PrincipalId`] (the idempotency and
-//! rate-limit scope) and, for JWTs, the [`AccessToken`] into the request extensions.
+//! Every non-public handler also takes its principal as an extractor ([`Authenticated`] or
+//! [`CurrentUser`]): were a route ever to escape its guard, it would fail closed with 401.
 
 use std::collections::BTreeSet;
+use std::future::{Ready, ready};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::BoxBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, ResponseError, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
 use haven_auth::{
-    ApiKey, ApiKeyHash, Jwt, JwtConfig, KeyEnv, KeyHasher, Keyring, Passwords, Permission,
-    Principal, SessionError, SessionPolicy, SessionStore, TokenType, ValidationCache,
+    ApiKey, ApiKeyHash, Claims, Jwt, JwtConfig, KeyEnv, KeyHasher, Keyring, Passwords, Principal,
+    Role, SessionError, SessionPolicy, SessionStore, TokenType, ValidationCache,
 };
+use haven_core::audit::{AuditEvent, AuditSink, Severity};
 use haven_core::{ErrorCode, Problem};
+use ipnet::IpNet;
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::access::Limit;
+pub use crate::access::{Access, MatchedRoute, ROUTE_ACCESS, RouteAccess, route_access};
 use crate::config::auth::AuthConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, current_request_id};
 use crate::idempotency::PrincipalId;
-
-/// What a route requires of the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, without credentials.
-    Public,
-    /// Any authenticated principal, user or API key.
-    Authenticated,
-    /// Any logged-in user (an access JWT, not an API key): their own sessions.
-    User,
-    /// A principal holding this permission (a user through their role, a key through its
-    /// scopes).
-    Permission(Permission),
-    /// A logged-in user whose role holds this permission; API keys are refused whatever
-    /// their scopes (API keys are managed by their owners, never by other keys).
-    UserPermission(Permission),
-}
-
-/// One row of the route table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteAccess {
-    /// The HTTP method.
-    pub method: &'static str,
-    /// The path pattern exactly as registered (`/api/v1/auth/sessions/{id}`).
-    pub path: &'static str,
-    /// What the route requires.
-    pub access: Access,
-}
-
-const fn route(method: &'static str, path: &'static str, access: Access) -> RouteAccess {
-    RouteAccess {
-        method,
-        path,
-        access,
-    }
-}
-
-/// Every route the api serves and what it requires. A route missing here is refused.
-pub const ROUTE_ACCESS: &[RouteAccess] = &[
-    route("GET", "/health", Access::Public),
-    route("GET", "/ready", Access::Public),
-    route("GET", "/metrics", Access::Public),
-    route("GET", "/openapi.json", Access::Public),
-    // Validation is a pure function of its input and touches no stored data.
-    route("POST", "/api/v1/addresses/validate", Access::Public),
-    // Inbound webhooks are authenticated by their signature (the source's secrets).
-    route("POST", "/api/v1/webhooks/{source}", Access::Public),
-    route("POST", "/api/v1/auth/login", Access::Public),
-    route("POST", "/api/v1/auth/refresh", Access::Public),
-    route("GET", "/api/v1/auth/whoami", Access::Authenticated),
-    route("POST", "/api/v1/auth/logout", Access::User),
-    route("POST", "/api/v1/auth/logout-all", Access::User),
-    route("GET", "/api/v1/auth/sessions", Access::User),
-    route("DELETE", "/api/v1/auth/sessions/{id}", Access::User),
-    route(
-        "POST",
-        "/api/v1/api-keys",
-        Access::UserPermission(Permission::ManageApiKeys),
-    ),
-    route(
-        "GET",
-        "/api/v1/api-keys",
-        Access::UserPermission(Permission::ManageApiKeys),
-    ),
-    route(
-        "DELETE",
-        "/api/v1/api-keys/{id}",
-        Access::UserPermission(Permission::ManageApiKeys),
-    ),
-    route(
-        "POST",
-        "/api/v1/users",
-        Access::Permission(Permission::ManageUsers),
-    ),
-    route(
-        "GET",
-        "/api/v1/users",
-        Access::Permission(Permission::ManageUsers),
-    ),
-    route(
-        "PUT",
-        "/api/v1/users/{id}/role",
-        Access::Permission(Permission::ManageUsers),
-    ),
-    route(
-        "POST",
-        "/api/v1/users/{id}/disable",
-        Access::Permission(Permission::ManageUsers),
-    ),
-    route(
-        "GET",
-        "/api/v1/admin/transactions/status",
-        Access::Permission(Permission::ReadTransactions),
-    ),
-    route(
-        "GET",
-        "/api/v1/admin/transactions/{tx_id}",
-        Access::Permission(Permission::ReadTransactions),
-    ),
-    route(
-        "POST",
-        "/api/v1/admin/transactions/{tx_id}/retry",
-        Access::Permission(Permission::RetryTransaction),
-    ),
-    route(
-        "GET",
-        "/api/v1/admin/alerts",
-        Access::Permission(Permission::ReadAlerts),
-    ),
-    route(
-        "POST",
-        "/api/v1/admin/alerts/{id}/transition",
-        Access::Permission(Permission::ReviewAlerts),
-    ),
-    route(
-        "GET",
-        "/api/v1/admin/wallets",
-        Access::Permission(Permission::ManageWallets),
-    ),
-];
+use crate::ratelimit::{RateClass, RateLimits};
 
 /// The verified access token of the request (JWT principals only), for logout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +75,8 @@ pub struct ValidKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+use haven_auth::Permission;
+
 /// Everything authentication needs, shared by every worker thread (app data).
 pub struct AuthContext {
     /// Token issuing and verification.
@@ -189,8 +89,8 @@ pub struct AuthContext {
     pub sessions: Arc<dyn SessionStore>,
     /// Session limits.
     pub policy: SessionPolicy,
-    /// argon2id.
-    pub passwords: Arc<Passwords>,
+    /// argon2id, behind the process-wide cap on concurrent hashing.
+    pub passwords: crate::passwords::HashGate,
     /// Validated API keys, for at most 30 s.
     pub key_cache: ValidationCache<ValidKey>,
     /// Users.
@@ -201,6 +101,8 @@ pub struct AuthContext {
     pub audit: haven_db::PgAuditLog,
     /// Back-off and bans after failed authentication ([`crate::lockout`]).
     pub guard: crate::lockout::AuthGuard,
+    /// Networks whose logins are never blocked by the lockout (`HAVEN_AUTH_TRUSTED_NETWORKS`).
+    pub trusted_networks: Vec<IpNet>,
 }
 
 impl std::fmt::Debug for AuthContext {
@@ -215,6 +117,7 @@ impl std::fmt::Debug for AuthContext {
 impl AuthContext {
     /// Builds the context from the configuration over `db`, counting authentication
     /// failures in `redis` and feeding them to the fraud rules (alerts stored in `db`).
+    /// Spawns the fraud feed's task: call it on a Tokio runtime.
     pub fn build(
         config: &AuthConfig,
         db: haven_db::PgPool,
@@ -237,30 +140,26 @@ impl AuthContext {
             JwtConfig::new(config.jwt_issuer.clone(), config.jwt_audience.clone()),
             Keyring::new(config.signing_key()?),
         );
+        let passwords =
+            Passwords::owasp().map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         Ok(Self {
             jwt,
             hasher: config.key_hasher()?,
             key_env: config.key_env,
             sessions: Arc::new(haven_db::PgSessionStore::new(db.clone())),
             policy: SessionPolicy::default(),
-            passwords: Arc::new(
-                Passwords::owasp().map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+            passwords: crate::passwords::HashGate::new(
+                Arc::new(passwords),
+                config.password_hash_concurrency,
             ),
             key_cache: ValidationCache::new(Duration::from_secs(30), 10_000),
             users: haven_db::UserRepo::new(db.clone()),
             api_keys: haven_db::ApiKeyRepo::new(db.clone()),
             audit: haven_db::PgAuditLog::new(db),
             guard,
+            trusted_networks: config.trusted_networks.clone(),
         })
     }
-}
-
-/// What the route table says about `method` on `path`.
-pub fn route_access(method: &str, path: &str) -> Option<Access> {
-    ROUTE_ACCESS
-        .iter()
-        .find(|r| r.method == method && r.path == path)
-        .map(|r| r.access)
 }
 
 /// Maps a session store failure to the wire: a database outage is 503, other store
@@ -280,81 +179,59 @@ fn unauthorized(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, message)
 }
 
-/// The authentication and authorization middleware (see the module docs).
-pub async fn authenticate(
+/// The guard of one route (see the module docs): `row` is the route the router matched.
+pub async fn guard(
+    row: &'static RouteAccess,
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(pattern) = req.match_pattern() else {
-        // No route matches: the router answers 404.
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let access = match route_access(req.method().as_str(), &pattern) {
-        Some(access) => access,
-        None if ROUTE_ACCESS.iter().any(|r| r.path == pattern) => {
-            let err = ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("{} is not allowed on {pattern}", req.method()),
-            );
-            return Ok(req.into_response(err.error_response()));
-        }
-        None => {
-            tracing::error!(route = %pattern, "route declares no permission; refused");
-            let err = ApiError::new(
-                ErrorCode::InternalError,
-                format!("route {pattern} declares no permission"),
-            );
-            return Ok(req.into_response(err.error_response()));
-        }
-    };
-    if access == Access::Public {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+    req.extensions_mut().insert(MatchedRoute(row));
+    let limits = req
+        .app_data::<web::Data<RateLimits>>()
+        .map(|l| l.clone().into_inner());
+    let net = crate::ratelimit::client_net(req.request());
+    let net_key = crate::ratelimit::net_key(net);
+    if row.access == Access::Public {
+        let charges = match row.limit {
+            Limit::Exempt | Limit::Webhook => vec![],
+            Limit::Standard => vec![(RateClass::Public, net_key)],
+            Limit::Sensitive => vec![
+                (RateClass::Public, net_key.clone()),
+                (RateClass::Sensitive, net_key),
+            ],
+        };
+        return charged(limits.as_deref(), &charges, req, next).await;
     }
     let Some(ctx) = req.app_data::<web::Data<AuthContext>>().cloned() else {
         let err = ApiError::new(ErrorCode::InternalError, "authentication is not configured");
         return Ok(req.into_response(err.error_response()));
     };
-    let ip = crate::ratelimit::client_ip(req.request());
-    let ip_subject = ip.map(crate::lockout::ip_subject);
-    if let Some(left) = ip_subject.as_deref().and_then(|s| ctx.guard.known_block(s)) {
+    if let Some(net) = net
+        && let Some(left) = ctx.guard.known_block(&crate::lockout::ip_subject(net))
+    {
+        ctx.guard
+            .signal(failed_principal(req.request(), net), net.addr());
         return Ok(req.into_response(crate::lockout::blocked_response(left)));
     }
-    let (principal, token) = match resolve(&ctx, &req).await {
+    let (principal, token) = match authenticate(&ctx, limits.as_deref(), req.request(), net).await {
         Ok(resolved) => resolved,
-        Err(err) => {
-            // Rejected credentials count towards the caller's back-off; outages do not.
-            if err.0.code == ErrorCode::Unauthorized
-                && let (Some(ip), Some(subject)) = (ip, ip_subject)
-            {
-                let principal = failed_principal(&req, ip);
-                ctx.guard.failed(&[subject], principal, ip).await;
-            }
-            return Ok(req.into_response(err.error_response()));
-        }
+        Err(refusal) => return Ok(req.into_response(refusal)),
     };
-    let allowed = match access {
-        Access::Public | Access::Authenticated => true,
-        Access::User => matches!(principal, Principal::User { .. }),
-        Access::Permission(permission) => principal.can(permission),
-        Access::UserPermission(permission) => {
-            matches!(principal, Principal::User { .. }) && principal.can(permission)
-        }
-    };
-    if !allowed {
-        let message = match access {
-            Access::Permission(permission) => format!("missing permission {permission}"),
-            Access::UserPermission(permission) if matches!(principal, Principal::User { .. }) => {
-                format!("missing permission {permission}")
-            }
-            _ => "this route is for logged-in users, not API keys".to_owned(),
-        };
-        let err = ApiError::new(ErrorCode::Forbidden, message);
+    if let Err(message) = authorize(row.access, &principal) {
+        let err = forbidden(&ctx, req.request(), row, &principal, message).await;
         return Ok(req.into_response(err.error_response()));
     }
     let principal_id = match &principal {
         Principal::User { id, .. } => format!("user:{id}"),
         Principal::Service { key_id, .. } => format!("key:{key_id}"),
     };
+    let mut charges = vec![(
+        RateClass::Authenticated,
+        format!("principal:{principal_id}"),
+    )];
+    if row.limit == Limit::Sensitive {
+        charges.push((RateClass::Sensitive, format!("principal:{principal_id}")));
+    }
     {
         let mut ext = req.extensions_mut();
         ext.insert(PrincipalId(principal_id));
@@ -363,22 +240,93 @@ pub async fn authenticate(
             ext.insert(token);
         }
     }
-    Ok(next.call(req).await?.map_into_boxed_body())
+    charged(limits.as_deref(), &charges, req, next).await
+}
+
+/// Charges `charges`, then runs the rest of the route and reports the strictest bucket.
+async fn charged(
+    limits: Option<&RateLimits>,
+    charges: &[(RateClass, String)],
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let decisions = match limits {
+        Some(limits) if !charges.is_empty() => match limits.check_all(charges).await {
+            Ok(decisions) => decisions,
+            Err(refusal) => return Ok(req.into_response(refusal)),
+        },
+        _ => Vec::new(),
+    };
+    let mut response = next.call(req).await?;
+    for decision in &decisions {
+        crate::ratelimit::merge_headers(response.headers_mut(), decision);
+    }
+    Ok(response)
+}
+
+/// Whether `principal` may use a route requiring `access`; the refusal's message otherwise.
+fn authorize(access: Access, principal: &Principal) -> Result<(), String> {
+    let is_user = matches!(principal, Principal::User { .. });
+    let allowed = match access {
+        Access::Public | Access::Authenticated => true,
+        Access::User => is_user,
+        Access::Permission(permission) => principal.can(permission),
+        Access::UserPermission(permission) => is_user && principal.can(permission),
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(match access {
+        Access::Permission(permission) => format!("missing permission {permission}"),
+        Access::UserPermission(permission) if is_user => format!("missing permission {permission}"),
+        _ => "this route is for logged-in users, not API keys".to_owned(),
+    })
+}
+
+/// The 403 of a refused principal, recorded as an `auth.forbidden` audit row first (if the
+/// row cannot be written the refusal still stands, and the failure is logged).
+async fn forbidden(
+    ctx: &AuthContext,
+    req: &HttpRequest,
+    row: &RouteAccess,
+    principal: &Principal,
+    message: String,
+) -> ApiError {
+    let mut event = AuditEvent::new(
+        crate::routes::admin::actor(principal),
+        "auth.forbidden",
+        Severity::Medium,
+    )
+    .target(format!("route:{}", row.name()))
+    .details(json!({"method": row.method, "route": row.path, "reason": message}));
+    if let Some(id) = current_request_id() {
+        event = event.request_id(id);
+    }
+    if let Some(ip) = crate::ratelimit::client_ip(req) {
+        event = event.ip(ip.to_string());
+    }
+    if let Err(error) = ctx.audit.append(event).await {
+        tracing::error!(%error, route = %row.name(), "could not record a forbidden request in the audit log");
+    }
+    ApiError::new(ErrorCode::Forbidden, message)
 }
 
 /// Who a rejected request claimed to be, for the fraud rules: an API key's public prefix
-/// (so one leaked key tried from many addresses is one subject), else the client address.
-fn failed_principal(req: &ServiceRequest, ip: std::net::IpAddr) -> String {
+/// (so one leaked key tried from many networks is one subject), else the client network.
+fn failed_principal(req: &HttpRequest, net: IpNet) -> String {
     match req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
         Some(key) => format!("api_key:{}", key.chars().take(16).collect::<String>()),
-        None => format!("bearer:{ip}"),
+        None => format!("bearer:{net}"),
     }
 }
 
-async fn resolve(
-    ctx: &AuthContext,
-    req: &ServiceRequest,
-) -> Result<(Principal, Option<AccessToken>), ApiError> {
+/// A credential as presented, before any check.
+enum Credential<'a> {
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+fn credential(req: &HttpRequest) -> Result<Credential<'_>, ApiError> {
     let authorization = req.headers().get(actix_web::http::header::AUTHORIZATION);
     let api_key = req.headers().get("x-api-key");
     match (authorization, api_key) {
@@ -392,73 +340,151 @@ async fn resolve(
             let raw = value
                 .to_str()
                 .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
-            let token = match raw.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-                _ => return Err(unauthorized("expected Authorization: Bearer <token>")),
-            };
-            let (principal, token) = resolve_jwt(ctx, token).await?;
-            Ok((principal, Some(token)))
+            match raw.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    Ok(Credential::Bearer(token.trim()))
+                }
+                _ => Err(unauthorized("expected Authorization: Bearer <token>")),
+            }
         }
-        (None, Some(value)) => {
-            let raw = value
-                .to_str()
-                .map_err(|_| unauthorized("the X-API-Key header is not ASCII"))?;
-            Ok((resolve_api_key(ctx, raw).await?, None))
+        (None, Some(value)) => value
+            .to_str()
+            .map(Credential::ApiKey)
+            .map_err(|_| unauthorized("the X-API-Key header is not ASCII")),
+    }
+}
+
+/// A credential that passed its local checks, with the lookups it still needs.
+enum Checked {
+    Jwt(Claims),
+    CachedKey(ValidKey),
+    UncachedKey(ApiKeyHash),
+}
+
+fn check_locally(ctx: &AuthContext, credential: Credential<'_>) -> Result<Checked, ApiError> {
+    match credential {
+        Credential::Bearer(token) => ctx
+            .jwt
+            .verify(token, TokenType::Access)
+            .map(Checked::Jwt)
+            .map_err(|e| ApiError(Problem::new(e.code(), e.to_string()))),
+        Credential::ApiKey(raw) => {
+            ApiKey::check_format(raw)
+                .map_err(|e| ApiError(Problem::new(e.code(), e.to_string())))?;
+            let hash = ctx.hasher.hash(raw);
+            Ok(match ctx.key_cache.get(&hash) {
+                Some(key) => Checked::CachedKey(key),
+                None => Checked::UncachedKey(hash),
+            })
         }
     }
 }
 
-async fn resolve_jwt(ctx: &AuthContext, token: &str) -> Result<(Principal, AccessToken), ApiError> {
-    let claims = ctx
-        .jwt
-        .verify(token, TokenType::Access)
-        .map_err(|e| ApiError(Problem::new(e.code(), e.to_string())))?;
+/// Resolves the request's principal (steps 3 of the module docs); the answer to send
+/// otherwise (401, 429, or the lookup's own failure such as 503).
+async fn authenticate(
+    ctx: &AuthContext,
+    limits: Option<&RateLimits>,
+    req: &HttpRequest,
+    net: Option<IpNet>,
+) -> Result<(Principal, Option<AccessToken>), HttpResponse> {
+    let checked = credential(req).and_then(|c| check_locally(ctx, c));
+    // Nothing unverified reaches a lookup unless the network's bucket allows it.
+    let unverified = match &checked {
+        Ok(Checked::Jwt(_) | Checked::CachedKey(_)) => None,
+        Ok(Checked::UncachedKey(_)) | Err(_) => limits.map(|l| l.check_unverified(net)),
+    };
+    if let Some(decision) = unverified.filter(|d| !d.allowed) {
+        if let Some(net) = net {
+            ctx.guard.signal(failed_principal(req, net), net.addr());
+        }
+        return Err(crate::ratelimit::refusal(RateClass::Public, &decision));
+    }
+    let presented = req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+        || req.headers().contains_key("x-api-key");
+    let resolved = match checked {
+        Ok(Checked::Jwt(claims)) => resolve_jwt(ctx, claims).await,
+        Ok(Checked::CachedKey(key)) => service_principal(key).map(|p| (p, None)),
+        Ok(Checked::UncachedKey(hash)) => resolve_api_key(ctx, hash).await.map(|p| (p, None)),
+        Err(err) => Err(err),
+    };
+    match resolved {
+        Ok(resolved) => Ok(resolved),
+        Err(err) => {
+            // Rejected credentials count towards the network's back-off; a missing one and
+            // outages do not.
+            if err.0.code == ErrorCode::Unauthorized
+                && presented
+                && let Some(net) = net
+            {
+                let subjects = [crate::lockout::ip_subject(net)];
+                ctx.guard
+                    .failed(&subjects, failed_principal(req, net), net.addr())
+                    .await;
+            }
+            Err(err.error_response())
+        }
+    }
+}
+
+async fn resolve_jwt(
+    ctx: &AuthContext,
+    claims: Claims,
+) -> Result<(Principal, Option<AccessToken>), ApiError> {
     let now = Utc::now();
-    ctx.sessions
-        .check_access_token(claims.sub, claims.jti, claims.iat, now)
-        .await
-        .map_err(session_error)?;
+    let (checked, user) = tokio::join!(
+        ctx.sessions
+            .check_access_token(claims.sub, claims.jti, claims.iat, now),
+        ctx.users.get(claims.sub),
+    );
+    checked.map_err(session_error)?;
+    let user = user?.ok_or_else(|| unauthorized("the token's user does not exist"))?;
+    if user.disabled_at.is_some() {
+        return Err(unauthorized("the token's user is disabled"));
+    }
+    let role = Role::from_str(user.role.as_str()).map_err(|e| ApiError(Problem::internal(e)))?;
+    if role != claims.role {
+        return Err(unauthorized(
+            "the token's role is no longer the user's role; log in again",
+        ));
+    }
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
     Ok((
         Principal::User {
             id: claims.sub,
-            role: claims.role,
+            role,
         },
-        AccessToken {
+        Some(AccessToken {
             jti: claims.jti,
             expires_at,
-        },
+        }),
     ))
 }
 
-/// Validates an API key: format and checksum first (no I/O), then the cache, then the
-/// database.
-pub async fn resolve_api_key(ctx: &AuthContext, raw: &str) -> Result<Principal, ApiError> {
-    ApiKey::check_format(raw).map_err(|e| ApiError(Problem::new(e.code(), e.to_string())))?;
-    let hash = ctx.hasher.hash(raw);
-    let now = Utc::now();
-    let key = match ctx.key_cache.get(&hash) {
-        Some(key) => key,
-        None => {
-            let key = lookup_key(ctx, &hash).await?;
-            ctx.key_cache.insert(hash, key.clone());
-            let repo = ctx.api_keys.clone();
-            let id = key.id;
-            tokio::spawn(async move {
-                if let Err(e) = repo.touch(id).await {
-                    tracing::warn!(key_id = %id, error = %e, "could not record API key use");
-                }
-            });
-            key
-        }
-    };
-    if key.expires_at.is_some_and(|at| at <= now) {
+fn service_principal(key: ValidKey) -> Result<Principal, ApiError> {
+    if key.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(unauthorized("the API key has expired"));
     }
     Ok(Principal::Service {
         key_id: key.id,
         scopes: key.scopes,
     })
+}
+
+/// Validates an API key by its hash: the database, then the cache for 30 s.
+async fn resolve_api_key(ctx: &AuthContext, hash: ApiKeyHash) -> Result<Principal, ApiError> {
+    let key = lookup_key(ctx, &hash).await?;
+    ctx.key_cache.insert(hash, key.clone());
+    let repo = ctx.api_keys.clone();
+    let id = key.id;
+    tokio::spawn(async move {
+        if let Err(e) = repo.touch(id).await {
+            tracing::warn!(key_id = %id, error = %e, "could not record API key use");
+        }
+    });
+    service_principal(key)
 }
 
 async fn lookup_key(ctx: &AuthContext, hash: &ApiKeyHash) -> Result<ValidKey, ApiError> {
@@ -486,22 +512,64 @@ async fn lookup_key(ctx: &AuthContext, hash: &ApiKeyHash) -> Result<ValidKey, Ap
     })
 }
 
-/// The principal the middleware resolved; handlers of non-public routes always have one.
-pub fn principal(req: &actix_web::HttpRequest) -> Result<Principal, ApiError> {
+/// The principal the guard resolved, from the request extensions.
+pub fn principal(req: &HttpRequest) -> Result<Principal, ApiError> {
     req.extensions()
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| unauthorized("authentication required"))
 }
 
-/// The logged-in user of the request: their id and role.
-pub fn user(req: &actix_web::HttpRequest) -> Result<(Uuid, haven_auth::Role), ApiError> {
-    match principal(req)? {
-        Principal::User { id, role } => Ok((id, role)),
-        Principal::Service { .. } => Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this route is for logged-in users, not API keys",
-        )),
+/// The authenticated principal of a request. A handler that takes it cannot run without
+/// one: without the guard's principal the request fails with 401.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl Authenticated {
+    /// The audit actor: `user:<id>` or `key:<id>`.
+    pub fn actor(&self) -> String {
+        crate::routes::admin::actor(&self.0)
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(principal(req).map(Self))
+    }
+}
+
+/// The logged-in user of a request (an access JWT, not an API key): 401 without a
+/// principal, 403 for an API key.
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentUser {
+    /// The user's id.
+    pub id: Uuid,
+    /// Their role (as stored, checked at authentication).
+    pub role: Role,
+    /// The access token presented.
+    pub token: Option<AccessToken>,
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match principal(req) {
+            Ok(Principal::User { id, role }) => Ok(Self {
+                id,
+                role,
+                token: req.extensions().get::<AccessToken>().copied(),
+            }),
+            Ok(Principal::Service { .. }) => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this route is for logged-in users, not API keys",
+            )),
+            Err(err) => Err(err),
+        })
     }
 }
 
@@ -510,20 +578,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_route_is_declared_once() {
-        let mut seen = std::collections::HashSet::new();
-        for r in ROUTE_ACCESS {
-            assert!(
-                seen.insert((r.method, r.path)),
-                "{} {} twice",
-                r.method,
-                r.path
-            );
-        }
-        assert_eq!(
-            route_access("POST", "/api/v1/api-keys"),
-            Some(Access::UserPermission(Permission::ManageApiKeys))
-        );
-        assert_eq!(route_access("PUT", "/api/v1/api-keys"), None);
+    fn authorization_follows_the_access_of_the_row() {
+        let viewer = Principal::User {
+            id: Uuid::nil(),
+            role: Role::Viewer,
+        };
+        let key = Principal::Service {
+            key_id: Uuid::nil(),
+            scopes: BTreeSet::from([Permission::ManageApiKeys]),
+        };
+        assert!(authorize(Access::Authenticated, &key).is_ok());
+        assert!(authorize(Access::User, &key).is_err());
+        assert!(authorize(Access::Permission(Permission::ManageApiKeys), &key).is_ok());
+        assert!(authorize(Access::UserPermission(Permission::ManageApiKeys), &key).is_err());
+        assert!(authorize(Access::Permission(Permission::ManageUsers), &viewer).is_err());
+        assert!(authorize(Access::Permission(Permission::ReadAlerts), &viewer).is_ok());
+    }
+
+    /// A handler that takes its principal fails closed (401) when no guard supplied one,
+    /// and a route for users refuses an API key (403).
+    #[actix_web::test]
+    async fn the_principal_extractors_fail_closed() {
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let err = Authenticated::extract(&req).await.unwrap_err();
+        assert_eq!(err.0.code, ErrorCode::Unauthorized);
+        let err = CurrentUser::extract(&req).await.unwrap_err();
+        assert_eq!(err.0.code, ErrorCode::Unauthorized);
+
+        req.extensions_mut().insert(Principal::Service {
+            key_id: Uuid::nil(),
+            scopes: BTreeSet::new(),
+        });
+        assert!(Authenticated::extract(&req).await.is_ok());
+        let err = CurrentUser::extract(&req).await.unwrap_err();
+        assert_eq!(err.0.code, ErrorCode::Forbidden);
     }
 }

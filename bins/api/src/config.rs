@@ -27,6 +27,12 @@ pub struct ApiConfig {
     pub tls: Option<crate::tls::TlsConfig>,
     /// `HAVEN_HTTP_REDIRECT_ADDR`: a plain-HTTP listener redirecting to HTTPS (needs TLS).
     pub http_redirect_addr: Option<SocketAddr>,
+    /// `HAVEN_PUBLIC_HOST`: the host name (optionally `:port`) HTTP→HTTPS redirects point
+    /// at; required with `HAVEN_HTTP_REDIRECT_ADDR` (the request's `Host` is never used).
+    pub public_host: Option<String>,
+    /// `HAVEN_METRICS_ALLOW`: client networks `/metrics` is served to (default loopback
+    /// only: `127.0.0.0/8,::1`); everyone else gets 403.
+    pub metrics_allow: Vec<ipnet::IpNet>,
     /// JWT keys, issuer and audience, the API-key pepper (`HAVEN_JWT_*`, `HAVEN_API_KEY_PEPPER`).
     pub auth: auth::AuthConfig,
     /// `HAVEN_WEBHOOK_SOURCES`: the inbound webhook sources (JSON; default none).
@@ -36,6 +42,7 @@ pub struct ApiConfig {
 #[derive(Debug, Deserialize)]
 struct Own {
     api_addr: String,
+    redis_prefix: String,
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: String,
@@ -49,6 +56,7 @@ struct Own {
 #[derive(Debug, Serialize)]
 struct Defaults {
     api_addr: &'static str,
+    redis_prefix: &'static str,
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: &'static str,
@@ -61,6 +69,7 @@ struct Defaults {
 
 const DEFAULTS: Defaults = Defaults {
     api_addr: "127.0.0.1:8080",
+    redis_prefix: "haven:",
     body_limit: 1024 * 1024,
     request_timeout_secs: 30,
     cors_origins: "",
@@ -77,9 +86,12 @@ struct HardeningOwn {
     rate_limit_sensitive_per_min: u32,
     rate_limit_webhook_per_min: u32,
     trusted_proxies: String,
+    ipv6_prefix: u8,
     tls_cert: String,
     tls_key: String,
     http_redirect_addr: String,
+    public_host: String,
+    metrics_allow: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,9 +101,12 @@ struct HardeningDefaults {
     rate_limit_sensitive_per_min: u32,
     rate_limit_webhook_per_min: u32,
     trusted_proxies: &'static str,
+    ipv6_prefix: u8,
     tls_cert: &'static str,
     tls_key: &'static str,
     http_redirect_addr: &'static str,
+    public_host: &'static str,
+    metrics_allow: &'static str,
 }
 
 const HARDENING_DEFAULTS: HardeningDefaults = HardeningDefaults {
@@ -100,16 +115,23 @@ const HARDENING_DEFAULTS: HardeningDefaults = HardeningDefaults {
     rate_limit_sensitive_per_min: 5,
     rate_limit_webhook_per_min: 600,
     trusted_proxies: "",
+    ipv6_prefix: crate::ratelimit::DEFAULT_IPV6_PREFIX,
     tls_cert: "",
     tls_key: "",
     http_redirect_addr: "",
+    public_host: "",
+    metrics_allow: "127.0.0.0/8,::1",
 };
 
-type Hardening = (
-    crate::ratelimit::RateLimitConfig,
-    Option<crate::tls::TlsConfig>,
-    Option<SocketAddr>,
-);
+/// The validated hardening settings.
+#[derive(Debug)]
+struct Hardening {
+    rate_limits: crate::ratelimit::RateLimitConfig,
+    tls: Option<crate::tls::TlsConfig>,
+    http_redirect_addr: Option<SocketAddr>,
+    public_host: Option<String>,
+    metrics_allow: Vec<ipnet::IpNet>,
+}
 
 fn hardening_from(own: &HardeningOwn) -> Result<Hardening, ConfigError> {
     let per_min = |var: &'static str, value: u32| {
@@ -141,8 +163,23 @@ fn hardening_from(own: &HardeningOwn) -> Result<Hardening, ConfigError> {
                 reason,
             },
         )?,
+        ipv6_prefix: match own.ipv6_prefix {
+            prefix @ 32..=128 => prefix,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "HAVEN_IPV6_PREFIX",
+                    reason: format!("{other} is not an IPv6 prefix length between 32 and 128"),
+                });
+            }
+        },
         ..crate::ratelimit::RateLimitConfig::default()
     };
+    let metrics_allow = crate::ratelimit::parse_networks(&own.metrics_allow).map_err(|reason| {
+        ConfigError::Invalid {
+            var: "HAVEN_METRICS_ALLOW",
+            reason,
+        }
+    })?;
     let tls = match (own.tls_cert.trim(), own.tls_key.trim()) {
         ("", "") => None,
         ("", _) | (_, "") => {
@@ -171,7 +208,28 @@ fn hardening_from(own: &HardeningOwn) -> Result<Hardening, ConfigError> {
             })?)
         }
     };
-    Ok((rate_limits, tls, http_redirect_addr))
+    let public_host = match own.public_host.trim() {
+        "" if http_redirect_addr.is_some() => {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_PUBLIC_HOST",
+                reason: "required with HAVEN_HTTP_REDIRECT_ADDR: redirects go to this host, never to the request's Host header".into(),
+            });
+        }
+        "" => None,
+        raw => Some(
+            crate::tls::check_public_host(raw).map_err(|reason| ConfigError::Invalid {
+                var: "HAVEN_PUBLIC_HOST",
+                reason,
+            })?,
+        ),
+    };
+    Ok(Hardening {
+        rate_limits,
+        tls,
+        http_redirect_addr,
+        public_host,
+        metrics_allow,
+    })
 }
 
 impl ApiConfig {
@@ -205,8 +263,21 @@ impl ApiConfig {
                 reason: "a wildcard origin is refused with HAVEN_ENV=production".into(),
             });
         }
-        let (rate_limits, tls, http_redirect_addr) = hardening_from(&own.hardening)?;
-        let auth = auth::auth_from(common.env, own.auth)?;
+        let mut hardening = hardening_from(&own.hardening)?;
+        let mut auth = auth::auth_from(common.env, own.auth)?;
+        let prefix = own.redis_prefix.trim();
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_REDIS_PREFIX",
+                reason: "must be non-empty, without spaces or control characters".into(),
+            });
+        }
+        auth.redis_prefix = prefix.to_owned();
+        hardening.rate_limits.key_prefix = format!("{prefix}ratelimit:");
+        let listeners: Vec<SocketAddr> = std::iter::once(addr)
+            .chain(hardening.http_redirect_addr)
+            .collect();
+        auth::refuse_dev_secrets_off_loopback(&auth, &listeners)?;
         let webhook_sources = webhooks::WebhookSources::parse(&own.webhook_sources)?;
         Ok(Self {
             common,
@@ -214,9 +285,11 @@ impl ApiConfig {
             body_limit: own.body_limit,
             request_timeout_secs: own.request_timeout_secs,
             cors_origins,
-            rate_limits,
-            tls,
-            http_redirect_addr,
+            rate_limits: hardening.rate_limits,
+            tls: hardening.tls,
+            http_redirect_addr: hardening.http_redirect_addr,
+            public_host: hardening.public_host,
+            metrics_allow: hardening.metrics_allow,
             auth,
             webhook_sources,
         })
@@ -245,10 +318,14 @@ impl ApiConfig {
                 sensitive_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
                 webhook_per_min: std::num::NonZeroU32::MIN.saturating_add(9_999),
                 trusted_proxies: Vec::new(),
+                ipv6_prefix: crate::ratelimit::DEFAULT_IPV6_PREFIX,
                 key_prefix: format!("haven:test:{}:ratelimit:", uuid::Uuid::new_v4()),
             },
             tls: None,
             http_redirect_addr: None,
+            public_host: None,
+            metrics_allow: crate::ratelimit::parse_networks(HARDENING_DEFAULTS.metrics_allow)
+                .unwrap_or_default(),
             // Lenient lockout: tests that send bad credentials on purpose must not ban
             // 127.0.0.1; the lockout tests set their own policy.
             auth: auth::AuthConfig {
@@ -272,6 +349,7 @@ mod tests {
     fn own(addr: &str, cors: &str) -> Own {
         Own {
             api_addr: addr.into(),
+            redis_prefix: "haven:".into(),
             body_limit: 1024,
             request_timeout_secs: 30,
             cors_origins: cors.into(),
@@ -288,18 +366,22 @@ mod tests {
             rate_limit_sensitive_per_min: 5,
             rate_limit_webhook_per_min: 600,
             trusted_proxies: proxies.into(),
+            ipv6_prefix: 56,
             tls_cert: String::new(),
             tls_key: String::new(),
             http_redirect_addr: String::new(),
+            public_host: String::new(),
+            metrics_allow: "127.0.0.0/8".into(),
         }
     }
 
     #[test]
     fn hardening_settings_are_validated() {
-        let (limits, tls, redirect) = hardening_from(&hardening("10.0.0.0/8")).unwrap();
-        assert_eq!(limits.public_per_min.get(), 10);
-        assert_eq!(limits.trusted_proxies.len(), 1);
-        assert_eq!((tls, redirect), (None, None));
+        let h = hardening_from(&hardening("10.0.0.0/8")).unwrap();
+        assert_eq!(h.rate_limits.public_per_min.get(), 10);
+        assert_eq!(h.rate_limits.trusted_proxies.len(), 1);
+        assert_eq!(h.rate_limits.ipv6_prefix, 56);
+        assert_eq!((h.tls, h.http_redirect_addr), (None, None));
 
         let err = |h: HardeningOwn| hardening_from(&h).unwrap_err().to_string();
         assert!(err(hardening("10.0.0.0/99")).contains("HAVEN_TRUSTED_PROXIES"));
@@ -312,6 +394,55 @@ mod tests {
         let mut h = hardening("");
         h.rate_limit_sensitive_per_min = 0;
         assert!(err(h).contains("HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN"));
+        let mut h = hardening("");
+        h.ipv6_prefix = 129;
+        assert!(err(h).contains("HAVEN_IPV6_PREFIX"));
+        let mut h = hardening("");
+        h.metrics_allow = "internal".into();
+        assert!(err(h).contains("HAVEN_METRICS_ALLOW"));
+    }
+
+    /// The redirect listener needs the public host it points at; it never trusts `Host`.
+    #[test]
+    fn redirects_need_the_public_host() {
+        let mut h = hardening("");
+        (h.tls_cert, h.tls_key) = ("/c.pem".into(), "/k.pem".into());
+        h.http_redirect_addr = "127.0.0.1:8081".into();
+        assert!(err_of(&h).contains("HAVEN_PUBLIC_HOST"));
+        h.public_host = "api.example.com/evil".into();
+        assert!(err_of(&h).contains("HAVEN_PUBLIC_HOST"));
+        h.public_host = "api.example.com".into();
+        let ok = hardening_from(&h).unwrap();
+        assert_eq!(ok.public_host.as_deref(), Some("api.example.com"));
+    }
+
+    fn err_of(h: &HardeningOwn) -> String {
+        hardening_from(h)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Without `HAVEN_ENV`, the development JWT secret and pepper serve loopback only: on
+    /// any other address the api refuses to start, naming the variable.
+    #[test]
+    fn development_secrets_never_serve_a_public_listener() {
+        let mut common = ApiConfig::for_tests("postgres://a@b/c", "redis://x").common;
+        common.env = Environment::Development;
+        let mut dev = own("0.0.0.0:8080", "");
+        dev.auth = auth::lockout_defaults_with_kid();
+        let err = ApiConfig::from_parts(common.clone(), dev)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_JWT_SECRET"), "{err}");
+        let mut dev = own("127.0.0.1:8080", "");
+        dev.auth = auth::lockout_defaults_with_kid();
+        assert!(ApiConfig::from_parts(common.clone(), dev).is_ok());
+        let mut dev = own("[::1]:8080", "");
+        dev.auth = auth::lockout_defaults_with_kid();
+        assert!(ApiConfig::from_parts(common.clone(), dev).is_ok());
+        // With real secrets any address serves.
+        assert!(ApiConfig::from_parts(common, own("0.0.0.0:8080", "")).is_ok());
     }
 
     #[test]

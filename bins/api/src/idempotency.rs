@@ -1,9 +1,8 @@
 //! The `Idempotency-Key` middleware: wraps a resource so that a retried request with the same
 //! key runs the handler at most once.
 //!
-//! ```text
-//! web::resource("/token/redeem").wrap(from_fn(idempotency::required)).post(redeem)
-//! ```
+//! A route opts in through its row of [`crate::access::ROUTE_ACCESS`]
+//! ([`crate::access::Idempotency`]); its guard runs first, so the principal is known.
 //!
 //! The rules live in `haven_webhooks::Idempotency` (key grammar, header-or-body extraction,
 //! body fingerprint, expiring in-flight lock, what is stored); this module adapts them to actix:
@@ -13,7 +12,10 @@
 //!   on a [`required`] route → 400 `IDEMPOTENCY_KEY_REQUIRED`; the store down → 503;
 //! - a completed key replays the stored status, headers and body byte for byte, with
 //!   `Idempotent-Replayed: true`;
-//! - the scope is (principal, method, path): the same key from two principals is two keys.
+//! - the scope is (principal, method, route): the pattern of the route the router matched
+//!   and its decoded path parameters, never the request path, so two spellings of one route
+//!   (`/transactions/tx1/retry`, `/%74ransactions/%74x1/retry`) share one key; the same key
+//!   from two principals is two keys.
 //!
 //! The store is the [`IdempotencyGate`] in the app data (`Application::build` installs Redis
 //! with a Postgres fallback); without one the routes run
@@ -113,6 +115,25 @@ fn replay(stored: &StoredResponse) -> HttpResponse {
     response.body(stored.body.clone())
 }
 
+/// The route part of the scope: the matched pattern and its path parameters, fully
+/// percent-decoded, each on its own line (a parameter cannot forge another's position).
+fn route_scope(req: &actix_web::HttpRequest) -> String {
+    let Some(matched) = crate::access::MatchedRoute::of(req) else {
+        // Only reachable if a route were registered without its guard: never share a scope
+        // with a real route.
+        return format!("unguarded\n{}", req.path());
+    };
+    let mut scope = matched.0.path.to_owned();
+    for (name, value) in req.match_info().iter() {
+        let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        scope.push('\n');
+        scope.push_str(name);
+        scope.push('=');
+        scope.push_str(&decoded.replace('\\', "\\\\").replace('\n', "\\n"));
+    }
+    scope
+}
+
 async fn guard(
     requirement: Requirement,
     mut req: ServiceRequest,
@@ -138,7 +159,7 @@ async fn guard(
         .extensions()
         .get::<PrincipalId>()
         .map_or_else(|| "anonymous".to_owned(), |p| p.0.clone());
-    let scope = Scope::new(principal, req.method().as_str(), req.path());
+    let scope = Scope::new(principal, req.method().as_str(), route_scope(req.request()));
     let ticket = match gate.0.begin(scope, key, &body, requirement).await {
         Ok(Begin::NoKey) => {
             return next

@@ -6,6 +6,7 @@
 //! Every error response carries the JSON body of [`haven_core::ErrorBody`] and the request
 //! id; server errors are stored in `error_logs` under the `error_id` the client saw.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -16,9 +17,12 @@ pub mod lockout;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod passwords;
 pub mod ratelimit;
 mod routes;
 pub mod state;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 pub mod tls;
 
 use std::future::Future;
@@ -42,6 +46,12 @@ pub async fn migrate(config: &ApiConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every handler of the api (what [`Application::build`] serves), to extend or replace in
+/// [`Application::build_with_routes`].
+pub fn routes() -> access::RouteSet {
+    routes::standard()
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
@@ -62,6 +72,21 @@ impl Application {
     /// Connects the pools (lazily: the server starts while a dependency is down and reports
     /// it in `/ready`) and binds the routes to `listener`.
     pub fn build(config: ApiConfig, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::build_with_routes(config, listener, routes::standard())
+    }
+
+    /// [`Application::build`] with another set of handlers. Refuses to build when a handler
+    /// has no row in [`access::ROUTE_ACCESS`], a row has no handler, or a route is
+    /// registered twice.
+    pub fn build_with_routes(
+        config: ApiConfig,
+        listener: TcpListener,
+        routes: access::RouteSet,
+    ) -> anyhow::Result<Self> {
+        let routes = routes.check().map_err(|errors| {
+            let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the route table is inconsistent: {}", listed.join("; "))
+        })?;
         let db = haven_db::connect_lazy(
             config.common.database_url.expose_secret(),
             config.common.db_pool_size,
@@ -81,6 +106,7 @@ impl Application {
             hsts: config.tls.is_some(),
             cors_origins: config.cors_origins.clone(),
         });
+        let metrics_access = web::Data::new(metrics::MetricsAccess(config.metrics_allow.clone()));
         metrics::install();
         let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let redirect_listener = config
@@ -94,14 +120,26 @@ impl Application {
             auth::AuthContext::build(&config.auth, db.clone(), redis.clone())
                 .context("authentication")?,
         );
+        let fraud = web::Data::new(routes::fraud::FraudService {
+            engine: haven_fraud::Engine::new(
+                Arc::new(haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES)?),
+                Arc::new(haven_fraud::RedisWindowStore::new(redis.clone())),
+            )
+            .with_key_prefix(format!("{}fraud:", config.auth.redis_prefix)),
+            alerts: Arc::new(haven_db::PgAlertStore::new(db.clone())),
+        });
         // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
         let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
             Arc::new(haven_webhooks::FallbackStore::new(
-                haven_webhooks::RedisIdempotencyStore::new(redis.clone(), "haven:"),
+                haven_webhooks::RedisIdempotencyStore::new(
+                    redis.clone(),
+                    config.auth.redis_prefix.clone(),
+                ),
                 haven_db::PgIdempotencyStore::new(db.clone()),
             )),
             haven_webhooks::IdempotencyConfig::default(),
         ));
+        let public_host = config.public_host.clone();
         let state = AppState {
             config: Arc::new(config),
             error_logs: haven_db::ErrorLogRepo::new(db.clone()),
@@ -122,15 +160,17 @@ impl Application {
                 .app_data(policy.clone())
                 .app_data(auth.clone())
                 .app_data(idempotency.clone())
-                // The last wrap runs first. Authentication runs before `ratelimit::limit`, so
-                // that the limiter sees the principal.
-                .wrap(from_fn(ratelimit::limit))
-                .wrap(from_fn(auth::authenticate))
+                .app_data(metrics_access.clone())
+                .app_data(fraud.clone())
+                // The last wrap runs first. Authentication, authorization and rate limits are
+                // not here: each route's own guard applies them once the router has matched
+                // it (`access::RouteSet`).
                 .wrap(from_fn(hardening::cors))
                 .wrap(from_fn(middleware::observe))
                 .wrap(from_fn(metrics::track))
                 .wrap(from_fn(hardening::secure_headers))
-                .configure(routes::configure)
+                .configure(|cfg| routes.configure(cfg))
+                .default_service(web::to(middleware::not_found))
         });
         let server = match tls {
             Some(tls) => server.listen_rustls_0_23(listener, tls)?,
@@ -139,13 +179,17 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .run();
-        let redirect = match redirect_listener {
-            Some(listener) => {
+        let redirect = match (redirect_listener, public_host) {
+            (Some(listener), Some(public_host)) => {
                 let redirect_port = listener.local_addr()?.port();
-                tracing::info!(port = redirect_port, "redirecting plain HTTP to HTTPS");
-                Some((redirect_port, tls::redirect_server(listener, port)?))
+                tracing::info!(port = redirect_port, %public_host, "redirecting plain HTTP to HTTPS");
+                Some((
+                    redirect_port,
+                    tls::redirect_server(listener, &public_host, port)?,
+                ))
             }
-            None => None,
+            (Some(_), None) => anyhow::bail!("HAVEN_HTTP_REDIRECT_ADDR needs HAVEN_PUBLIC_HOST"),
+            (None, _) => None,
         };
         tracing::info!(
             port,

@@ -9,7 +9,11 @@
 //! |---|---|---|---|
 //! | `haven_http_requests_total` | counter | `method`, `route` (the route pattern, `unmatched` for a 404), `status` | [`track`], every request |
 //! | `haven_http_request_duration_seconds` | histogram | `method`, `route`, `status` | [`track`], every request |
-//! | `haven_rate_limited_total` | counter | `class` (`public`, `authenticated`, `sensitive`) | the rate limiter, each 429 |
+//! | `haven_rate_limited_total` | counter | `class` (`public`, `authenticated`, `sensitive`, `webhook`) | the rate limiter, each 429 |
+//! | `haven_password_hashes_in_flight` | gauge | — | [`crate::passwords::HashGate`]: argon2 hashes running now |
+//! | `haven_password_hashes_in_flight_peak` | gauge | — | the same: the most that ever ran at once in this process |
+//! | `haven_password_hashes_refused_total` | counter | — | the same: hashes refused (503) because every slot was taken |
+//! | `haven_fraud_signals_dropped_total` | counter | — | [`crate::lockout::FraudQueue`]: authentication failures not evaluated because the queue was full |
 //! | `haven_breaker_state` | gauge | `breaker` | refreshed from the app's `BreakerRegistry` at each scrape: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled |
 //! | `haven_tokens_minted_total` | counter | — | `haven-chain`'s monitoring cycle, each mint confirmed on chain ([`TOKENS_MINTED`]) |
 //! | `haven_tokens_burned_total` | counter | — | the same, each burn ([`TOKENS_BURNED`]) |
@@ -22,9 +26,10 @@
 //! webhooks delivered (`haven_webhook_deliveries_total{outcome}`), by the worker, whose own
 //! `/metrics` serves them (docs/ARCHITECTURE.md has the table of both).
 //!
-//! Route labels are the registered pattern (`/api/v1/things/{id}`), never the raw path, so a
-//! client cannot grow the label set. `/metrics` is meant for the internal network; keep it
-//! off the public listener at the load balancer.
+//! Route labels are the pattern of the route the router matched (`/api/v1/things/{id}`, from
+//! [`crate::access::MatchedRoute`]), never the raw path, so a client cannot grow the label
+//! set; a request no route matched is `unmatched`. `/metrics` is served only to the client
+//! networks of `HAVEN_METRICS_ALLOW` (default loopback); everyone else gets 403.
 
 use std::sync::Once;
 use std::time::Instant;
@@ -32,7 +37,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use haven_resilience::BreakerState;
 pub use haven_service::metrics::{
     CHAIN_ALERTS, FRAUD_ALERTS, NONCE_LEASES_OUTSTANDING, TOKENS_BURNED, TOKENS_MINTED,
@@ -50,6 +55,18 @@ pub const HTTP_DURATION: &str = "haven_http_request_duration_seconds";
 pub const RATE_LIMITED: &str = "haven_rate_limited_total";
 /// Circuit breaker state by `breaker` (0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled).
 pub const BREAKER_STATE: &str = "haven_breaker_state";
+/// Password hashes running now.
+pub const PASSWORD_HASHES_IN_FLIGHT: &str = "haven_password_hashes_in_flight";
+/// The most password hashes that ran at once in this process.
+pub const PASSWORD_HASHES_PEAK: &str = "haven_password_hashes_in_flight_peak";
+/// Password hashes refused because every slot was taken.
+pub const PASSWORD_HASHES_REFUSED: &str = "haven_password_hashes_refused_total";
+/// Authentication failures dropped by the full fraud signal queue.
+pub const FRAUD_SIGNALS_DROPPED: &str = "haven_fraud_signals_dropped_total";
+
+/// The client networks `/metrics` is served to (app data).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess(pub Vec<ipnet::IpNet>);
 
 /// Installs the process's Prometheus recorder (once; later calls return the same handle)
 /// and describes the api's series. `None` when another recorder was installed first.
@@ -79,6 +96,19 @@ fn describe() {
         BREAKER_STATE,
         "Circuit breaker state: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled."
     );
+    describe_gauge!(PASSWORD_HASHES_IN_FLIGHT, "Password hashes running now.");
+    describe_gauge!(
+        PASSWORD_HASHES_PEAK,
+        "The most password hashes that ran at once in this process."
+    );
+    describe_counter!(
+        PASSWORD_HASHES_REFUSED,
+        "Password hashes refused (503) because every slot was taken."
+    );
+    describe_counter!(
+        FRAUD_SIGNALS_DROPPED,
+        "Authentication failures not evaluated by the fraud rules because their queue was full."
+    );
 }
 
 /// Counts one 429 of `class`.
@@ -104,17 +134,18 @@ pub async fn track(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
     let outcome = next
         .call(req)
         .await
         .map(ServiceResponse::map_into_boxed_body);
-    let status = match &outcome {
-        Ok(response) => response.status(),
-        Err(err) => err.as_response_error().status_code(),
+    let (status, matched) = match &outcome {
+        Ok(response) => (
+            response.status(),
+            crate::access::MatchedRoute::of(response.request()),
+        ),
+        Err(err) => (err.as_response_error().status_code(), None),
     };
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.0.path.to_owned());
     let labels = [
         ("method", method),
         ("route", route),
@@ -132,10 +163,24 @@ pub async fn track(
     tag = "health",
     responses(
         (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 403, description = "The client is not in HAVEN_METRICS_ALLOW", body = crate::openapi::ErrorBodySchema),
         (status = 500, description = "Server error", body = crate::openapi::ErrorBodySchema),
     ),
 )]
-pub async fn render(state: web::Data<AppState>) -> HttpResponse {
+pub async fn render(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    access: web::Data<MetricsAccess>,
+) -> HttpResponse {
+    let allowed = crate::ratelimit::client_ip(&req)
+        .is_some_and(|ip| crate::ratelimit::in_networks(&access.0, ip));
+    if !allowed {
+        return crate::error::ApiError::new(
+            haven_core::ErrorCode::Forbidden,
+            "/metrics is served to internal networks only (HAVEN_METRICS_ALLOW)",
+        )
+        .error_response();
+    }
     if install().is_none() {
         return HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")

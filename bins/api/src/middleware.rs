@@ -235,3 +235,18 @@ async fn store_server_error(
         }
     }
 }
+
+/// The answer to a request no route matches: 404 with the error body, charged to the
+/// client network's public bucket (so probing for routes costs like any public request).
+/// No guard and no handler ran.
+pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    if let Some(limits) = req.app_data::<web::Data<crate::ratelimit::RateLimits>>() {
+        let key = crate::ratelimit::net_key(crate::ratelimit::client_net(&req));
+        let class = crate::ratelimit::RateClass::Public;
+        let decision = limits.check(class, &key).await;
+        if !decision.allowed {
+            return crate::ratelimit::refusal(class, &decision);
+        }
+    }
+    ApiError::new(ErrorCode::NotFound, format!("no route for {}", req.path())).error_response()
+}

@@ -2,7 +2,7 @@
 //!
 //! Each handler carries its own `#[utoipa::path]` next to its code; [`ApiDoc`] lists them all.
 //! The integration test `tests/it/openapi.rs` fails when a route of
-//! [`crate::auth::ROUTE_ACCESS`] is missing here. The error body and the address report are
+//! [`crate::access::ROUTE_ACCESS`] is missing here. The error body and the address report are
 //! described by hand ([`ErrorBodySchema`], [`AddressReportSchema`]): their crates stay free of
 //! utoipa.
 
@@ -273,6 +273,7 @@ pub struct InboundAccepted {
         crate::routes::alerts::list,
         crate::routes::alerts::transition,
         crate::routes::wallets::list,
+        crate::routes::fraud::report,
         inbound_webhook,
     ),
     components(schemas(ErrorBodySchema)),

@@ -2,78 +2,80 @@
 //! ([`haven_resilience::DistributedLimiter`]), with an in-process
 //! [`haven_resilience::KeyedLimiter`] per replica taking over while Redis is unreachable.
 //!
-//! | class | default | key | applied by |
+//! Which buckets a route is charged to is declared in its row of
+//! [`crate::access::ROUTE_ACCESS`] ([`Limit`]) and applied by the route's guard
+//! ([`crate::auth::guard`]), after the router chose the route:
+//!
+//! | class | default | key | charged |
 //! |---|---|---|---|
-//! | [`RateClass::Public`] | 10/min (`HAVEN_RATE_LIMIT_PUBLIC_PER_MIN`) | client IP | [`limit`] on every route, when the request has no principal |
-//! | [`RateClass::Authenticated`] | 100/min (`HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN`) | [`PrincipalId`] | [`limit`] on every route, when the request has a principal |
-//! | [`RateClass::Sensitive`] | 5/min (`HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN`) | principal, else client IP | a route that opts in with [`sensitive`] |
-//! | [`RateClass::Webhook`] | 600/min (`HAVEN_RATE_LIMIT_WEBHOOK_PER_MIN`) | configured webhook source, else client IP | [`per_source`] on `POST /api/v1/webhooks/{source}` (which [`limit`] skips) |
+//! | [`RateClass::Public`] | 10/min (`HAVEN_RATE_LIMIT_PUBLIC_PER_MIN`) | client network | a public route with [`Limit::Standard`] or [`Limit::Sensitive`] |
+//! | [`RateClass::Authenticated`] | 100/min (`HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN`) | principal | a protected route, once its credential verified |
+//! | [`RateClass::Sensitive`] | 5/min (`HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN`) | principal, else client network | a [`Limit::Sensitive`] route (login, API-key creation), on top of the above |
+//! | [`RateClass::Webhook`] | 600/min (`HAVEN_RATE_LIMIT_WEBHOOK_PER_MIN`) | configured webhook source | `POST /api/v1/webhooks/{source}`, only once the signature verified |
 //!
-//! [`limit`] is wrapped around the whole app; `/health`, `/ready` and `/metrics` are exempt
-//! (probes and scrapers must not be throttled). A route adds a stricter class in one line:
+//! Two more buckets per client network live in process only, so that what they guard costs
+//! no I/O at all (each replica applies the public quota on its own):
 //!
-//! ```text
-//! web::resource("/auth/login").wrap(from_fn(ratelimit::sensitive)).post(login)
-//! ```
+//! - **unverified credentials**: a request to a protected route without a credential, with
+//!   one that fails its local checks (JWT signature and claims, API-key format and
+//!   checksum), or with an API key this replica has not cached yet, is charged here
+//!   **before** any database or Redis lookup; once it is used up such requests get 429
+//!   without touching either;
+//! - **webhook junk**: an inbound webhook for an unknown source, or whose signature does not
+//!   verify, is charged here, never to the partner's bucket.
 //!
-//! Classes stack: a login counts against the caller's public bucket and the sensitive one;
-//! the response reports the bucket with the fewest requests left.
-//!
-//! The principal is the [`PrincipalId`] request extension. For [`limit`] to see it, the
-//! authentication middleware must run before it, i.e. be wrapped *outside* it (registered
-//! after it in `Application::build`); a request without one is limited by client IP.
+//! `/health`, `/ready` and `/metrics` are exempt ([`Limit::Exempt`]): probes and scrapers
+//! must not be throttled. Classes stack: a login counts against the caller's public bucket
+//! and the sensitive one; the response reports the bucket with the fewest requests left.
 //!
 //! A refused request gets 429 `RATE_LIMITED` with the core error body, `Retry-After` and
 //! `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`; an allowed one gets the
 //! `RateLimit-*` headers.
 //!
-//! The client IP is the TCP peer, unless the peer is one of `HAVEN_TRUSTED_PROXIES` (CIDRs):
-//! then `X-Forwarded-For` is read from the right, skipping trusted proxies, and the first
-//! address that is not one is the client. From any other peer the header is ignored, so a
-//! client cannot pick its own bucket. An IPv6 client is counted per /64 ([`bucket_of`]).
+//! The client address is the TCP peer, unless the peer is one of `HAVEN_TRUSTED_PROXIES`
+//! (CIDRs): then `X-Forwarded-For` is read from the right, skipping trusted proxies, and the
+//! first address that is not one is the client. From any other peer the header is ignored,
+//! so a client cannot pick its own bucket. Limits, lockout and fraud rules count a client
+//! **network**: an IPv4 address, or the IPv6 prefix of `HAVEN_IPV6_PREFIX` bits (default
+//! /56, what providers commonly delegate to one customer) ([`network`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use haven_core::ErrorCode;
 use haven_resilience::{DistributedLimiter, KeyedLimiter, RateDecision, RateQuota};
 use ipnet::IpNet;
 
+pub use crate::access::Limit;
 use crate::error::ApiError;
-use crate::idempotency::PrincipalId;
-
-/// The inbound webhook route: limited per source by [`per_source`] instead of per client IP
-/// (a partner's deliveries come from few addresses and must not share the public bucket).
-pub const WEBHOOK_ROUTE: &str = "/api/v1/webhooks/{source}";
-
-/// Paths never limited: liveness, readiness and the metrics scrape.
-pub const EXEMPT_PATHS: [&str; 3] = ["/health", "/ready", "/metrics"];
 
 /// How long a Redis decision may take before the local limiter decides instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-/// Local fallback buckets kept before idle ones are evicted.
+/// Local buckets kept before idle ones are evicted.
 const LOCAL_KEYS_SOFT_CAP: usize = 10_000;
+/// The IPv6 prefix a client network spans unless `HAVEN_IPV6_PREFIX` says otherwise.
+pub const DEFAULT_IPV6_PREFIX: u8 = 56;
 
-/// The rate-limit settings (`HAVEN_RATE_LIMIT_*`, `HAVEN_TRUSTED_PROXIES`).
+/// The rate-limit settings (`HAVEN_RATE_LIMIT_*`, `HAVEN_TRUSTED_PROXIES`,
+/// `HAVEN_IPV6_PREFIX`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitConfig {
-    /// Requests per minute per client IP on public routes (default 10).
+    /// Requests per minute per client network on public routes (default 10).
     pub public_per_min: NonZeroU32,
     /// Requests per minute per principal on authenticated routes (default 100).
     pub authenticated_per_min: NonZeroU32,
     /// Requests per minute on login and API-key creation (default 5).
     pub sensitive_per_min: NonZeroU32,
-    /// Requests per minute per inbound webhook source (default 600).
+    /// Verified inbound webhooks per minute per source (default 600).
     pub webhook_per_min: NonZeroU32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The IPv6 prefix length one client network spans (default 56).
+    pub ipv6_prefix: u8,
     /// Prefix of the Redis keys holding the buckets.
     pub key_prefix: String,
 }
@@ -86,13 +88,15 @@ impl Default for RateLimitConfig {
             sensitive_per_min: NonZeroU32::MIN.saturating_add(4),
             webhook_per_min: NonZeroU32::MIN.saturating_add(599),
             trusted_proxies: Vec::new(),
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
             key_prefix: "haven:ratelimit:".into(),
         }
     }
 }
 
-/// Parses `HAVEN_TRUSTED_PROXIES`: comma-separated CIDRs or single addresses.
-pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<IpNet>, String> {
+/// Parses a comma-separated list of CIDRs or single addresses (`HAVEN_TRUSTED_PROXIES`,
+/// `HAVEN_METRICS_ALLOW`, `HAVEN_AUTH_TRUSTED_NETWORKS`).
+pub fn parse_networks(raw: &str) -> Result<Vec<IpNet>, String> {
     raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -104,16 +108,27 @@ pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// Parses `HAVEN_TRUSTED_PROXIES`: comma-separated CIDRs or single addresses.
+pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<IpNet>, String> {
+    parse_networks(raw)
+}
+
+/// Whether `ip` (IPv4-mapped IPv6 read as IPv4) lies in one of `nets`.
+pub fn in_networks(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    nets.iter().any(|net| net.contains(&ip))
+}
+
 /// Which bucket a request is counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateClass {
-    /// Unauthenticated requests, per client IP.
+    /// Unauthenticated requests, per client network.
     Public,
     /// Authenticated requests, per principal.
     Authenticated,
-    /// Login and API-key creation, per principal or client IP.
+    /// Login and API-key creation, per principal or client network.
     Sensitive,
-    /// Inbound webhooks, per configured source (unknown sources per client IP).
+    /// Verified inbound webhooks, per configured source.
     Webhook,
 }
 
@@ -140,8 +155,7 @@ impl TrustedProxies {
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
+        in_networks(&self.0, ip)
     }
 
     /// The client address of a request from `peer` carrying the `X-Forwarded-For` values
@@ -190,11 +204,16 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .map(canonical)
 }
 
-/// The address a per-IP bucket is keyed on: an IPv4 address, or the /64 network of an IPv6
-/// one (a single host usually holds a whole /64 and could otherwise rotate through it).
-pub fn bucket_of(ip: IpAddr) -> IpNet {
+/// The client network of `ip`: the IPv4 address itself, or the IPv6 network of
+/// `ipv6_prefix` bits around it (a single customer usually holds a whole /56 or /64 and
+/// could otherwise rotate through it).
+pub fn network(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
     let ip = canonical(ip);
-    let prefix = if ip.is_ipv4() { 32 } else { 64 };
+    let prefix = if ip.is_ipv4() {
+        32
+    } else {
+        ipv6_prefix.min(128)
+    };
     IpNet::new(ip, prefix).map_or_else(|_| IpNet::from(ip), |net| net.trunc())
 }
 
@@ -211,6 +230,20 @@ pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
     })
 }
 
+/// The client network of `req` ([`client_ip`] grouped by [`network`]).
+pub fn client_net(req: &HttpRequest) -> Option<IpNet> {
+    let ip = client_ip(req)?;
+    let prefix = req
+        .app_data::<web::Data<RateLimits>>()
+        .map_or(DEFAULT_IPV6_PREFIX, |l| l.ipv6_prefix);
+    Some(network(ip, prefix))
+}
+
+/// The bucket key of a client network (`net:unknown` when the peer is unknown).
+pub fn net_key(net: Option<IpNet>) -> String {
+    net.map_or_else(|| "net:unknown".to_owned(), |net| format!("net:{net}"))
+}
+
 #[derive(Debug)]
 struct ClassLimiter {
     shared: DistributedLimiter,
@@ -218,17 +251,27 @@ struct ClassLimiter {
 }
 
 impl ClassLimiter {
-    async fn check(&self, class: RateClass, key: String) -> RateDecision {
-        match self.shared.check(&key).await {
+    async fn check(&self, class: RateClass, key: &str) -> RateDecision {
+        match self.shared.check(key).await {
             Ok(decision) => decision,
             Err(error) => {
                 tracing::warn!(%error, class = class.as_str(), "rate limit store unavailable; limiting per replica");
-                if self.local.len() > LOCAL_KEYS_SOFT_CAP {
-                    self.local.evict_idle();
-                }
-                self.local.check(&key)
+                self.local.check_bounded(key)
             }
         }
+    }
+}
+
+trait CheckBounded {
+    fn check_bounded(&self, key: &str) -> RateDecision;
+}
+
+impl CheckBounded for KeyedLimiter<String> {
+    fn check_bounded(&self, key: &str) -> RateDecision {
+        if self.len() > LOCAL_KEYS_SOFT_CAP {
+            self.evict_idle();
+        }
+        self.check(&key.to_owned())
     }
 }
 
@@ -236,17 +279,21 @@ impl ClassLimiter {
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     proxies: TrustedProxies,
+    ipv6_prefix: u8,
     public: Arc<ClassLimiter>,
     authenticated: Arc<ClassLimiter>,
     sensitive: Arc<ClassLimiter>,
     webhook: Arc<ClassLimiter>,
+    unverified: Arc<KeyedLimiter<String>>,
+    junk: Arc<KeyedLimiter<String>>,
 }
 
 impl RateLimits {
     /// Limiters for `config`, sharing buckets through `redis`.
     pub fn new(config: &RateLimitConfig, redis: deadpool_redis::Pool) -> anyhow::Result<Self> {
+        let quota = |per_min: NonZeroU32| RateQuota::new(per_min, Duration::from_secs(60));
         let class = |class: RateClass, per_min: NonZeroU32| -> anyhow::Result<Arc<ClassLimiter>> {
-            let quota = RateQuota::new(per_min, Duration::from_secs(60))?;
+            let quota = quota(per_min)?;
             Ok(Arc::new(ClassLimiter {
                 shared: DistributedLimiter::new(
                     redis.clone(),
@@ -259,10 +306,13 @@ impl RateLimits {
         };
         Ok(Self {
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            ipv6_prefix: config.ipv6_prefix,
             public: class(RateClass::Public, config.public_per_min)?,
             authenticated: class(RateClass::Authenticated, config.authenticated_per_min)?,
             sensitive: class(RateClass::Sensitive, config.sensitive_per_min)?,
             webhook: class(RateClass::Webhook, config.webhook_per_min)?,
+            unverified: Arc::new(KeyedLimiter::new(quota(config.public_per_min)?)?),
+            junk: Arc::new(KeyedLimiter::new(quota(config.public_per_min)?)?),
         })
     }
 
@@ -274,95 +324,66 @@ impl RateLimits {
             RateClass::Webhook => &self.webhook,
         }
     }
-}
 
-/// The default limit for every route: per principal when the request has one, else per
-/// client IP. Exempts [`EXEMPT_PATHS`].
-pub async fn limit(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if EXEMPT_PATHS.contains(&req.path()) || req.match_pattern().as_deref() == Some(WEBHOOK_ROUTE) {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+    /// Charges one request to `key`'s bucket of `class` (Redis, or this replica's own while
+    /// Redis is unreachable).
+    pub async fn check(&self, class: RateClass, key: &str) -> RateDecision {
+        self.limiter(class).check(class, key).await
     }
-    let class = if req.extensions().contains::<PrincipalId>() {
-        RateClass::Authenticated
-    } else {
-        RateClass::Public
-    };
-    enforce(class, req, next).await
-}
 
-/// Login and API-key creation: 5/min per principal, or per client IP without one.
-pub async fn sensitive(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    enforce(RateClass::Sensitive, req, next).await
-}
-
-/// Inbound webhooks: 600/min per configured source; a request naming an unknown source is
-/// counted per client IP (so made-up names cannot mint fresh buckets).
-pub async fn per_source(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    enforce(RateClass::Webhook, req, next).await
-}
-
-async fn enforce(
-    class: RateClass,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(limits) = req.app_data::<web::Data<RateLimits>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    };
-    let principal = req.extensions().get::<PrincipalId>().cloned();
-    let source = (class == RateClass::Webhook)
-        .then(|| req.match_info().get("source").map(str::to_owned))
-        .flatten()
-        .filter(|source| {
-            req.app_data::<web::Data<crate::state::AppState>>()
-                .is_some_and(|state| state.config.webhook_sources.contains(source))
-        });
-    let key = match (principal, source) {
-        (_, Some(source)) => format!("source:{source}"),
-        (Some(PrincipalId(id)), None) if class != RateClass::Public => format!("principal:{id}"),
-        (_, None) => match client_ip(req.request()) {
-            Some(ip) => format!("ip:{}", bucket_of(ip)),
-            None => "ip:unknown".to_owned(),
-        },
-    };
-    let decision = limits.limiter(class).check(class, key).await;
-    if !decision.allowed {
-        crate::metrics::rate_limited(class);
-        let mut refusal = ApiError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "the {} limit of {} requests per minute is used up",
-                class.as_str(),
-                decision.limit
-            ),
-        )
-        .error_response();
-        merge_headers(refusal.headers_mut(), &decision);
-        return Ok(req.into_response(refusal));
+    /// Charges `charges` in order and stops at the first refusal: the decisions of every
+    /// bucket charged, or the 429 to answer.
+    pub async fn check_all(
+        &self,
+        charges: &[(RateClass, String)],
+    ) -> Result<Vec<RateDecision>, HttpResponse> {
+        let mut decisions = Vec::with_capacity(charges.len());
+        for (class, key) in charges {
+            let decision = self.check(*class, key).await;
+            if !decision.allowed {
+                return Err(refusal(*class, &decision));
+            }
+            decisions.push(decision);
+        }
+        Ok(decisions)
     }
-    let mut response = next.call(req).await?.map_into_boxed_body();
-    merge_headers(response.headers_mut(), &decision);
-    Ok(response)
+
+    /// Charges a request whose credential is not verified yet to its network's in-process
+    /// bucket (no I/O).
+    pub fn check_unverified(&self, net: Option<IpNet>) -> RateDecision {
+        self.unverified.check_bounded(&net_key(net))
+    }
+
+    /// Charges an unverified inbound webhook to its network's in-process junk bucket.
+    pub fn check_junk(&self, net: Option<IpNet>) -> RateDecision {
+        self.junk.check_bounded(&net_key(net))
+    }
+
+    /// The IPv6 prefix length of a client network.
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.ipv6_prefix
+    }
+}
+
+/// The 429 answer of a refused `class` decision, with its headers.
+pub fn refusal(class: RateClass, decision: &RateDecision) -> HttpResponse {
+    crate::metrics::rate_limited(class);
+    let mut refusal = ApiError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "the {} limit of {} requests per minute is used up",
+            class.as_str(),
+            decision.limit
+        ),
+    )
+    .error_response();
+    merge_headers(refusal.headers_mut(), decision);
+    refusal
 }
 
 /// Sets the `RateLimit-*` (and `Retry-After`) headers of `decision` unless the response
-/// already reports a bucket with fewer requests left (an inner, stricter class).
-fn merge_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+/// already reports a bucket with fewer requests left (a stricter class).
+pub fn merge_headers(headers: &mut HeaderMap, decision: &RateDecision) {
     let inner_remaining = headers
         .get("ratelimit-remaining")
         .and_then(|v| v.to_str().ok())
@@ -417,16 +438,24 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_clients_share_a_bucket_per_64() {
+    fn ipv6_clients_share_a_network_of_the_configured_prefix() {
         assert_eq!(
-            bucket_of(ip("2001:db8:1:2:aaaa::1")),
-            bucket_of(ip("2001:db8:1:2:bbbb::9"))
+            network(ip("2001:db8:1:2:aaaa::1"), 56),
+            network(ip("2001:db8:1:ff:bbbb::9"), 56)
         );
         assert_ne!(
-            bucket_of(ip("2001:db8:1:2::1")),
-            bucket_of(ip("2001:db8:1:3::1"))
+            network(ip("2001:db8:1:2::1"), 56),
+            network(ip("2001:db8:1:100::1"), 56)
         );
-        assert_eq!(bucket_of(ip("192.0.2.1")).to_string(), "192.0.2.1/32");
+        assert_ne!(
+            network(ip("2001:db8:1:2::1"), 64),
+            network(ip("2001:db8:1:3::1"), 64)
+        );
+        assert_eq!(network(ip("192.0.2.1"), 56).to_string(), "192.0.2.1/32");
+        assert_eq!(
+            network(ip("::ffff:192.0.2.1"), 56).to_string(),
+            "192.0.2.1/32"
+        );
     }
 
     #[test]

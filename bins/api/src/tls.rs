@@ -4,7 +4,8 @@
 //! With `HAVEN_TLS_CERT` (a PEM chain, leaf first) and `HAVEN_TLS_KEY` (a PEM private key)
 //! set, the api serves HTTPS only (HTTP/1.1 and HTTP/2 by ALPN) and sends HSTS. With
 //! `HAVEN_HTTP_REDIRECT_ADDR` set as well, a second listener answers every plain-HTTP request
-//! with 308 to the same host, path and query on the HTTPS port.
+//! with 308 to the same path and query on `HAVEN_PUBLIC_HOST` (the configured host, never the
+//! request's `Host` header, which the client chooses).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -14,13 +15,11 @@ use actix_web::dev::Server;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use haven_core::ErrorCode;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::error::ApiError;
 use crate::hardening;
 
 /// Where the certificate chain and key are (`HAVEN_TLS_CERT`, `HAVEN_TLS_KEY`).
@@ -63,15 +62,50 @@ pub fn server_config(tls: &TlsConfig) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct RedirectTarget {
-    https_port: u16,
+    /// `https://<public host>[:port]`, fixed at start-up.
+    origin: String,
 }
 
-/// A server on `listener` answering every request with 308 to `https://<host>:<https_port>`
-/// and the same path and query (the port is left out when it is 443).
-pub fn redirect_server(listener: TcpListener, https_port: u16) -> anyhow::Result<Server> {
-    let target = web::Data::new(RedirectTarget { https_port });
+/// Checks `HAVEN_PUBLIC_HOST`: a DNS name or address, optionally with `:port`, nothing
+/// else (no scheme, path or credentials).
+pub fn check_public_host(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let (host, port) = match raw.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => (host, Some(port)),
+        _ => (raw, None),
+    };
+    if host_without_port(host) != Some(host) {
+        return Err(format!(
+            "{raw:?} is not a host name or address (optionally with :port)"
+        ));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("{raw:?} has an invalid port"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A server on `listener` answering every request with 308 to the same path and query on
+/// `https://<public_host>`, adding `:<https_port>` unless the host names a port or the port
+/// is 443. The request's `Host` header is never used: a redirect cannot be pointed
+/// elsewhere by the client.
+pub fn redirect_server(
+    listener: TcpListener,
+    public_host: &str,
+    https_port: u16,
+) -> anyhow::Result<Server> {
+    let has_port = public_host
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| !host.contains(':') || host.ends_with(']'));
+    let origin = match (has_port, https_port) {
+        (true, _) | (false, 443) => format!("https://{public_host}"),
+        (false, port) => format!("https://{public_host}:{port}"),
+    };
+    let target = web::Data::new(RedirectTarget { origin });
     let policy = web::Data::new(hardening::HardeningPolicy::default());
     Ok(HttpServer::new(move || {
         App::new()
@@ -87,30 +121,14 @@ pub fn redirect_server(listener: TcpListener, https_port: u16) -> anyhow::Result
 }
 
 async fn redirect(req: HttpRequest, target: web::Data<RedirectTarget>) -> HttpResponse {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().host())
-        .and_then(host_without_port);
-    let Some(host) = host else {
-        return ApiError::new(
-            ErrorCode::ValidationError,
-            "a valid Host header is required",
-        )
-        .error_response();
-    };
-    let port = match target.https_port {
-        443 => String::new(),
-        port => format!(":{port}"),
-    };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     HttpResponse::build(StatusCode::PERMANENT_REDIRECT)
-        .insert_header((header::LOCATION, format!("https://{host}{port}{path}")))
+        .insert_header((header::LOCATION, format!("{}{path}", target.origin)))
         .finish()
 }
 
-/// The host part of a `Host` header, refusing anything that is not a plain name or address.
+/// The host part of a `Host`-style value, refusing anything that is not a plain name or
+/// address.
 fn host_without_port(raw: &str) -> Option<&str> {
     let host = if raw.starts_with('[') {
         &raw[..=raw.find(']')?]
@@ -137,5 +155,27 @@ mod tests {
         assert_eq!(host_without_port("evil.example/x"), None);
         assert_eq!(host_without_port("a@b"), None);
         assert_eq!(host_without_port(""), None);
+    }
+
+    #[test]
+    fn the_public_host_is_a_plain_host_with_an_optional_port() {
+        for good in [
+            "api.example.com",
+            "api.example.com:8443",
+            "[2001:db8::1]:443",
+            "10.0.0.1",
+        ] {
+            assert_eq!(check_public_host(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "https://api.example.com",
+            "api.example.com/x",
+            "a@b",
+            "",
+            "h:0",
+            "h:x",
+        ] {
+            assert!(check_public_host(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -365,6 +365,24 @@ pub struct FraudWebhookConfig {
     pub secret: SecretString,
 }
 
+/// `HAVEN_FRAUD_SMTP_SECURITY` for a relay at `host`: `none` (plain text) only for a relay
+/// on this machine.
+fn smtp_security(raw: &str, host: &str) -> Result<haven_fraud::SmtpSecurity, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        var: "HAVEN_FRAUD_SMTP_SECURITY",
+        reason,
+    };
+    match raw {
+        "starttls" => Ok(haven_fraud::SmtpSecurity::StartTls),
+        "tls" => Ok(haven_fraud::SmtpSecurity::Tls),
+        "none" if haven_fraud::is_loopback_host(host) => Ok(haven_fraud::SmtpSecurity::None),
+        "none" => Err(invalid(format!(
+            "none sends alerts in plain text; it is allowed only for a relay on this machine (localhost), not {host:?}"
+        ))),
+        other => Err(invalid(format!("{other:?} is not starttls, tls or none"))),
+    }
+}
+
 impl FraudDeliveryConfig {
     /// The defaults: log sink only, every 5 s, 50 alerts a batch, 8 attempts from 30 s
     /// doubling up to 1 h, 300 s leases.
@@ -439,17 +457,7 @@ impl FraudDeliveryConfig {
         let smtp = match text(&own.fraud_smtp_host) {
             None => None,
             Some(host) => {
-                let security = match own.fraud_smtp_security.as_str() {
-                    "starttls" => haven_fraud::SmtpSecurity::StartTls,
-                    "tls" => haven_fraud::SmtpSecurity::Tls,
-                    "none" => haven_fraud::SmtpSecurity::None,
-                    other => {
-                        return Err(invalid(
-                            "HAVEN_FRAUD_SMTP_SECURITY",
-                            format!("{other:?} is not starttls, tls or none"),
-                        ));
-                    }
-                };
+                let security = smtp_security(&own.fraud_smtp_security, &host)?;
                 let from = text(&own.fraud_smtp_from).ok_or_else(|| {
                     invalid(
                         "HAVEN_FRAUD_SMTP_FROM",
@@ -621,6 +629,35 @@ mod tests {
             settings.map(|s| (s.token, s.monitor_interval)),
             Some((Address::repeat_byte(1), Duration::from_secs(60)))
         );
+    }
+
+    #[test]
+    fn plain_smtp_is_refused_unless_the_relay_is_local() {
+        use haven_fraud::SmtpSecurity;
+        assert_eq!(
+            smtp_security("none", "localhost").ok(),
+            Some(SmtpSecurity::None)
+        );
+        assert_eq!(
+            smtp_security("none", "127.0.0.1").ok(),
+            Some(SmtpSecurity::None)
+        );
+        assert_eq!(
+            smtp_security("tls", "smtp.example.com").ok(),
+            Some(SmtpSecurity::Tls)
+        );
+        for (raw, host) in [
+            ("none", "smtp.example.com"),
+            ("none", "10.0.0.5"),
+            ("ssl", "localhost"),
+        ] {
+            match smtp_security(raw, host) {
+                Err(ConfigError::Invalid { var, .. }) => {
+                    assert_eq!(var, "HAVEN_FRAUD_SMTP_SECURITY", "{raw} {host}")
+                }
+                other => panic!("{raw} {host}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub enum JwtError {
     /// The header has no `kid`.
     #[error("the token header has no kid")]
     MissingKid,
+    /// The header names a key of its own (`jku`, `jwk`, `x5u` or `x5c`): keys come from
+    /// the keyring only, so such a token is refused whatever its signature.
+    #[error("the token header carries {parameter}; only keyring keys are accepted")]
+    ForeignKeyParameter {
+        /// The refused header parameter.
+        parameter: &'static str,
+    },
     /// No verification key has this `kid` (never had, or removed by rotation).
     #[error("no verification key has kid {kid:?}")]
     UnknownKid {
@@ -120,6 +127,7 @@ impl JwtError {
             JwtError::Malformed
             | JwtError::AlgorithmNotAllowed { .. }
             | JwtError::MissingKid
+            | JwtError::ForeignKeyParameter { .. }
             | JwtError::UnknownKid { .. }
             | JwtError::AlgorithmMismatch { .. }
             | JwtError::InvalidSignature
@@ -505,6 +513,30 @@ struct RawHeader {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    /// Header parameters that point at keys outside the keyring; their presence alone
+    /// refuses the token.
+    #[serde(default)]
+    jku: Option<serde_json::Value>,
+    #[serde(default)]
+    jwk: Option<serde_json::Value>,
+    #[serde(default)]
+    x5u: Option<serde_json::Value>,
+    #[serde(default)]
+    x5c: Option<serde_json::Value>,
+}
+
+impl RawHeader {
+    /// The first key-locating parameter the header carries (`jku`, `jwk`, `x5u`, `x5c`).
+    fn foreign_key_parameter(&self) -> Option<&'static str> {
+        [
+            ("jku", &self.jku),
+            ("jwk", &self.jwk),
+            ("x5u", &self.x5u),
+            ("x5c", &self.x5c),
+        ]
+        .into_iter()
+        .find_map(|(name, value)| value.is_some().then_some(name))
+    }
 }
 
 /// Issues and verifies haven tokens under a [`JwtConfig`] and a [`Keyring`].
@@ -616,7 +648,8 @@ impl Jwt {
         self.verify_at(token, expected, Utc::now())
     }
 
-    /// Verifies `token` as of `now`: allow-listed `alg`, known `kid` whose key has exactly
+    /// Verifies `token` as of `now`: no `jku`, `jwk`, `x5u` or `x5c` in the header,
+    /// allow-listed `alg`, known `kid` whose key has exactly
     /// that algorithm, signature, `iss`, `aud`, `exp`, `nbf` (with the leeway), `typ`, and
     /// `fam` on refresh tokens.
     pub fn verify_at(
@@ -626,6 +659,9 @@ impl Jwt {
         now: DateTime<Utc>,
     ) -> Result<Claims, JwtError> {
         let header = parse_header(token)?;
+        if let Some(parameter) = header.foreign_key_parameter() {
+            return Err(JwtError::ForeignKeyParameter { parameter });
+        }
         let Some(alg) = KeyAlgorithm::from_header(&header.alg) else {
             return Err(JwtError::AlgorithmNotAllowed { alg: header.alg });
         };
@@ -834,5 +870,70 @@ mod tests {
             SigningKey::ed25519_from_pkcs8("x", b"not a key"),
             Err(JwtError::InvalidKey { .. })
         ));
+    }
+
+    /// A token that names its own key (`jku`, `jwk`, `x5u`, `x5c`) is refused even when its
+    /// signature holds under the keyring's key.
+    #[test]
+    fn headers_naming_foreign_keys_are_refused() {
+        let secret = [7u8; 32];
+        let jwt = Jwt::new(
+            JwtConfig::new("haven", "haven-api"),
+            Keyring::new(SigningKey::hs256("k1", &secret).unwrap()),
+        );
+        let claims = jwt
+            .issue_access(Uuid::new_v4(), Role::Admin, Utc::now())
+            .unwrap()
+            .claims()
+            .clone();
+        let sign = |header: &Header| {
+            jsonwebtoken::encode(header, &claims, &EncodingKey::from_secret(&secret)).unwrap()
+        };
+        let mut plain = Header::new(Algorithm::HS256);
+        plain.kid = Some("k1".into());
+        assert!(jwt.verify(&sign(&plain), TokenType::Access).is_ok());
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "oct", "k": "AAAA"
+        }))
+        .unwrap();
+        let variants: [(&str, Header); 4] = [
+            (
+                "jku",
+                Header {
+                    jku: Some("https://evil.example/keys".into()),
+                    ..plain.clone()
+                },
+            ),
+            (
+                "jwk",
+                Header {
+                    jwk: Some(jwk),
+                    ..plain.clone()
+                },
+            ),
+            (
+                "x5u",
+                Header {
+                    x5u: Some("https://evil.example/cert".into()),
+                    ..plain.clone()
+                },
+            ),
+            (
+                "x5c",
+                Header {
+                    x5c: Some(vec!["MIIB".into()]),
+                    ..plain.clone()
+                },
+            ),
+        ];
+        for (parameter, header) in variants {
+            let err = jwt.verify(&sign(&header), TokenType::Access).unwrap_err();
+            assert_eq!(
+                err,
+                JwtError::ForeignKeyParameter { parameter },
+                "{parameter}"
+            );
+            assert_eq!(err.code(), ErrorCode::Unauthorized);
+        }
     }
 }

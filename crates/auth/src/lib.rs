@@ -59,7 +59,7 @@ pub use jwt::{
     Claims, IssuedToken, Jwt, JwtConfig, JwtError, KeyAlgorithm, Keyring, SigningKey, TokenType,
     VerificationKey,
 };
-pub use password::{PasswordError, Passwords, StoredHash};
+pub use password::{HashMemory, PasswordError, Passwords, StoredHash};
 pub use rbac::{AuthzError, Permission, Principal, Role, allows, parse_scopes};
 pub use session::{
     Created, MemorySessionStore, NewSession, RevokeReason, Rotated, Session, SessionError,

@@ -6,8 +6,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use haven_core::ErrorCode;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::SecretString;
@@ -91,6 +91,30 @@ impl fmt::Debug for StoredHash {
     }
 }
 
+/// Reusable argon2 working memory (19 MiB at the OWASP parameters).
+///
+/// A thread that checks many passwords keeps one and passes it to
+/// [`Passwords::verify_in`]: the memory is allocated once instead of per check, so the
+/// allocator never accumulates freed 19 MiB blocks (which it may keep, fragmented, long after
+/// a burst of logins). It is wiped after each use.
+#[derive(Default)]
+pub struct HashMemory(Vec<Block>);
+
+impl HashMemory {
+    /// Empty; it grows to the parameters' size on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for HashMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashMemory")
+            .field("blocks", &self.0.len())
+            .finish()
+    }
+}
+
 /// Hashes and verifies passwords with argon2id.
 pub struct Passwords {
     argon2: Argon2<'static>,
@@ -136,18 +160,51 @@ impl Passwords {
         password: &SecretString,
         stored: &StoredHash,
     ) -> Result<bool, PasswordError> {
+        self.verify_in(password, stored, &mut HashMemory::new())
+    }
+
+    /// [`verify`](Self::verify) in `memory`, which is reused from call to call (see
+    /// [`HashMemory`]). The parameters, version and salt are the stored hash's own; the
+    /// comparison is constant-time.
+    pub fn verify_in(
+        &self,
+        password: &SecretString,
+        stored: &StoredHash,
+        memory: &mut HashMemory,
+    ) -> Result<bool, PasswordError> {
         let password = secrecy::ExposeSecret::expose_secret(password);
         check_max_length(password)?;
-        let parsed =
-            PasswordHash::new(stored.as_str()).map_err(|_| PasswordError::MalformedHash)?;
+        let malformed = |_| PasswordError::MalformedHash;
+        let parsed = PasswordHash::new(stored.as_str()).map_err(malformed)?;
         if parsed.algorithm != argon2::ARGON2ID_IDENT {
             return Err(PasswordError::MalformedHash);
         }
-        match self.argon2.verify_password(password.as_bytes(), &parsed) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::Password) => Ok(false),
-            Err(_) => Err(PasswordError::MalformedHash),
-        }
+        let params = Params::try_from(&parsed).map_err(malformed)?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(|_| PasswordError::MalformedHash)?
+            .unwrap_or_default();
+        let expected = parsed.hash.ok_or(PasswordError::MalformedHash)?;
+        let salt = parsed.salt.ok_or(PasswordError::MalformedHash)?;
+        let mut salt_buf = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_buf).map_err(malformed)?;
+        let blocks = params.block_count();
+        let argon2 = Argon2::new(Algorithm::Argon2id, version, params);
+        memory.0.resize(blocks, Block::default());
+        let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
+        let hashed = argon2.hash_password_into_with_memory(
+            password.as_bytes(),
+            salt,
+            &mut out,
+            &mut memory.0[..blocks],
+        );
+        memory.0.iter_mut().for_each(|b| *b = Block::default());
+        hashed.map_err(|_| PasswordError::Hashing)?;
+        let computed = Output::new(&out).map_err(malformed)?;
+        // `Output`'s equality is constant-time.
+        Ok(computed == expected)
     }
 
     /// Spends the work of one [`verify`](Self::verify) against a hash of a random password
@@ -155,6 +212,15 @@ impl Passwords {
     /// not reveal which accounts exist.
     pub fn verify_dummy(&self, password: &SecretString) -> Result<bool, PasswordError> {
         self.verify(password, &self.dummy).map(|_| false)
+    }
+
+    /// [`verify_dummy`](Self::verify_dummy) in reused `memory`.
+    pub fn verify_dummy_in(
+        &self,
+        password: &SecretString,
+        memory: &mut HashMemory,
+    ) -> Result<bool, PasswordError> {
+        self.verify_in(password, &self.dummy, memory).map(|_| false)
     }
 
     /// Whether `stored` was made with other parameters than these and should be re-hashed
@@ -363,5 +429,42 @@ mod tests {
             Some(PasswordError::MalformedHash)
         );
         assert!(!format!("{:?}", passwords.hash(&pw).unwrap()).contains("argon2"));
+    }
+
+    /// Verifying in reused memory agrees with the argon2 crate's own verifier, for hashes of
+    /// other parameters too (the memory grows and shrinks with them).
+    #[test]
+    fn verification_in_reused_memory_matches_the_reference_verifier() {
+        use argon2::password_hash::PasswordVerifier;
+        let mut memory = HashMemory::new();
+        for (m, t) in [(64, 1), (256, 3), (64, 2), (1024, 1)] {
+            let passwords = Passwords::with_params(m, t, 1).unwrap();
+            let stored = passwords.hash(&secret("correct horse battery")).unwrap();
+            let parsed = PasswordHash::new(stored.as_str()).unwrap();
+            for (candidate, expected) in [
+                ("correct horse battery", true),
+                ("correct horse batterY", false),
+                ("", false),
+            ] {
+                let reference = Argon2::default()
+                    .verify_password(candidate.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(reference, expected, "{m} {t} {candidate:?}");
+                let ours = passwords
+                    .verify_in(&secret(candidate), &stored, &mut memory)
+                    .unwrap();
+                assert_eq!(ours, expected, "{m} {t} {candidate:?}");
+            }
+            assert!(
+                memory.0.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)),
+                "wiped"
+            );
+        }
+        let passwords = cheap();
+        assert!(
+            !passwords
+                .verify_dummy_in(&secret("anything at all"), &mut memory)
+                .unwrap()
+        );
     }
 }

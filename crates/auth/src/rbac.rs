@@ -171,6 +171,8 @@ permissions! {
     TransferTokens = "tokens:transfer",
     /// Configure webhook endpoints and secrets.
     ManageWebhooks = "webhooks:manage",
+    /// Report token operations to the fraud rules.
+    ReportEvents = "fraud:report",
 }
 
 /// The permission table: whether `role` holds `permission`.
@@ -185,7 +187,7 @@ pub const fn allows(role: Role, permission: Permission) -> bool {
             matches!(role, Admin | Operator | Viewer)
         }
         SignWithWallet | RetryTransaction | ReviewAlerts | MintTokens | BurnTokens
-        | TransferTokens | ManageWebhooks => matches!(role, Admin | Operator),
+        | TransferTokens | ManageWebhooks | ReportEvents => matches!(role, Admin | Operator),
         ManageApiKeys | ManageUsers | ReadAudit | ManageWallets => matches!(role, Admin),
     }
 }
@@ -281,6 +283,7 @@ mod tests {
         (Permission::BurnTokens, true, true, false),
         (Permission::TransferTokens, true, true, false),
         (Permission::ManageWebhooks, true, true, false),
+        (Permission::ReportEvents, true, true, false),
     ];
 
     #[test]

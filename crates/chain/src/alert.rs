@@ -38,6 +38,15 @@ pub enum ChainAlert {
         /// The baseline it is compared with (wei).
         baseline: u128,
     },
+    /// The node reported no gas price, zero, or one above the plausible maximum
+    /// ([`ChainConfig::max_plausible_gas_price`](crate::ChainConfig)): a broken feed, not a
+    /// market move. The baseline is left as it was.
+    GasDataQuality {
+        /// The price reported (wei), `None` when the node gave none.
+        gas_price: Option<u128>,
+        /// The plausible maximum (wei).
+        max_plausible: u128,
+    },
     /// A confirmed transaction's block is no longer in the chain.
     Reorged {
         /// The transaction's id.
@@ -64,6 +73,7 @@ impl ChainAlert {
             Self::Stuck { .. } => "stuck",
             Self::Failed { .. } => "failed",
             Self::GasSpike { .. } => "gas_spike",
+            Self::GasDataQuality { .. } => "gas_data_quality",
             Self::Reorged { .. } => "reorged",
             Self::ReplacementExhausted { .. } => "replacement_exhausted",
         }
@@ -138,6 +148,10 @@ mod tests {
             ChainAlert::GasSpike {
                 gas_price: 2,
                 baseline: 1,
+            },
+            ChainAlert::GasDataQuality {
+                gas_price: Some(0),
+                max_plausible: 1,
             },
             ChainAlert::Reorged {
                 tx_id: "t".into(),

@@ -48,9 +48,13 @@ pub struct ChainConfig {
     pub queued_grace: Duration,
     /// A gas price at least this many times the baseline raises [`ChainAlert::GasSpike`].
     pub gas_spike_ratio: f64,
-    /// The gas price baseline (wei); `None` takes the first observed price and then follows
-    /// non-spiking prices with a slow moving average.
+    /// The gas price baseline (wei); `None` takes the first observed plausible price and
+    /// then follows non-spiking prices with a slow moving average.
     pub gas_baseline: Option<u128>,
+    /// The highest gas price (wei) taken as a market price; above it (or at zero, or when
+    /// the node gives none) the reading is a data-quality fault
+    /// ([`ChainAlert::GasDataQuality`]) that never moves the baseline. Default 10^6 gwei.
+    pub max_plausible_gas_price: u128,
     /// Nonce lease lifetime: longer than signing and recording take.
     pub lease_ttl: Duration,
     /// Records one cycle looks at per status.
@@ -71,6 +75,7 @@ impl Default for ChainConfig {
             queued_grace: Duration::from_secs(60),
             gas_spike_ratio: 2.0,
             gas_baseline: None,
+            max_plausible_gas_price: 1_000_000 * 1_000_000_000,
             lease_ttl: Duration::from_secs(60),
             batch: 500,
         }
@@ -179,6 +184,45 @@ pub struct TokenOps {
     inner: Arc<Inner>,
 }
 
+/// The gas baseline and whether the feed is currently faulty.
+#[derive(Debug, Default)]
+struct GasWatch {
+    baseline: Option<u128>,
+    faulty: bool,
+}
+
+impl GasWatch {
+    /// Compares a gas reading with the baseline. An absent, zero or implausible reading is a
+    /// data-quality fault, reported once until a plausible reading returns, and never moves
+    /// the baseline; only plausible, non-spiking prices feed the moving average.
+    fn observe(&mut self, price: Option<u128>, config: &ChainConfig) -> Option<ChainAlert> {
+        let max_plausible = config.max_plausible_gas_price;
+        let Some(price) = price.filter(|p| *p > 0 && *p <= max_plausible) else {
+            let first = !self.faulty;
+            self.faulty = true;
+            return first.then_some(ChainAlert::GasDataQuality {
+                gas_price: price,
+                max_plausible,
+            });
+        };
+        self.faulty = false;
+        let Some(base) = self.baseline else {
+            self.baseline = Some(price);
+            return None;
+        };
+        if price as f64 >= base as f64 * config.gas_spike_ratio {
+            return Some(ChainAlert::GasSpike {
+                gas_price: price,
+                baseline: base,
+            });
+        }
+        if config.gas_baseline.is_none() {
+            self.baseline = Some((base.saturating_mul(7).saturating_add(price)) / 8);
+        }
+        None
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     parts: TokenOpsParts,
@@ -187,7 +231,7 @@ struct Inner {
     from: Address,
     nonce_key: NonceKey,
     nonces: NonceManager,
-    gas_baseline: Mutex<Option<u128>>,
+    gas_baseline: Mutex<GasWatch>,
     #[cfg(feature = "test-utils")]
     fault: Mutex<Option<Arc<dyn FaultHook>>>,
 }
@@ -260,7 +304,10 @@ impl TokenOps {
         let nonces = NonceManager::new(parts.nonces.clone(), Arc::new(source), config.lease_ttl);
         Ok(Self {
             inner: Arc::new(Inner {
-                gas_baseline: Mutex::new(config.gas_baseline),
+                gas_baseline: Mutex::new(GasWatch {
+                    baseline: config.gas_baseline,
+                    faulty: false,
+                }),
                 parts,
                 config,
                 key,
@@ -445,14 +492,16 @@ impl TokenOps {
         let config = &self.inner.config;
         let store = &self.inner.parts.store;
 
-        match self.gas_price().await {
-            Ok(price) => {
-                report.gas_price = Some(price);
-                if let Some(alert) = self.check_gas(price) {
-                    self.raise(alert, &mut report).await;
-                }
+        let price = match self.gas_price().await {
+            Ok(price) => Some(price),
+            Err(e) => {
+                report.errors.push(format!("gas price: {e}"));
+                None
             }
-            Err(e) => report.errors.push(format!("gas price: {e}")),
+        };
+        report.gas_price = price;
+        if let Some(alert) = self.check_gas(price) {
+            self.raise(alert, &mut report).await;
         }
 
         let grace = chrono_duration(config.queued_grace);
@@ -513,23 +562,9 @@ impl TokenOps {
         self.inner.parts.alerts.alert(alert).await;
     }
 
-    fn check_gas(&self, price: u128) -> Option<ChainAlert> {
-        let mut baseline = self.inner.gas_baseline.lock().ok()?;
-        let Some(base) = *baseline else {
-            *baseline = Some(price);
-            return None;
-        };
-        let spiking = base > 0 && price as f64 >= base as f64 * self.inner.config.gas_spike_ratio;
-        if spiking {
-            return Some(ChainAlert::GasSpike {
-                gas_price: price,
-                baseline: base,
-            });
-        }
-        if self.inner.config.gas_baseline.is_none() {
-            *baseline = Some((base.saturating_mul(7).saturating_add(price)) / 8);
-        }
-        None
+    fn check_gas(&self, price: Option<u128>) -> Option<ChainAlert> {
+        let mut watch = self.inner.gas_baseline.lock().ok()?;
+        watch.observe(price, &self.inner.config)
     }
 
     async fn check_broadcast(
@@ -964,4 +999,65 @@ fn is_already_known(message: &str) -> bool {
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GWEI: u128 = 1_000_000_000;
+
+    /// Zero, absent and absurd readings are data-quality faults, reported once per episode,
+    /// and none of them moves the baseline or makes the next normal price look like a spike.
+    #[test]
+    fn implausible_gas_readings_are_faults_and_leave_the_baseline_alone() {
+        let config = ChainConfig::default();
+        let mut watch = GasWatch::default();
+        assert_eq!(watch.observe(Some(10 * GWEI), &config), None);
+        assert_eq!(watch.baseline, Some(10 * GWEI));
+        let fault = watch.observe(Some(0), &config);
+        assert!(
+            matches!(
+                fault,
+                Some(ChainAlert::GasDataQuality {
+                    gas_price: Some(0),
+                    ..
+                })
+            ),
+            "{fault:?}"
+        );
+        assert_eq!(watch.observe(None, &config), None, "one alert per episode");
+        assert_eq!(watch.observe(Some(2 * 1_000_000 * GWEI), &config), None);
+        assert_eq!(watch.baseline, Some(10 * GWEI), "the baseline is untouched");
+        assert_eq!(
+            watch.observe(Some(11 * GWEI), &config),
+            None,
+            "no spike after"
+        );
+        let fault = watch.observe(Some(u128::MAX), &config);
+        assert!(matches!(fault, Some(ChainAlert::GasDataQuality { .. })));
+        let fault = watch.observe(None, &config);
+        assert_eq!(fault, None, "still the same episode");
+        let spike = watch.observe(Some(30 * GWEI), &config);
+        assert!(
+            matches!(spike, Some(ChainAlert::GasSpike { .. })),
+            "{spike:?}"
+        );
+    }
+
+    #[test]
+    fn an_absent_first_reading_is_a_fault_and_sets_no_baseline() {
+        let config = ChainConfig::default();
+        let mut watch = GasWatch::default();
+        assert!(matches!(
+            watch.observe(None, &config),
+            Some(ChainAlert::GasDataQuality {
+                gas_price: None,
+                ..
+            })
+        ));
+        assert_eq!(watch.baseline, None);
+        assert_eq!(watch.observe(Some(5 * GWEI), &config), None);
+        assert_eq!(watch.baseline, Some(5 * GWEI));
+    }
 }

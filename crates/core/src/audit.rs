@@ -237,6 +237,67 @@ pub enum ChainBreak {
         /// The one found instead.
         found: i64,
     },
+    /// The record at an anchor's position no longer has the anchored hash: that record or
+    /// one before it was changed, and the chain after it recomputed.
+    #[error("audit record {seq} does not match the anchor: it or a record before it was rewritten")]
+    AnchorMismatch {
+        /// The anchor's position.
+        seq: i64,
+    },
+    /// The chain ends before an anchor's position: its tail was cut.
+    #[error("the audit log ends at record {last}, before the anchor at {anchor}: its tail was cut")]
+    Truncated {
+        /// The anchor's position.
+        anchor: i64,
+        /// The last record present.
+        last: i64,
+    },
+}
+
+impl ChainBreak {
+    /// The first sequence number the break concerns.
+    pub fn seq(&self) -> i64 {
+        match self {
+            ChainBreak::Modified { seq }
+            | ChainBreak::Unlinked { seq }
+            | ChainBreak::AnchorMismatch { seq } => *seq,
+            ChainBreak::Gap { expected, .. } => *expected,
+            ChainBreak::Truncated { last, .. } => last + 1,
+        }
+    }
+}
+
+/// A `(seq, hash)` pair of the chain recorded outside the database (`haven-admin audit
+/// head`), so that a later verification can tell whether records up to it were rewritten
+/// (with the chain recomputed after them) or the tail was cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    /// The anchored record's position.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: [u8; 32],
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    /// Parses `<seq>:<64 hex digits>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (seq, hash) = s
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not <seq>:<hash>"))?;
+        let seq: i64 = seq
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("{seq:?} is not a sequence number (1 or more)"))?;
+        let bytes = hex::decode(hash).map_err(|_| format!("{hash:?} is not hex"))?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "the hash must be 32 bytes (64 hex digits)".to_owned())?;
+        Ok(Self { seq, hash })
+    }
 }
 
 /// Verifies records in order (starting at seq 1) and returns the head hash, or the first break.
@@ -255,6 +316,7 @@ pub fn verify_chain<'a>(
 pub struct ChainVerifier {
     expected_seq: i64,
     head: [u8; 32],
+    anchors: Vec<Anchor>,
 }
 
 impl Default for ChainVerifier {
@@ -269,6 +331,27 @@ impl ChainVerifier {
         Self {
             expected_seq: 1,
             head: GENESIS_HASH,
+            anchors: Vec::new(),
+        }
+    }
+
+    /// Also checks that the record at `anchor.seq` has `anchor.hash`, and (at
+    /// [`ChainVerifier::finish`]) that the chain reaches it.
+    #[must_use]
+    pub fn with_anchor(mut self, anchor: Anchor) -> Self {
+        self.anchors.push(anchor);
+        self
+    }
+
+    /// After the last record: refuses a chain that ends before one of its anchors.
+    pub fn finish(&self) -> Result<(), ChainBreak> {
+        let last = self.count();
+        match self.anchors.iter().find(|a| a.seq > last) {
+            Some(anchor) => Err(ChainBreak::Truncated {
+                anchor: anchor.seq,
+                last,
+            }),
+            None => Ok(()),
         }
     }
 
@@ -285,6 +368,13 @@ impl ChainVerifier {
         }
         if record.prev_hash != self.head {
             return Err(ChainBreak::Unlinked { seq: record.seq });
+        }
+        if self
+            .anchors
+            .iter()
+            .any(|a| a.seq == record.seq && a.hash != record.hash)
+        {
+            return Err(ChainBreak::AnchorMismatch { seq: record.seq });
         }
         self.head = record.hash;
         self.expected_seq += 1;
@@ -414,6 +504,57 @@ mod tests {
                 found: 3
             })
         );
+    }
+
+    fn chain_of(events: impl IntoIterator<Item = AuditEvent>) -> Vec<AuditRecord> {
+        let mut prev = GENESIS_HASH;
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let r = AuditRecord::chain(i as i64 + 1, e, Utc::now(), prev);
+                prev = r.hash;
+                r
+            })
+            .collect()
+    }
+
+    fn verify_anchored(records: &[AuditRecord], anchor: Anchor) -> Result<(), ChainBreak> {
+        let mut verifier = ChainVerifier::new().with_anchor(anchor);
+        for r in records {
+            verifier.push(r)?;
+        }
+        verifier.finish()
+    }
+
+    /// A chain rewritten from some record on (every hash recomputed) verifies on its own;
+    /// an anchor taken before the rewrite catches it, and catches a cut tail.
+    #[test]
+    fn anchors_catch_recomputed_chains_and_cut_tails() {
+        let records = chain_of((0..6).map(event));
+        let anchor: Anchor = format!("4:{}", hex::encode(records[3].hash))
+            .parse()
+            .unwrap();
+        assert_eq!(verify_anchored(&records, anchor), Ok(()));
+
+        let mut events: Vec<AuditEvent> = records.iter().map(|r| r.event.clone()).collect();
+        events[1].actor = "mallory".into();
+        let rewritten = chain_of(events);
+        assert!(verify_chain(&rewritten).is_ok(), "consistent on its own");
+        assert_eq!(
+            verify_anchored(&rewritten, anchor),
+            Err(ChainBreak::AnchorMismatch { seq: 4 })
+        );
+
+        assert_eq!(
+            verify_anchored(&records[..3], anchor),
+            Err(ChainBreak::Truncated { anchor: 4, last: 3 })
+        );
+        // Rows after the anchor may be added freely.
+        assert_eq!(verify_anchored(&records, anchor), Ok(()));
+        for bad in ["4", "0:00", "x:00", "4:zz", "4:abcd"] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad}");
+        }
     }
 
     #[test]

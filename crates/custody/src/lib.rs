@@ -73,7 +73,7 @@ pub use custody::{Custody, CustodyConfig, ExportedKey, RewrapProgress};
 pub use envelope::DataKey;
 pub use error::{BoxError, Error, MasterKeyProblem, Result, SecretKind};
 pub use keys::{ChainSignature, evm_address, sign_evm_prehash};
-pub use provider::{KeyProvider, LocalKeyProvider};
+pub use provider::{KeyProvider, LocalKeyProvider, NoKeyProvider};
 pub use signer::CustodySigner;
 pub use store::{KeyCursor, MemoryWalletStore, WalletStore};
 pub use types::{

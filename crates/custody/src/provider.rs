@@ -35,6 +35,27 @@ pub trait KeyProvider: Send + Sync + fmt::Debug {
     }
 }
 
+/// A provider holding no key-encryption keys, for processes that only read wallets'
+/// public data (`Custody::list_wallets`, `Custody::get_wallet`) and must never hold master
+/// keys: every wrap and unwrap fails with [`MasterKeyProblem::Empty`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoKeyProvider;
+
+#[async_trait]
+impl KeyProvider for NoKeyProvider {
+    async fn current_version(&self) -> Result<u32> {
+        Err(Error::MasterKeys(MasterKeyProblem::Empty))
+    }
+
+    async fn wrap(&self, _: &DataKey) -> Result<WrappedDek> {
+        Err(Error::MasterKeys(MasterKeyProblem::Empty))
+    }
+
+    async fn unwrap(&self, _: &WrappedDek) -> Result<DataKey> {
+        Err(Error::MasterKeys(MasterKeyProblem::Empty))
+    }
+}
+
 /// Versioned master keys held in process memory, parsed from
 /// `HAVEN_MASTER_KEYS=v1:<base64>,v2:<base64>` (the binary reads the variable and passes the
 /// text in). The highest version wraps; versions below `min_decryption_version` are refused.

@@ -153,7 +153,18 @@ impl PgAuditLog {
 
     /// Walks the whole chain page by page. `Ok(Err(break))` names the first broken row.
     pub async fn verify(&self) -> Result<std::result::Result<ChainReport, ChainBreak>> {
-        let mut verifier = ChainVerifier::new();
+        self.verify_anchored(&[]).await
+    }
+
+    /// [`PgAuditLog::verify`], also checking that the record at each anchor's `seq` still
+    /// has the anchored hash and that the chain reaches it.
+    pub async fn verify_anchored(
+        &self,
+        anchors: &[haven_core::audit::Anchor],
+    ) -> Result<std::result::Result<ChainReport, ChainBreak>> {
+        let mut verifier = anchors
+            .iter()
+            .fold(ChainVerifier::new(), |v, a| v.with_anchor(*a));
         let mut after = 0;
         loop {
             let page = self.page(after, 1000).await?;
@@ -164,6 +175,9 @@ impl PgAuditLog {
                     return Ok(Err(broken));
                 }
             }
+        }
+        if let Err(broken) = verifier.finish() {
+            return Ok(Err(broken));
         }
         Ok(Ok(ChainReport {
             count: verifier.count(),

@@ -46,7 +46,7 @@ pub use fraud::{ClaimedDelivery, DeliveryOutcome, DeliveryState, PgAlertStore};
 pub use inbound::{InboxOutcome, PgInbox, RelayReport, RelayRoutes};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
 pub use nonce::PgNonceStore;
-pub use pool::{PgPool, connect, connect_lazy, ping};
+pub use pool::{PgPool, connect, connect_lazy, ping, row_counts};
 pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
 pub use webhooks::{
     AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgIdempotencyStore, PgReplayStore,

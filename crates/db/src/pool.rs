@@ -70,3 +70,38 @@ pub async fn ping(pool: &PgPool) -> Result<()> {
 pub(crate) async fn get(pool: &PgPool) -> Result<Object<AsyncPgConnection>> {
     pool.get().await
 }
+
+#[derive(diesel::QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct RowCount {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+}
+
+/// The exact number of rows of every table of the schema (migration bookkeeping aside), by
+/// table name: a before-and-after view of what a request or a job wrote.
+pub async fn row_counts(pool: &PgPool) -> Result<std::collections::BTreeMap<String, i64>> {
+    let mut conn = pool.get().await?;
+    let tables: Vec<TableName> = diesel::sql_query(
+        "SELECT table_name::text AS table_name FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE' \
+         AND table_name <> '__diesel_schema_migrations' ORDER BY table_name",
+    )
+    .load(&mut conn)
+    .await?;
+    let mut counts = std::collections::BTreeMap::new();
+    for TableName { table_name } in tables {
+        // The names come from the catalogue, quoted as identifiers.
+        let quoted = format!("\"{}\"", table_name.replace('"', "\"\""));
+        let count: RowCount = diesel::sql_query(format!("SELECT count(*) AS rows FROM {quoted}"))
+            .get_result(&mut conn)
+            .await?;
+        counts.insert(table_name, count.rows);
+    }
+    Ok(counts)
+}

@@ -2,8 +2,9 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -74,11 +75,29 @@ impl Engine {
         &self.rules
     }
 
-    /// Validates `event` and returns the alerts it raises (often none).
+    /// Validates `event` and returns the alerts it raises (often none). An event more than
+    /// `max_future_skew_secs` ahead of this machine's clock is refused
+    /// ([`EventError::InFuture`](crate::EventError::InFuture)) and leaves no state behind.
     pub async fn evaluate(&self, event: &Event) -> Result<Vec<Alert>> {
+        self.evaluate_at(event, Utc::now()).await
+    }
+
+    /// [`Engine::evaluate`] with the engine's clock reading `now`.
+    pub async fn evaluate_at(&self, event: &Event, now: DateTime<Utc>) -> Result<Vec<Alert>> {
         event.validate()?;
         let rules = self.rules.current();
         let settings = &rules.engine;
+        let ahead_ms = event
+            .ts()
+            .timestamp_millis()
+            .saturating_sub(now.timestamp_millis());
+        if ahead_ms > secs_to_ms(settings.max_future_skew_secs) {
+            return Err(crate::EventError::InFuture {
+                ahead_secs: ahead_ms / 1000,
+                max_secs: settings.max_future_skew_secs,
+            }
+            .into());
+        }
         let dedup_key = format!("{}d:{}", self.prefix, event.event_id());
         if !self
             .store
@@ -338,6 +357,7 @@ impl Engine {
                 events,
                 currency,
                 min_amount,
+                remember_secs,
                 severity,
             } => {
                 let Some((kind, p)) = event.payment().filter(|(k, p)| {
@@ -350,7 +370,10 @@ impl Engine {
                 };
                 let destination = normalize_destination(destination);
                 let key = format!("{}n:{}:{}\u{1f}{destination}", self.prefix, rule.id, p.user);
-                let first = self.store.mark_seen(&key, None).await?;
+                let first = self
+                    .store
+                    .mark_seen(&key, Some(Duration::from_secs(*remember_secs)))
+                    .await?;
                 if !first || p.amount < *min_amount {
                     return Ok(None);
                 }

@@ -175,6 +175,15 @@ pub enum EventError {
         /// The field name.
         field: &'static str,
     },
+    /// The event's time is further in the future than the engine tolerates: it could
+    /// otherwise become the newest of its windows and make every later event "late".
+    #[error("ts is {ahead_secs} s in the future; at most {max_secs} s of clock skew is accepted")]
+    InFuture {
+        /// How far ahead of the engine's clock the event is, in seconds.
+        ahead_secs: i64,
+        /// The tolerated skew.
+        max_secs: u64,
+    },
     /// HTTP counts where errors exceed requests.
     #[error("server_errors ({server_errors}) exceed requests ({requests})")]
     InconsistentCounts {

@@ -80,7 +80,7 @@ pub use rules::{
 };
 pub use sink::{
     AlertMessage, AlertSink, DeliveryError, Dispatcher, LogSink, SmtpConfig, SmtpSecurity,
-    SmtpSink, StandardWebhookSigner, WebhookSigner, WebhookSink, single_line,
+    SmtpSink, StandardWebhookSigner, WebhookSigner, WebhookSink, is_loopback_host, single_line,
 };
 pub use window::{
     MemoryWindowStore, StoreError, WindowEntry, WindowRead, WindowSnapshot, WindowStore, window_end,

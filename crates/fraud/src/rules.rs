@@ -49,10 +49,23 @@ pub struct EngineSettings {
     /// How long an event id is remembered for de-duplication.
     #[serde(default = "default_dedup")]
     pub dedup_retention_secs: u64,
+    /// How far ahead of the engine's clock an event's `ts` may be; a later one is refused
+    /// (`EventError::InFuture`), so it cannot become the newest event of its windows and
+    /// make every later event "late".
+    #[serde(default = "default_future_skew")]
+    pub max_future_skew_secs: u64,
 }
 
 fn default_lateness() -> u64 {
     60
+}
+
+fn default_future_skew() -> u64 {
+    300
+}
+
+fn default_remember() -> u64 {
+    90 * 86_400
 }
 
 fn default_dedup() -> u64 {
@@ -64,6 +77,7 @@ impl Default for EngineSettings {
         Self {
             allowed_lateness_secs: default_lateness(),
             dedup_retention_secs: default_dedup(),
+            max_future_skew_secs: default_future_skew(),
         }
     }
 }
@@ -183,6 +197,10 @@ pub enum RuleKind {
         currency: Option<String>,
         /// The smallest amount that alerts.
         min_amount: Amount,
+        /// How long a (user, destination) pair stays known; after this quiet time a payment
+        /// to it counts as new again (default 90 days). Marks never pile up forever.
+        #[serde(default = "default_remember")]
+        remember_secs: u64,
         /// Alert severity.
         severity: Severity,
     },

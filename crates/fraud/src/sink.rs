@@ -151,12 +151,25 @@ impl AlertSink for LogSink {
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpSecurity {
-    /// Plain text; only for a relay on localhost.
+    /// Plain text; only for a relay on this machine: [`SmtpSink::new`] refuses it for any
+    /// host that is not `localhost` or a loopback address.
     None,
     /// STARTTLS upgrade (port 587).
     StartTls,
     /// TLS from the first byte (port 465).
     Tls,
+}
+
+/// Whether `host` names this machine: `localhost` (or a name under it) or a loopback
+/// address. Plain-text SMTP is allowed to such hosts only.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    let lower = host.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// SMTP settings.
@@ -209,6 +222,9 @@ impl fmt::Debug for SmtpSink {
 impl SmtpSink {
     /// Builds the transport and parses the addresses (an address with CR/LF does not parse).
     pub fn new(config: &SmtpConfig) -> Result<Self, DeliveryError> {
+        if config.security == SmtpSecurity::None && !is_loopback_host(&config.host) {
+            return Err(DeliveryError::InvalidConfig { field: "security" });
+        }
         let builder = match config.security {
             SmtpSecurity::None => {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
@@ -352,18 +368,22 @@ impl fmt::Debug for WebhookSink {
 }
 
 impl WebhookSink {
-    /// A sink posting to `url`, with its own HTTP client (10 s timeout). Installs rustls'
-    /// `ring` crypto provider as the process default if none is installed yet.
+    /// A sink posting to `url`, with its own HTTP client: 10 s timeout, no redirects (a
+    /// 3xx is a failed delivery: the alert must not be sent somewhere the configuration
+    /// does not name). Installs rustls' `ring` crypto provider as the process default if
+    /// none is installed yet. The response body is never read.
     pub fn new(url: &str, signer: Arc<dyn WebhookSigner>) -> Result<Self, DeliveryError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(DeliveryError::Http)?;
         Self::with_client(url, signer, client)
     }
 
-    /// A sink using an existing client.
+    /// A sink using an existing client (configure it without redirects, as
+    /// [`WebhookSink::new`] does).
     pub fn with_client(
         url: &str,
         signer: Arc<dyn WebhookSigner>,

@@ -69,6 +69,14 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// An upstream's answer was longer than the client reads.
+    #[error("`{upstream}` answered more than {limit} bytes")]
+    ResponseTooLarge {
+        /// Upstream name.
+        upstream: &'static str,
+        /// The most bytes read.
+        limit: usize,
+    },
     /// An upstream answered with a non-success status.
     #[error("`{upstream}` answered HTTP {status}")]
     UpstreamStatus {
@@ -149,6 +157,7 @@ impl Error {
             Error::InvalidConfig { .. } => ErrorCode::InternalError,
             Error::Http { .. } => ErrorCode::UpstreamError,
             Error::UpstreamStatus { .. } => ErrorCode::UpstreamError,
+            Error::ResponseTooLarge { .. } => ErrorCode::UpstreamError,
             Error::Decode { .. } => ErrorCode::UpstreamError,
             Error::MissingPrice { .. } => ErrorCode::UpstreamError,
             Error::InvalidPrice { .. } => ErrorCode::UpstreamError,

@@ -77,8 +77,9 @@ pub use error::{CallError, Error, Result};
 #[cfg(feature = "redis")]
 pub use fallback::RedisIntervalGate;
 pub use fallback::{
-    Binance, CachedValue, CoinGecko, FallbackChain, InMemoryIntervalGate, IntervalGate, Pair,
-    PriceSource, Quote, Stage, TtlCache, classify_breaker, classify_retry,
+    Binance, CachedValue, CoinGecko, FallbackChain, InMemoryIntervalGate, IntervalGate,
+    MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource, Quote, Stage, TtlCache, classify_breaker,
+    classify_retry,
 };
 #[cfg(feature = "redis")]
 pub use limiter::DistributedLimiter;

@@ -8,8 +8,7 @@
 //! tests never skip silently.
 
 mod anvil;
-#[cfg(feature = "api")]
-mod api;
+#[cfg(feature = "postgres")]
 mod db;
 mod local_server;
 mod metrics_capture;
@@ -17,8 +16,7 @@ mod redis_kit;
 mod redis_server;
 
 pub use anvil::Anvil;
-#[cfg(feature = "api")]
-pub use api::{TestApi, spawn_api, spawn_api_with};
+#[cfg(feature = "postgres")]
 pub use db::TestDb;
 pub use metrics_capture::MetricsCapture;
 pub use redis_kit::TestRedis;

@@ -93,7 +93,7 @@ pub use mac::HmacBackend;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisIdempotencyStore, RedisReplayStore};
 pub use replay::{MemoryReplayStore, ReplayOutcome, ReplayStore};
-pub use secret::Secret;
+pub use secret::{MIN_HMAC_KEY_LEN, Secret};
 #[cfg(feature = "sender")]
 pub use sender::{AttemptResult, HttpSender, SenderConfig};
 pub use verify::{

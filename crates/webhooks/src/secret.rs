@@ -24,7 +24,14 @@ pub const WHSK_PREFIX: &str = "whsk_";
 pub struct Secret {
     pub(crate) key: Key,
     expires_at: Option<i64>,
+    hmac_len: Option<usize>,
 }
+
+/// The shortest HMAC key a deployment should accept from configuration, in bytes (128
+/// bits). [`Secret`] itself takes any non-empty key, as the schemes define none; callers
+/// that read secrets from configuration refuse shorter ones
+/// ([`Secret::hmac_key_len`]).
+pub const MIN_HMAC_KEY_LEN: usize = 16;
 
 pub(crate) enum Key {
     Hmac(HmacKey),
@@ -79,7 +86,9 @@ impl Secret {
         if bytes.is_empty() {
             return Err(SecretError::Empty);
         }
-        Ok(Self::new(Key::Hmac(HmacKey::new(bytes))))
+        let mut secret = Self::new(Key::Hmac(HmacKey::new(bytes)));
+        secret.hmac_len = Some(bytes.len());
+        Ok(secret)
     }
 
     /// An ed25519 signing key from its 32-byte seed.
@@ -117,6 +126,12 @@ impl Secret {
         self.expires_at
     }
 
+    /// The length in bytes of an HMAC key (`None` for ed25519 keys); compare it with
+    /// [`MIN_HMAC_KEY_LEN`].
+    pub fn hmac_key_len(&self) -> Option<usize> {
+        self.hmac_len
+    }
+
     /// Whether the secret may be used at `now` (Unix seconds).
     pub fn is_active(&self, now: i64) -> bool {
         self.expires_at.is_none_or(|exp| now < exp)
@@ -136,6 +151,7 @@ impl Secret {
         Self {
             key,
             expires_at: None,
+            hmac_len: None,
         }
     }
 

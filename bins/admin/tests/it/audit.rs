@@ -50,6 +50,91 @@ async fn migrate_verify_and_head_against_a_real_database() {
     assert_eq!(broken["first_broken_seq"], 6);
 }
 
+/// An anchor taken with `audit head` catches what a plain verification cannot: the chain
+/// rewritten from some record on with every hash recomputed, and a cut tail.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anchor_catches_a_recomputed_chain_and_a_cut_tail() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url())];
+    let pool = haven_db::connect(db.url(), 2).await.unwrap();
+    let log = haven_db::PgAuditLog::new(pool);
+    for i in 0..8 {
+        log.append(AuditEvent::new("ops", "user.create", Severity::Medium).target(format!("u{i}")))
+            .await
+            .unwrap();
+    }
+    let (code, out, _) = admin(&["audit", "head"], &env, None);
+    assert_eq!(code, 0);
+    let head: Value = serde_json::from_str(&out).unwrap();
+    let anchor = format!("{}:{}", head["seq"], head["hash"].as_str().unwrap());
+    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    assert_eq!(code, 0, "{out}");
+    log.append(AuditEvent::new("ops", "user.create", Severity::Medium))
+        .await
+        .unwrap();
+    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    assert_eq!(code, 0, "rows after the anchor are fine: {out}");
+
+    // Rewrite record 3 and recompute every hash after it: the chain alone looks intact.
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut records = log.page(0, 100).await.unwrap();
+    records[2].event.actor = "mallory".into();
+    let mut prev = haven_core::audit::GENESIS_HASH;
+    for r in &mut records {
+        *r = haven_core::audit::AuditRecord::chain(r.seq, r.event.clone(), r.created_at, prev);
+        prev = r.hash;
+        diesel::sql_query(
+            "UPDATE audit_log SET actor = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+        )
+        .bind::<diesel::sql_types::Text, _>(&r.event.actor)
+        .bind::<diesel::sql_types::Bytea, _>(r.prev_hash.to_vec())
+        .bind::<diesel::sql_types::Bytea, _>(r.hash.to_vec())
+        .bind::<diesel::sql_types::BigInt, _>(r.seq)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let (code, out, _) = admin(&["audit", "verify"], &env, None);
+    assert_eq!(code, 0, "without an anchor the rewrite passes: {out}");
+    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    assert_eq!(code, 1, "{out}");
+    let broken: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(broken["first_broken_seq"], 8, "{out}");
+
+    // Cut the tail below the anchor (on a fresh, untouched chain).
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url())];
+    let log = haven_db::PgAuditLog::new(haven_db::connect(db.url(), 2).await.unwrap());
+    for _ in 0..5 {
+        log.append(AuditEvent::new("ops", "user.create", Severity::Medium))
+            .await
+            .unwrap();
+    }
+    let (_, out, _) = admin(&["audit", "head"], &env, None);
+    let head: Value = serde_json::from_str(&out).unwrap();
+    let anchor = format!("{}:{}", head["seq"], head["hash"].as_str().unwrap());
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query("DELETE FROM audit_log WHERE seq >= 4")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (code, out, _) = admin(&["audit", "verify"], &env, None);
+    assert_eq!(code, 0, "a cut tail alone looks intact: {out}");
+    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("tail was cut"), "{out}");
+    let (code, _, err) = admin(&["audit", "verify", "--anchor", "nonsense"], &env, None);
+    assert_eq!(code, 2, "{err}");
+}
+
 #[test]
 fn database_down_is_a_clear_failure() {
     let (code, _, err) = admin(

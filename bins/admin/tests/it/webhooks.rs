@@ -18,11 +18,16 @@ fn payload_file(body: &str) -> tempfile::NamedTempFile {
 }
 
 fn verify(args: &[&str], body: &str) -> (i32, Value, String) {
+    verify_with(SECRET, args, body)
+}
+
+/// `webhooks verify` with `secret` in `HAVEN_WEBHOOK_SECRET`.
+fn verify_with(secret: &str, args: &[&str], body: &str) -> (i32, Value, String) {
     let file = payload_file(body);
     let path = file.path().to_str().unwrap();
     let mut all = vec!["webhooks", "verify", "--payload-file", path];
     all.extend_from_slice(args);
-    let (code, out, err) = admin(&all, &[], None);
+    let (code, out, err) = admin(&all, &[("HAVEN_WEBHOOK_SECRET", secret)], None);
     let value = if out.trim().is_empty() {
         Value::Null
     } else {
@@ -34,22 +39,26 @@ fn verify(args: &[&str], body: &str) -> (i32, Value, String) {
 #[test]
 fn sign_reproduces_the_standard_webhooks_reference_signature() {
     let file = payload_file(BODY);
-    let (code, out, err) = admin(
-        &[
+    let path = file.path().to_str().unwrap();
+    let sign = |payload: &str, extra: &[&str]| {
+        let mut args = vec![
             "webhooks",
             "sign",
             "--scheme",
             "standard",
-            "--secret",
-            SECRET,
             "--id",
             ID,
             "--timestamp",
             TS,
             "--payload-file",
-            file.path().to_str().unwrap(),
-        ],
-        &[],
+        ];
+        args.push(payload);
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let (code, out, err) = admin(
+        &refs(&sign(path, &[])),
+        &[("HAVEN_WEBHOOK_SECRET", SECRET)],
         None,
     );
     assert_eq!(code, 0, "{err}");
@@ -57,38 +66,63 @@ fn sign_reproduces_the_standard_webhooks_reference_signature() {
 
     // The payload can come from standard input too, byte for byte.
     let (code, out, _) = admin(
-        &[
-            "webhooks",
-            "sign",
-            "--scheme",
-            "standard",
-            "--secret",
-            SECRET,
-            "--id",
-            ID,
-            "--timestamp",
-            TS,
-            "--payload-file",
-            "-",
-        ],
-        &[],
+        &refs(&sign("-", &[])),
+        &[("HAVEN_WEBHOOK_SECRET", SECRET)],
         Some(BODY),
     );
     assert_eq!((code, out.trim()), (0, SIGNATURE));
+
+    // Or the secret from standard input, the payload from its file.
+    let (code, out, err) = admin(
+        &refs(&sign(path, &["--secret-stdin"])),
+        &[],
+        Some(&format!("{SECRET}\n")),
+    );
+    assert_eq!((code, out.trim()), (0, SIGNATURE), "{err}");
 }
 
+fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The secret never goes on the command line: `--secret` is not an option, and without
+/// `HAVEN_WEBHOOK_SECRET` or `--secret-stdin` the command says where to put it.
 #[test]
-fn verify_accepts_the_reference_and_names_what_is_wrong_otherwise() {
-    let standard = [
+fn the_secret_is_not_taken_from_the_command_line() {
+    let file = payload_file(BODY);
+    let path = file.path().to_str().unwrap();
+    let base = [
+        "webhooks",
+        "sign",
         "--scheme",
         "standard",
-        "--secret",
-        SECRET,
         "--id",
         ID,
         "--timestamp",
         TS,
     ];
+    let mut with_flag = base.to_vec();
+    with_flag.extend_from_slice(&["--secret", SECRET, "--payload-file", path]);
+    let (code, out, err) = admin(&with_flag, &[], None);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(!out.contains(SIGNATURE));
+
+    let mut without = base.to_vec();
+    without.extend_from_slice(&["--payload-file", path]);
+    let (code, _, err) = admin(&without, &[], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("HAVEN_WEBHOOK_SECRET"), "{err}");
+
+    let mut both_stdin = base.to_vec();
+    both_stdin.extend_from_slice(&["--payload-file", "-", "--secret-stdin"]);
+    let (code, _, err) = admin(&both_stdin, &[], Some(SECRET));
+    assert_eq!(code, 2);
+    assert!(err.contains("standard input"), "{err}");
+}
+
+#[test]
+fn verify_accepts_the_reference_and_names_what_is_wrong_otherwise() {
+    let standard = ["--scheme", "standard", "--id", ID, "--timestamp", TS];
     let with = |extra: &[&'static str]| {
         let mut args = standard.to_vec();
         args.extend_from_slice(extra);
@@ -146,14 +180,12 @@ fn stripe_signatures_round_trip() {
             "sign",
             "--scheme",
             "stripe",
-            "--secret",
-            "sk_test_secret",
             "--timestamp",
             TS,
             "--payload-file",
             path,
         ],
-        &[],
+        &[("HAVEN_WEBHOOK_SECRET", "sk_test_secret")],
         None,
     );
     assert_eq!(code, 0, "{err}");
@@ -163,27 +195,15 @@ fn stripe_signatures_round_trip() {
     let args = [
         "--scheme",
         "stripe",
-        "--secret",
-        "sk_test_secret",
         "--now",
         "1614265331",
+        "--signature",
+        &header,
     ];
-    let mut ok = args.to_vec();
-    ok.extend_from_slice(&["--signature", &header]);
-    let (code, out, _) = verify(&ok, BODY);
+    let (code, out, _) = verify_with("sk_test_secret", &args, BODY);
     assert_eq!((code, out["valid"].as_bool()), (0, Some(true)));
 
-    let mut wrong = [
-        "--scheme",
-        "stripe",
-        "--secret",
-        "sk_test_other",
-        "--now",
-        "1614265331",
-    ]
-    .to_vec();
-    wrong.extend_from_slice(&["--signature", &header]);
-    let (code, out, _) = verify(&wrong, BODY);
+    let (code, out, _) = verify_with("sk_test_other", &args, BODY);
     assert_eq!((code, out["valid"].as_bool()), (1, Some(false)));
 }
 
@@ -191,54 +211,39 @@ fn stripe_signatures_round_trip() {
 fn usage_errors_exit_2() {
     let file = payload_file(BODY);
     let path = file.path().to_str().unwrap();
-    let cases: [(&str, &[&str], &str); 3] = [
+    let cases: [(&str, &str, &[&str], &str); 3] = [
         (
             "standard without an id",
-            &[
-                "sign",
-                "--scheme",
-                "standard",
-                "--secret",
-                SECRET,
-                "--timestamp",
-                TS,
-            ],
+            SECRET,
+            &["sign", "--scheme", "standard", "--timestamp", TS],
             "--id",
         ),
         (
             "a secret that is not whsec_<base64>",
+            "not-a-secret",
             &[
                 "sign",
                 "--scheme",
                 "standard",
-                "--secret",
-                "not-a-secret",
                 "--id",
                 ID,
                 "--timestamp",
                 TS,
             ],
-            "--secret",
+            "the secret",
         ),
         (
             "an unknown scheme",
-            &[
-                "verify",
-                "--scheme",
-                "hmac",
-                "--secret",
-                "s",
-                "--signature",
-                "x",
-            ],
+            "s",
+            &["verify", "--scheme", "hmac", "--signature", "x"],
             "standard",
         ),
     ];
-    for (what, args, named) in cases {
+    for (what, secret, args, named) in cases {
         let mut all = vec!["webhooks"];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--payload-file", path]);
-        let (code, out, err) = admin(&all, &[], None);
+        let (code, out, err) = admin(&all, &[("HAVEN_WEBHOOK_SECRET", secret)], None);
         assert_eq!((code, out.as_str()), (2, ""), "{what}: {err}");
         assert!(err.contains(named), "{what}: {err}");
     }

@@ -44,6 +44,47 @@ pub struct AuthConfig {
     /// Prefix of the Redis keys of the failure counts and of the fraud windows they feed
     /// (`haven:`; tests give each server its own).
     pub redis_prefix: String,
+    /// `HAVEN_AUTH_TRUSTED_NETWORKS`: client networks whose logins the lockout never
+    /// blocks (failures are still counted and reported), so an administrator can always
+    /// log in from there. Default none.
+    pub trusted_networks: Vec<ipnet::IpNet>,
+    /// `HAVEN_AUTH_HASH_CONCURRENCY`: password hashes that may run at once in this process
+    /// (default 0: one per core); beyond it, and a short queue, logins get 503.
+    pub password_hash_concurrency: usize,
+}
+
+impl AuthConfig {
+    /// Whether the signing secret or the pepper is the development value.
+    pub fn uses_development_secrets(&self) -> Option<&'static str> {
+        if let JwtKeyConfig::Hs256(secret) = &self.jwt_key
+            && secret.expose_secret() == DEV_JWT_SECRET
+        {
+            return Some("HAVEN_JWT_SECRET");
+        }
+        (self.api_key_pepper.expose_secret() == DEV_API_KEY_PEPPER)
+            .then_some("HAVEN_API_KEY_PEPPER")
+    }
+}
+
+/// Refuses the development JWT secret or pepper unless every listener is a loopback
+/// address: whatever `HAVEN_ENV` says, a public listener never runs on secrets that are
+/// in the repository.
+pub fn refuse_dev_secrets_off_loopback(
+    auth: &AuthConfig,
+    listeners: &[std::net::SocketAddr],
+) -> Result<(), ConfigError> {
+    let Some(var) = auth.uses_development_secrets() else {
+        return Ok(());
+    };
+    match listeners.iter().find(|addr| !addr.ip().is_loopback()) {
+        Some(public) => Err(ConfigError::Invalid {
+            var,
+            reason: format!(
+                "the development default serves loopback addresses only, and {public} is not one: set HAVEN_JWT_SECRET (or HAVEN_JWT_ED25519_KEY) and HAVEN_API_KEY_PEPPER, or listen on 127.0.0.1"
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 impl AuthConfig {
@@ -97,6 +138,8 @@ impl AuthConfig {
             key_env: KeyEnv::Test,
             lockout: LockoutPolicy::default(),
             redis_prefix: "haven:".into(),
+            trusted_networks: Vec::new(),
+            password_hash_concurrency: 0,
         }
     }
 }
@@ -116,6 +159,8 @@ pub(super) struct AuthOwn {
     auth_ban_after: u32,
     auth_ban_secs: u64,
     auth_failure_window_secs: u64,
+    auth_trusted_networks: String,
+    auth_hash_concurrency: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,6 +177,8 @@ pub(super) struct AuthDefaults {
     auth_ban_after: u32,
     auth_ban_secs: u64,
     auth_failure_window_secs: u64,
+    auth_trusted_networks: &'static str,
+    auth_hash_concurrency: usize,
 }
 
 pub(super) const DEFAULTS: AuthDefaults = AuthDefaults {
@@ -147,6 +194,8 @@ pub(super) const DEFAULTS: AuthDefaults = AuthDefaults {
     auth_ban_after: 10,
     auth_ban_secs: 900,
     auth_failure_window_secs: 900,
+    auth_trusted_networks: "",
+    auth_hash_concurrency: 0,
 };
 
 fn required(var: &'static str) -> ConfigError {
@@ -240,6 +289,13 @@ pub(super) fn auth_from(env: Environment, own: AuthOwn) -> Result<AuthConfig, Co
         },
         lockout,
         redis_prefix: "haven:".into(),
+        trusted_networks: crate::ratelimit::parse_networks(&own.auth_trusted_networks).map_err(
+            |reason| ConfigError::Invalid {
+                var: "HAVEN_AUTH_TRUSTED_NETWORKS",
+                reason,
+            },
+        )?,
+        password_hash_concurrency: own.auth_hash_concurrency,
     };
     config.signing_key()?;
     config.key_hasher()?;
@@ -276,6 +332,19 @@ pub(super) fn lockout_defaults() -> AuthOwn {
         auth_ban_after: DEFAULTS.auth_ban_after,
         auth_ban_secs: DEFAULTS.auth_ban_secs,
         auth_failure_window_secs: DEFAULTS.auth_failure_window_secs,
+        auth_trusted_networks: String::new(),
+        auth_hash_concurrency: 0,
+    }
+}
+
+/// The development settings (no secrets set), for config tests.
+#[cfg(test)]
+pub(super) fn lockout_defaults_with_kid() -> AuthOwn {
+    AuthOwn {
+        jwt_kid: DEFAULTS.jwt_kid.into(),
+        jwt_issuer: DEFAULTS.jwt_issuer.into(),
+        jwt_audience: DEFAULTS.jwt_audience.into(),
+        ..lockout_defaults()
     }
 }
 

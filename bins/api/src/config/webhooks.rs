@@ -11,13 +11,15 @@
 //! ```
 //!
 //! A secret is a string or `{"secret": …, "expires_at": <unix seconds>}` (rotation: an
-//! expired secret no longer verifies). The tolerance defaults to 300 s old, 60 s ahead.
+//! expired secret no longer verifies). An HMAC secret shorter than
+//! [`MIN_HMAC_KEY_LEN`] bytes (16: decoded for `whsec_`, the string itself for the other
+//! schemes) is refused at start-up. The tolerance defaults to 300 s old, 60 s ahead.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use haven_service::config::ConfigError;
-use haven_webhooks::{Scheme, Secret, Tolerance, Verifier};
+use haven_webhooks::{MIN_HMAC_KEY_LEN, Scheme, Secret, Tolerance, Verifier};
 use serde::Deserialize;
 
 const VAR: &str = "HAVEN_WEBHOOK_SOURCES";
@@ -99,6 +101,11 @@ impl WebhookSources {
                     let secret = Secret::for_scheme(scheme, &text).map_err(|e| {
                         invalid(format!("source {name:?}: a secret is invalid ({e})"))
                     })?;
+                    if let Some(len) = secret.hmac_key_len().filter(|l| *l < MIN_HMAC_KEY_LEN) {
+                        return Err(invalid(format!(
+                            "source {name:?}: an HMAC secret of {len} bytes is too short; at least {MIN_HMAC_KEY_LEN} are required"
+                        )));
+                    }
                     Ok(match expiry {
                         Some(at) => secret.expires_at(at),
                         None => secret,
@@ -138,7 +145,7 @@ mod tests {
     #[test]
     fn sources_parse_with_rotation_and_tolerance() {
         let sources = WebhookSources::parse(
-            r#"{"aurora":{"scheme":"aurora","secrets":["s1"]},
+            r#"{"aurora":{"scheme":"aurora","secrets":["aurora-secret-of-32-characters!!"]},
                 "partner":{"scheme":"standard","secrets":[
                     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                     {"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw","expires_at":1}],
@@ -160,9 +167,16 @@ mod tests {
             r#"{"a":{"scheme":"aurora","secrets":[]}}"#,
             r#"{"a b":{"scheme":"aurora","secrets":["x"]}}"#,
             r#"{"a":{"scheme":"standard","secrets":["not-whsec"]}}"#,
+            // HMAC secrets below 16 bytes, raw and decoded.
+            r#"{"a":{"scheme":"aurora","secrets":["fifteen-bytes!!"]}}"#,
+            r#"{"a":{"scheme":"tribe","secrets":["aurora-secret-of-32-characters!!",{"secret":"short","expires_at":1}]}}"#,
+            r#"{"a":{"scheme":"standard","secrets":["whsec_c2hvcnQ="]}}"#,
         ] {
             let err = WebhookSources::parse(raw).unwrap_err().to_string();
             assert!(err.contains(VAR), "{raw}: {err}");
         }
+        let ok =
+            WebhookSources::parse(r#"{"a":{"scheme":"stripe","secrets":["sixteen-bytes!!!"]}}"#);
+        assert!(ok.is_ok(), "16 bytes is enough");
     }
 }

@@ -48,18 +48,18 @@ pub(crate) fn actor(principal: &Principal) -> String {
 /// An audit event by the request's principal, with its request id and client address.
 pub(crate) fn event(
     req: &HttpRequest,
+    principal: &crate::auth::Authenticated,
     action: &str,
     severity: Severity,
-) -> Result<AuditEvent, ApiError> {
-    let principal = crate::auth::principal(req)?;
-    let mut event = AuditEvent::new(actor(&principal), action, severity);
+) -> AuditEvent {
+    let mut event = AuditEvent::new(principal.actor(), action, severity);
     if let Some(id) = current_request_id() {
         event = event.request_id(id);
     }
     if let Some(ip) = crate::ratelimit::client_ip(req) {
         event = event.ip(ip.to_string());
     }
-    Ok(event)
+    event
 }
 
 /// `details` with `"outcome": "applied"`.

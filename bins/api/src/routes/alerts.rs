@@ -19,10 +19,10 @@ use serde_json::json;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, Authenticated};
 use crate::error::ApiError;
 use crate::extract::ValidatedJson;
-use crate::routes::admin::{actor, event, page_limit, refuse};
+use crate::routes::admin::{event, page_limit, refuse};
 use crate::state::AppState;
 
 /// A note on an alert.
@@ -160,6 +160,7 @@ fn fraud_error(e: haven_fraud::Error) -> ApiError {
     ),
 )]
 pub async fn list(
+    _: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -215,6 +216,7 @@ pub struct Transition {
 )]
 pub async fn transition(
     req: HttpRequest,
+    principal: Authenticated,
     state: web::Data<AppState>,
     ctx: web::Data<AuthContext>,
     id: web::Path<Uuid>,
@@ -222,9 +224,9 @@ pub async fn transition(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let Transition { to, note } = body.0;
-    let principal = crate::auth::principal(&req)?;
+    let reviewer_principal = &principal.0;
     // The route already required `alerts:review`; the role only tells the workflow so.
-    let role = match &principal {
+    let role = match reviewer_principal {
         Principal::User {
             role: haven_auth::Role::Admin,
             ..
@@ -232,7 +234,7 @@ pub async fn transition(
         p if p.can(Permission::ReviewAlerts) => ReviewerRole::Analyst,
         _ => ReviewerRole::Viewer,
     };
-    let reviewer = Reviewer::new(actor(&principal), role);
+    let reviewer = Reviewer::new(principal.actor(), role);
     let review = ReviewService::new(
         Arc::new(PgAlertStore::new(state.db.clone())),
         Arc::new(PgAuditLog::new(state.db.clone())),
@@ -240,8 +242,13 @@ pub async fn transition(
     match review.transition(&reviewer, id, to, note.as_deref()).await {
         Ok(record) => Ok(HttpResponse::Ok().json(AlertView::from(record))),
         Err(haven_fraud::Error::InvalidTransition { from, to }) => {
-            let audit = event(&req, &format!("fraud.alert.{}", to.as_str()), Severity::Low)?
-                .target(id.to_string());
+            let audit = event(
+                &req,
+                &principal,
+                &format!("fraud.alert.{}", to.as_str()),
+                Severity::Low,
+            )
+            .target(id.to_string());
             let details = json!({"from": from.as_str(), "to": to.as_str()});
             let error = fraud_error(haven_fraud::Error::InvalidTransition { from, to });
             Err(refuse(&ctx, audit, details, error).await)

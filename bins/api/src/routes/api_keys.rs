@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::auth::{AuthContext, user};
+use crate::auth::{AuthContext, CurrentUser};
 use crate::error::{ApiError, current_request_id};
 use crate::extract::ValidatedJson;
 use crate::routes::auth::audit;
@@ -93,10 +93,11 @@ fn event(actor: String, action: &str, target: Uuid, req: &HttpRequest) -> AuditE
 )]
 pub async fn create(
     req: HttpRequest,
+    user: CurrentUser,
     ctx: web::Data<AuthContext>,
     body: ValidatedJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, role) = user(&req)?;
+    let (user_id, role) = (user.id, user.role);
     let CreateKey {
         name,
         scopes,
@@ -157,8 +158,11 @@ pub async fn create(
         (status = 200, description = "The caller's keys", body = Vec<KeyView>),
     ),
 )]
-pub async fn list(req: HttpRequest, ctx: web::Data<AuthContext>) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = user(&req)?;
+pub async fn list(
+    user: CurrentUser,
+    ctx: web::Data<AuthContext>,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = user.id;
     let keys: Vec<KeyView> = ctx
         .api_keys
         .list_by_owner(user_id)
@@ -184,10 +188,11 @@ pub async fn list(req: HttpRequest, ctx: web::Data<AuthContext>) -> Result<HttpR
 )]
 pub async fn revoke(
     req: HttpRequest,
+    user: CurrentUser,
     ctx: web::Data<AuthContext>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = user(&req)?;
+    let user_id = user.id;
     let id = id.into_inner();
     let record = ctx
         .api_keys

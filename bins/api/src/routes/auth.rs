@@ -2,9 +2,9 @@
 
 use std::str::FromStr;
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use haven_auth::{IssuedToken, NewSession, Role, SessionError, StoredHash, TokenType};
+use haven_auth::{IssuedToken, NewSession, Role, SessionError, TokenType};
 use haven_core::audit::{AuditEvent, AuditSink, Severity};
 use haven_core::{ErrorCode, Problem};
 use secrecy::SecretString;
@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::auth::{AccessToken, AuthContext, session_error, user};
+use crate::auth::{AuthContext, Authenticated, CurrentUser, session_error};
 use crate::error::{ApiError, current_request_id};
 use crate::extract::ValidatedJson;
 
@@ -119,22 +119,6 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError(Problem::internal(e))
 }
 
-async fn verify_password(
-    ctx: &AuthContext,
-    password: SecretString,
-    stored: Option<String>,
-) -> Result<bool, ApiError> {
-    let passwords = ctx.passwords.clone();
-    tokio::task::spawn_blocking(move || match stored {
-        Some(phc) => passwords.verify(&password, &StoredHash::from_phc(phc)),
-        // Same work for unknown users: no user enumeration through timing.
-        None => passwords.verify_dummy(&password).map(|_| false),
-    })
-    .await
-    .map_err(internal)?
-    .or(Ok(false))
-}
-
 /// Logs in with e-mail and password: an access and a refresh token. Success and failure are
 /// audited; an unknown e-mail costs the same argon2 work as a wrong password. Repeated
 /// failures back off and then ban (see [`crate::lockout`]).
@@ -146,7 +130,8 @@ async fn verify_password(
     responses(
         (status = 200, description = "Logged in", body = TokenPair),
         (status = 401, description = "Wrong e-mail or password", body = crate::openapi::ErrorBodySchema),
-        (status = 429, description = "Too many failed attempts from this address or for this account: blocked for `Retry-After` seconds", body = crate::openapi::ErrorBodySchema),
+        (status = 429, description = "Too many failed attempts from this network, or for this account from this network: blocked for `Retry-After` seconds", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "Too many password checks at once: retry after `Retry-After` seconds", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn login(
@@ -159,16 +144,26 @@ pub async fn login(
         password,
         device,
     } = body.0;
-    let ip = crate::ratelimit::client_ip(&req);
+    let net = crate::ratelimit::client_net(&req);
     let account = crate::lockout::account_subject(&email);
-    let subjects: Vec<String> = ip
-        .map(crate::lockout::ip_subject)
-        .into_iter()
-        .chain([account.clone()])
-        .collect();
+    // The network's and this account-from-this-network's subjects block; the account as a
+    // whole does not (see `crate::lockout`).
+    let subjects: Vec<String> = net
+        .map(|net| {
+            vec![
+                crate::lockout::ip_subject(net),
+                crate::lockout::login_subject(&email, net),
+            ]
+        })
+        .unwrap_or_default();
+    let trusted = crate::ratelimit::client_ip(&req)
+        .is_some_and(|ip| crate::ratelimit::in_networks(&ctx.trusted_networks, ip));
     // A blocked caller is refused before the password is looked at: guesses made during a
-    // block are never evaluated.
-    if let Some(left) = ctx.guard.blocked(&subjects).await {
+    // block are never evaluated, but they are signals for the fraud rules.
+    if !trusted && let Some(left) = ctx.guard.blocked(&subjects).await {
+        if let Some(net) = net {
+            ctx.guard.signal(account.clone(), net.addr());
+        }
         return Ok(crate::lockout::blocked_response(left));
     }
     let user = ctx.users.find_by_email(&email).await?;
@@ -176,43 +171,25 @@ pub async fn login(
         .as_ref()
         .filter(|u| u.disabled_at.is_none())
         .and_then(|u| u.password_hash.clone());
-    let ok = verify_password(&ctx, SecretString::from(password), stored).await?;
+    let ok = match ctx
+        .passwords
+        .verify(SecretString::from(password), stored)
+        .await
+    {
+        Ok(ok) => ok,
+        Err(crate::passwords::HashError::Busy) => return Ok(crate::passwords::busy_response()),
+        // A hash that cannot be checked (corrupt PHC string) is a failed login.
+        Err(_) => false,
+    };
     let user = match (ok, user) {
         (true, Some(user)) => user,
-        (_, user) => {
-            let actor = user.map_or_else(|| "anonymous".to_owned(), |u| format!("user:{}", u.id));
-            let outcome = match ip {
-                Some(ip) => Some(ctx.guard.failed(&subjects, account.clone(), ip).await),
-                None => None,
-            };
-            let failures = outcome.map(|o| o.failures);
-            let blocked_secs = outcome.and_then(|o| o.blocked_for).map(|d| d.as_secs_f64());
-            audit(
-                &ctx,
-                audit_event(actor.clone(), "auth.login_failed", Severity::Medium, &req).details(
-                    json!({"email": email, "failures": failures, "blocked_secs": blocked_secs}),
-                ),
-            )
-            .await?;
-            if outcome.is_some_and(|o| o.banned_now) {
-                audit(
-                    &ctx,
-                    audit_event(actor, "auth.banned", Severity::High, &req)
-                        .target(account)
-                        .details(json!({
-                            "failures": failures,
-                            "ban_secs": ctx.guard.policy().ban_for.as_secs(),
-                        })),
-                )
-                .await?;
-            }
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "invalid e-mail or password",
-            ));
-        }
+        (_, user) => return Err(failed_login(&ctx, &req, user, &email, subjects, net).await),
     };
-    ctx.guard.succeeded(&account).await;
+    if let Some(net) = net {
+        ctx.guard
+            .succeeded(&crate::lockout::login_subject(&email, net))
+            .await;
+    }
     let role = Role::from_str(user.role.as_str()).map_err(internal)?;
     let user_agent = req
         .headers()
@@ -256,6 +233,59 @@ pub async fn login(
     )
     .await?;
     Ok(HttpResponse::Ok().json(token_pair(access, refresh, family)))
+}
+
+/// Records a failed login (lockout counts, fraud signal, audit rows with the e-mail's
+/// digest, never the text) and returns the 401 to answer.
+async fn failed_login(
+    ctx: &AuthContext,
+    req: &HttpRequest,
+    user: Option<haven_db::User>,
+    email: &str,
+    subjects: Vec<String>,
+    net: Option<ipnet::IpNet>,
+) -> ApiError {
+    let actor = user.map_or_else(|| "anonymous".to_owned(), |u| format!("user:{}", u.id));
+    let account = crate::lockout::account_subject(email);
+    let outcome = match net {
+        Some(net) => Some(
+            ctx.guard
+                .failed(&subjects, account.clone(), net.addr())
+                .await,
+        ),
+        None => None,
+    };
+    let failures = outcome.map(|o| o.failures);
+    let blocked_secs = outcome.and_then(|o| o.blocked_for).map(|d| d.as_secs_f64());
+    let email_digest = crate::lockout::email_digest(email);
+    let recorded = audit(
+        ctx,
+        audit_event(actor.clone(), "auth.login_failed", Severity::Medium, req).details(json!({
+            "email_digest": email_digest,
+            "failures": failures,
+            "blocked_secs": blocked_secs,
+        })),
+    )
+    .await;
+    if let Err(err) = recorded {
+        return err;
+    }
+    if outcome.is_some_and(|o| o.banned_now) {
+        let banned = audit(
+            ctx,
+            audit_event(actor, "auth.banned", Severity::High, req)
+                .target(account)
+                .details(json!({
+                    "failures": failures,
+                    "ban_secs": ctx.guard.policy().ban_for.as_secs(),
+                })),
+        )
+        .await;
+        if let Err(err) = banned {
+            return err;
+        }
+    }
+    ApiError::new(ErrorCode::Unauthorized, "invalid e-mail or password")
 }
 
 /// Rotates a refresh token. Presenting an already-rotated one revokes its whole session
@@ -315,10 +345,20 @@ pub async fn refresh(
         }
         Err(e) => return Err(session_error(e)),
     };
-    // The role is read again, so a role change takes effect at the next refresh.
+    // The user is read again: a role change takes effect at the next refresh, and a user
+    // who was removed or disabled gets no new token (the session ends).
     let role = match ctx.users.get(rotated.user_id).await? {
         Some(u) if u.disabled_at.is_none() => Role::from_str(u.role.as_str()).map_err(internal)?,
-        _ => claims.role,
+        _ => {
+            match ctx.sessions.revoke(rotated.user_id, family, now).await {
+                Ok(()) | Err(SessionError::NotFound { .. }) => {}
+                Err(e) => return Err(session_error(e)),
+            }
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "the session's user no longer exists or is disabled",
+            ));
+        }
     };
     let access = ctx
         .jwt
@@ -354,16 +394,14 @@ pub struct LogoutBody {
     ),
 )]
 pub async fn logout(
-    req: HttpRequest,
+    user: CurrentUser,
     ctx: web::Data<AuthContext>,
     body: Option<web::Json<LogoutBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = user(&req)?;
+    let user_id = user.id;
     let now = Utc::now();
-    let token = req
-        .extensions()
-        .get::<AccessToken>()
-        .copied()
+    let token = user
+        .token
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "no access token"))?;
     ctx.sessions
         .deny_access_token(token.jti, token.expires_at, now)
@@ -395,9 +433,10 @@ pub async fn logout(
 )]
 pub async fn logout_all(
     req: HttpRequest,
+    user: CurrentUser,
     ctx: web::Data<AuthContext>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = user(&req)?;
+    let user_id = user.id;
     ctx.sessions
         .revoke_all(user_id, Utc::now())
         .await
@@ -426,10 +465,10 @@ pub async fn logout_all(
     ),
 )]
 pub async fn sessions(
-    req: HttpRequest,
+    user: CurrentUser,
     ctx: web::Data<AuthContext>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = user(&req)?;
+    let user_id = user.id;
     let sessions = ctx
         .sessions
         .list(user_id, &ctx.policy, Utc::now())
@@ -460,8 +499,8 @@ pub async fn sessions(
         (status = 200, description = "The caller", body = crate::openapi::Whoami),
     ),
 )]
-pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let body = match crate::auth::principal(&req)? {
+pub async fn whoami(principal: Authenticated) -> Result<HttpResponse, ApiError> {
+    let body = match principal.0 {
         haven_auth::Principal::User { id, role } => json!({"kind": "user", "id": id, "role": role}),
         haven_auth::Principal::Service { key_id, scopes } => {
             json!({"kind": "service", "key_id": key_id, "scopes": scopes})
@@ -483,11 +522,11 @@ pub async fn whoami(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ),
 )]
 pub async fn revoke_session(
-    req: HttpRequest,
+    user: CurrentUser,
     ctx: web::Data<AuthContext>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = user(&req)?;
+    let user_id = user.id;
     ctx.sessions
         .revoke(user_id, id.into_inner(), Utc::now())
         .await

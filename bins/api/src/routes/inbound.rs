@@ -5,8 +5,15 @@
 //! unless the signature verified. A verified event is acknowledged only after its row in
 //! `inbound_webhooks` is committed; the unique `(source, message_id)` is the replay store.
 //!
+//! Rate limits follow the signature ([`crate::ratelimit`]): a request whose signature
+//! verified is charged to its source's bucket (`HAVEN_RATE_LIMIT_WEBHOOK_PER_MIN`); anything
+//! else — unknown source, missing or bad signature — to the client network's in-process junk
+//! bucket, so unsigned junk can neither use up a partner's quota nor reach the database.
+//!
 //! | outcome | answer |
 //! |---|---|
+//! | junk beyond the network's junk bucket | 429 `RATE_LIMITED` |
+//! | verified beyond the source's bucket | 429 `RATE_LIMITED` |
 //! | unknown source | 404 `NOT_FOUND` |
 //! | missing, repeated or malformed header | 400 `MALFORMED_WEBHOOK` |
 //! | timestamp outside the window, bad signature | 401 `INVALID_SIGNATURE` |
@@ -15,13 +22,14 @@
 //! | same id, other body | 409 `WEBHOOK_REPLAY_CONFLICT`, HIGH audit event |
 //! | database unreachable | 503 `SERVICE_UNAVAILABLE` (the sender retries) |
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use haven_core::audit::{AuditEvent, AuditSink, Severity};
 use haven_core::{ErrorCode, Problem};
 use haven_db::{InboxOutcome, PgAuditLog, PgInbox};
 use serde_json::json;
 
 use crate::error::{ApiError, current_request_id};
+use crate::ratelimit::{RateClass, RateLimits};
 use crate::state::AppState;
 
 /// The request headers as an `http` 1 map, duplicates kept (the verifier refuses them).
@@ -38,6 +46,18 @@ fn header_map(req: &HttpRequest) -> http::HeaderMap {
     map
 }
 
+/// Charges an unverified request to its network's junk bucket: `error` when there is room,
+/// else the 429.
+fn junk(req: &HttpRequest, limits: Option<&RateLimits>, error: ApiError) -> HttpResponse {
+    if let Some(limits) = limits {
+        let decision = limits.check_junk(crate::ratelimit::client_net(req));
+        if !decision.allowed {
+            return crate::ratelimit::refusal(RateClass::Public, &decision);
+        }
+    }
+    error.error_response()
+}
+
 /// Verifies and stores one inbound webhook of `source` (see the module docs).
 pub(crate) async fn receive(
     req: HttpRequest,
@@ -46,20 +66,52 @@ pub(crate) async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let source = source.into_inner();
+    let limits = req
+        .app_data::<web::Data<RateLimits>>()
+        .map(|l| l.clone().into_inner());
     let Some(verifier) = state.config.webhook_sources.get(&source).cloned() else {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no webhook source {source:?}"),
-        ));
+        let error = ApiError::new(ErrorCode::NotFound, format!("no webhook source {source:?}"));
+        return Ok(junk(&req, limits.as_deref(), error));
     };
     let now = chrono::Utc::now().timestamp();
     let headers = header_map(&req);
-    let verified = verifier
-        .verify(&headers, &body, now)
-        .map_err(|e| ApiError::new(e.code(), e.to_string()))?;
+    let verified = match verifier.verify(&headers, &body, now) {
+        Ok(verified) => verified,
+        Err(e) => {
+            let error = ApiError::new(e.code(), e.to_string());
+            return Ok(junk(&req, limits.as_deref(), error));
+        }
+    };
     let replay_id = verified.replay_id.to_string();
+    let decision = match &limits {
+        Some(limits) => {
+            let decision = limits
+                .check(RateClass::Webhook, &format!("source:{source}"))
+                .await;
+            if !decision.allowed {
+                return Ok(crate::ratelimit::refusal(RateClass::Webhook, &decision));
+            }
+            Some(decision)
+        }
+        None => None,
+    };
+    let mut response = store(&req, &state, &source, &replay_id, &body).await?;
+    if let Some(decision) = &decision {
+        crate::ratelimit::merge_headers(response.headers_mut(), decision);
+    }
+    Ok(response)
+}
+
+/// Stores a verified event: 202 when new, 200 for a duplicate, 409 for a reused id.
+async fn store(
+    req: &HttpRequest,
+    state: &AppState,
+    source: &str,
+    replay_id: &str,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
     let inbox = PgInbox::new(state.db.clone());
-    match inbox.receive(&source, &replay_id, &body).await? {
+    match inbox.receive(source, replay_id, body).await? {
         InboxOutcome::Accepted { id } => {
             Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "id": id})))
         }
@@ -84,7 +136,7 @@ pub(crate) async fn receive(
             if let Some(request_id) = current_request_id() {
                 event = event.request_id(request_id);
             }
-            if let Some(ip) = crate::ratelimit::client_ip(&req) {
+            if let Some(ip) = crate::ratelimit::client_ip(req) {
                 event = event.ip(ip.to_string());
             }
             // The security event must be recorded: if it cannot be, the sender retries.

@@ -1,67 +1,76 @@
-//! Route registration.
+//! The handlers of every route, registered through [`crate::access::RouteSet`]: what each
+//! route requires lives in [`crate::access::ROUTE_ACCESS`], not here.
 
-use actix_web::middleware::from_fn;
-use actix_web::web;
+use actix_web::http::Method;
+
+use crate::access::RouteSet;
 
 pub(crate) mod addresses;
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod fraud;
 pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod transactions;
 pub(crate) mod users;
 pub(crate) mod wallets;
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    // Resources (not bare routes) so that a wrong method answers 405, not 404.
-    cfg.service(web::resource("/health").get(health::health))
-        .service(web::resource("/ready").get(health::ready))
-        .service(web::resource("/metrics").get(crate::metrics::render))
-        .service(web::resource("/openapi.json").get(crate::openapi::spec))
-        .service(
-            web::scope("/api/v1")
-                .service(web::resource("/addresses/validate").post(addresses::validate))
-                // Every route here is declared in `crate::auth::ROUTE_ACCESS`.
-                .service(
-                    web::resource("/auth/login")
-                        .wrap(from_fn(crate::ratelimit::sensitive))
-                        .post(auth::login),
-                )
-                .service(web::resource("/auth/refresh").post(auth::refresh))
-                .service(web::resource("/auth/whoami").get(auth::whoami))
-                .service(web::resource("/auth/logout").post(auth::logout))
-                .service(web::resource("/auth/logout-all").post(auth::logout_all))
-                .service(web::resource("/auth/sessions").get(auth::sessions))
-                .service(web::resource("/auth/sessions/{id}").delete(auth::revoke_session))
-                .service(
-                    web::resource("/api-keys")
-                        .wrap(from_fn(crate::ratelimit::sensitive))
-                        .post(api_keys::create)
-                        .get(api_keys::list),
-                )
-                .service(web::resource("/api-keys/{id}").delete(api_keys::revoke))
-                .service(web::resource("/users").post(users::create).get(users::list))
-                .service(web::resource("/users/{id}/role").put(users::set_role))
-                .service(web::resource("/users/{id}/disable").post(users::disable))
-                // Before `/admin/transactions/{tx_id}`, which would match `status` too.
-                .service(web::resource("/admin/transactions/status").get(transactions::status))
-                .service(web::resource("/admin/transactions/{tx_id}").get(transactions::get))
-                .service(
-                    web::resource("/admin/transactions/{tx_id}/retry")
-                        .wrap(from_fn(crate::idempotency::required))
-                        .post(transactions::retry),
-                )
-                .service(web::resource("/admin/alerts").get(alerts::list))
-                .service(web::resource("/admin/alerts/{id}/transition").post(alerts::transition))
-                .service(web::resource("/admin/wallets").get(wallets::list))
-                // Authenticated by its signature; limited per source (`ratelimit::per_source`).
-                .service(
-                    web::resource("/webhooks/{source}")
-                        .wrap(from_fn(crate::ratelimit::per_source))
-                        .post(inbound::receive),
-                ),
-        );
+/// Every handler of the api, by method and full path pattern.
+pub fn standard() -> RouteSet {
+    let (get, post, put, delete) = (Method::GET, Method::POST, Method::PUT, Method::DELETE);
+    let mut r = RouteSet::new();
+    r.add(get.clone(), "/health", health::health)
+        .add(get.clone(), "/ready", health::ready)
+        .add(get.clone(), "/metrics", crate::metrics::render)
+        .add(get.clone(), "/openapi.json", crate::openapi::spec)
+        .add(
+            post.clone(),
+            "/api/v1/addresses/validate",
+            addresses::validate,
+        )
+        .add(post.clone(), "/api/v1/webhooks/{source}", inbound::receive)
+        .add(post.clone(), "/api/v1/auth/login", auth::login)
+        .add(post.clone(), "/api/v1/auth/refresh", auth::refresh)
+        .add(get.clone(), "/api/v1/auth/whoami", auth::whoami)
+        .add(post.clone(), "/api/v1/auth/logout", auth::logout)
+        .add(post.clone(), "/api/v1/auth/logout-all", auth::logout_all)
+        .add(get.clone(), "/api/v1/auth/sessions", auth::sessions)
+        .add(
+            delete.clone(),
+            "/api/v1/auth/sessions/{id}",
+            auth::revoke_session,
+        )
+        .add(post.clone(), "/api/v1/api-keys", api_keys::create)
+        .add(get.clone(), "/api/v1/api-keys", api_keys::list)
+        .add(delete, "/api/v1/api-keys/{id}", api_keys::revoke)
+        .add(post.clone(), "/api/v1/users", users::create)
+        .add(get.clone(), "/api/v1/users", users::list)
+        .add(put, "/api/v1/users/{id}/role", users::set_role)
+        .add(post.clone(), "/api/v1/users/{id}/disable", users::disable)
+        .add(
+            get.clone(),
+            "/api/v1/admin/transactions/status",
+            transactions::status,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/transactions/{tx_id}",
+            transactions::get,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/transactions/{tx_id}/retry",
+            transactions::retry,
+        )
+        .add(get.clone(), "/api/v1/admin/alerts", alerts::list)
+        .add(
+            post.clone(),
+            "/api/v1/admin/alerts/{id}/transition",
+            alerts::transition,
+        )
+        .add(get, "/api/v1/admin/wallets", wallets::list)
+        .add(post, "/api/v1/fraud/events", fraud::report);
+    r
 }

@@ -16,7 +16,7 @@ use haven_db::{PgTxStore, Requeue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, Authenticated};
 use crate::error::ApiError;
 use crate::routes::admin::{applied, event, page_limit, refuse};
 use crate::state::AppState;
@@ -159,6 +159,7 @@ fn chain_error(e: haven_chain::Error) -> ApiError {
     ),
 )]
 pub async fn status(
+    _: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -213,6 +214,7 @@ async fn load(store: &PgTxStore, tx_id: &str) -> Result<TxRecord, ApiError> {
     ),
 )]
 pub async fn get(
+    _: Authenticated,
     state: web::Data<AppState>,
     tx_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -265,6 +267,7 @@ fn not_retryable(record: &TxRecord, before: DateTime<Utc>) -> ApiError {
 )]
 pub async fn retry(
     req: HttpRequest,
+    principal: Authenticated,
     state: web::Data<AppState>,
     ctx: web::Data<AuthContext>,
     tx_id: web::Path<String>,
@@ -273,7 +276,7 @@ pub async fn retry(
     let record = load(&store, &tx_id).await?;
     let now = Utc::now();
     let before = stuck_before(now);
-    let audit = event(&req, "transaction.retry", Severity::Medium)?
+    let audit = event(&req, &principal, "transaction.retry", Severity::Medium)
         .target(format!("transaction:{}", record.tx_id));
     let details = json!({
         "from": record.status.as_str(),

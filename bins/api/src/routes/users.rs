@@ -19,7 +19,7 @@ use serde_json::json;
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::auth::AuthContext;
+use crate::auth::{AuthContext, Authenticated};
 use crate::error::ApiError;
 use crate::extract::ValidatedJson;
 use crate::routes::admin::{applied, event, page_limit, refuse};
@@ -99,6 +99,7 @@ pub struct CreateUser {
 )]
 pub async fn create(
     req: HttpRequest,
+    principal: Authenticated,
     ctx: web::Data<AuthContext>,
     body: ValidatedJson<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
@@ -107,12 +108,13 @@ pub async fn create(
         password,
         role,
     } = body.0;
-    let passwords = ctx.passwords.clone();
-    let hash = tokio::task::spawn_blocking(move || passwords.hash(&SecretString::from(password)))
-        .await
-        .map_err(|e| ApiError(Problem::internal(e)))?
-        .map_err(|e| ApiError(Problem::internal(e)))?;
-    let audit = event(&req, "user.create", Severity::Medium)?.details(applied(json!({})));
+    let hash = match ctx.passwords.hash(SecretString::from(password)).await {
+        Ok(hash) => hash,
+        Err(crate::passwords::HashError::Busy) => return Ok(crate::passwords::busy_response()),
+        Err(e) => return Err(e.into()),
+    };
+    let audit =
+        event(&req, &principal, "user.create", Severity::Medium).details(applied(json!({})));
     let user = ctx
         .users
         .create_audited(
@@ -150,6 +152,7 @@ pub struct ListQuery {
     ),
 )]
 pub async fn list(
+    _: Authenticated,
     ctx: web::Data<AuthContext>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -227,13 +230,14 @@ fn no_user(id: Uuid) -> ApiError {
 )]
 pub async fn set_role(
     req: HttpRequest,
+    principal: Authenticated,
     ctx: web::Data<AuthContext>,
     id: web::Path<Uuid>,
     body: ValidatedJson<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let to = db_role(body.0.role);
-    let audit = event(&req, "user.role_change", Severity::High)?;
+    let audit = event(&req, &principal, "user.role_change", Severity::High);
     let outcome = ctx
         .users
         .change_role_audited(
@@ -287,11 +291,12 @@ pub async fn set_role(
 )]
 pub async fn disable(
     req: HttpRequest,
+    principal: Authenticated,
     ctx: web::Data<AuthContext>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let audit = event(&req, "user.disable", Severity::High)?;
+    let audit = event(&req, &principal, "user.disable", Severity::High);
     let change = match ctx
         .users
         .disable_audited(id, audit.clone().details(applied(json!({}))), Utc::now())

@@ -1,20 +1,23 @@
 //! Custody wallets for administrators: the list, public data only.
 //!
-//! **Invariant:** nothing here reads key material: the listing comes from
-//! `WalletStore::list`, whose wallets carry addresses and key versions, never a sealed
-//! key. Creating, rotating and revoking wallets stays with `haven-admin custody`, which
-//! holds the master keys; the api does not.
+//! **Invariant:** nothing here reads key material: the listing goes through
+//! `Custody::list_wallets`, the audited custody path (one `wallet.list` audit row per call,
+//! actor and client address included), whose wallets carry addresses and key versions,
+//! never a sealed key. The api's custody holds no master keys ([`NoKeyProvider`]).
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use haven_core::{ErrorCode, Problem};
 use haven_custody::{
-    Chain, PageRequest, Wallet, WalletFilter, WalletId, WalletStatus, WalletStore,
+    Caller, Chain, Custody, CustodyConfig, NoKeyProvider, PageRequest, Wallet, WalletFilter,
+    WalletId, WalletStatus,
 };
-use haven_db::PgWalletStore;
+use haven_db::{PgAuditLog, PgWalletStore};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-use crate::error::ApiError;
+use crate::auth::Authenticated;
+use crate::error::{ApiError, current_request_id};
 use crate::routes::admin::page_limit;
 use crate::state::AppState;
 
@@ -132,6 +135,8 @@ fn custody_error(e: haven_custody::Error) -> ApiError {
     ),
 )]
 pub async fn list(
+    req: actix_web::HttpRequest,
+    principal: Authenticated,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -154,10 +159,22 @@ pub async fn list(
         .after
         .map(|a| WalletId::new(a).map_err(|e| invalid_query("after", e.to_string())))
         .transpose()?;
-    let page = PgWalletStore::new(state.db.clone())
-        .list(
+    let custody = Custody::new(
+        Arc::new(PgWalletStore::new(state.db.clone())),
+        Arc::new(NoKeyProvider),
+        Arc::new(PgAuditLog::new(state.db.clone())),
+        CustodyConfig::default(),
+    );
+    let caller = Caller {
+        actor: principal.actor(),
+        request_id: current_request_id(),
+        ip: crate::ratelimit::client_ip(&req).map(|ip| ip.to_string()),
+    };
+    let page = custody
+        .list_wallets(
             &WalletFilter { chain, status },
             &PageRequest { limit, after },
+            &caller,
         )
         .await
         .map_err(custody_error)?;

@@ -1,7 +1,7 @@
-use haven_testkit::spawn_api;
+use haven_api::testing::spawn_api;
 use serde_json::{Value, json};
 
-async fn validate(api: &haven_testkit::TestApi, body: Value) -> (u16, Value) {
+async fn validate(api: &haven_api::testing::TestApi, body: Value) -> (u16, Value) {
     let res = reqwest::Client::new()
         .post(api.url("/api/v1/addresses/validate"))
         .json(&body)

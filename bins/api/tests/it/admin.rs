@@ -7,9 +7,9 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use base64::Engine as _;
 use chrono::Utc;
+use haven_api::testing::{TestApi, spawn_api};
 use haven_chain::{TxKind, TxRecord, TxStatus, TxStore};
 use haven_core::audit::AuditRecord;
-use haven_testkit::{TestApi, spawn_api};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -433,6 +433,49 @@ async fn a_failed_transaction_is_requeued_once_whatever_the_replays() {
         store.get("s-1").await.unwrap().unwrap().status,
         TxStatus::Broadcast
     );
+}
+
+/// A2b: one `Idempotency-Key` sent to the retry route under two spellings of its path (plain
+/// and percent-encoded) is one request: the handler runs once and the second answer is the
+/// first, replayed. The scope is the matched route and its decoded parameter, not the path.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_idempotency_key_covers_every_spelling_of_the_route() {
+    let api = spawn_api().await;
+    create_user(&api, "ops@example.com", haven_db::Role::Operator).await;
+    let store = seed_transactions(&api).await;
+    let (auth, _) = login(&api, "ops@example.com").await;
+    let key = "retry-f-1-spellings";
+    let plain = auth
+        .request(
+            Method::POST,
+            "/api/v1/admin/transactions/f-1/retry",
+            None,
+            Some(key),
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::ACCEPTED, "{}", plain.body);
+    assert!(!plain.replayed);
+    let encoded = auth
+        .request(
+            Method::POST,
+            "/api/v1/admin/%74ransactions/%66-%31/retr%79",
+            None,
+            Some(key),
+        )
+        .await;
+    assert_eq!(encoded.status, StatusCode::ACCEPTED, "{}", encoded.body);
+    assert!(
+        encoded.replayed,
+        "the second spelling replays the first answer"
+    );
+    assert_eq!(encoded.bytes, plain.bytes);
+    let applied = audit_rows(&api, "transaction.retry")
+        .await
+        .into_iter()
+        .filter(|r| r.event.details["outcome"] == "applied")
+        .count();
+    assert_eq!(applied, 1, "the handler ran once");
+    assert_eq!(store.get("f-1").await.unwrap().unwrap().version, 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

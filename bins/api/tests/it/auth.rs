@@ -1,13 +1,16 @@
 use base64::Engine as _;
 use chrono::Utc;
 use haven_api::auth::{Access, ROUTE_ACCESS};
+use haven_api::testing::{spawn_api, spawn_api_with};
 use haven_auth::{ApiKey, Claims, Jwt, JwtConfig, KeyEnv, Keyring, Role, SigningKey, TokenType};
-use haven_testkit::{spawn_api, spawn_api_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{Client, PASSWORD, audit_actions, create_user, dev_jwt, login, pool, refresh};
+use crate::support::{
+    Client, PASSWORD, audit_actions, create_passwordless_user, create_user, db_role, dev_jwt,
+    login, pool, refresh,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_issues_tokens_and_audits_success_and_failure() {
@@ -353,7 +356,7 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
     // One inbound webhook source, so that `/webhooks/{source}` names a registered source.
     let api = spawn_api_with(|c| {
         c.webhook_sources = haven_api::config::webhooks::WebhookSources::parse(
-            r#"{"matrix":{"scheme":"aurora","secrets":["matrix_secret"]}}"#,
+            r#"{"matrix":{"scheme":"aurora","secrets":["matrix_secret_of_32_characters!!"]}}"#,
         )
         .unwrap();
     })
@@ -417,7 +420,8 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
 
         for role in Role::ALL {
             // A fresh user per request: logout routes must not spoil later requests.
-            let token = jwt.issue_access(Uuid::new_v4(), role, Utc::now()).unwrap();
+            let user = create_passwordless_user(&api, db_role(role)).await;
+            let token = jwt.issue_access(user, role, Utc::now()).unwrap();
             let allowed = match r.access {
                 Access::Public | Access::Authenticated | Access::User => true,
                 Access::Permission(p) | Access::UserPermission(p) => role.allows(p),
@@ -491,7 +495,7 @@ async fn hs256_signed_with_the_public_key_is_401() {
     let signing = SigningKey::ed25519_from_pkcs8("k1", pkcs8.as_ref()).unwrap();
     let public = signing.verification_key().public_key().unwrap().to_vec();
     let config = JwtConfig::new("haven", "haven-api");
-    let user = Uuid::new_v4();
+    let user = create_passwordless_user(&api, haven_db::Role::Admin).await;
     let genuine = Jwt::new(config.clone(), Keyring::new(signing))
         .issue_access(user, Role::Admin, Utc::now())
         .unwrap();

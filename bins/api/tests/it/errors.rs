@@ -1,4 +1,4 @@
-use haven_testkit::spawn_api;
+use haven_api::testing::spawn_api;
 use serde_json::Value;
 
 /// Asserts the JSON error body shape and that nothing internal leaks.
@@ -144,7 +144,7 @@ async fn request_ids_are_kept_when_well_formed_and_replaced_otherwise() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_errors_are_opaque_and_stored_under_the_clients_error_id() {
     // A zero request timeout turns any request that waits on I/O into a 504.
-    let api = haven_testkit::spawn_api_with(|c| c.request_timeout_secs = 0).await;
+    let api = haven_api::testing::spawn_api_with(|c| c.request_timeout_secs = 0).await;
     let (status, id, body) = send(reqwest::Client::new().get(api.url("/ready"))).await;
     assert_eq!(status, 504);
     assert_error_body(&body, "TIMEOUT", &id);

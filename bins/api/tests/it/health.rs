@@ -1,4 +1,5 @@
-use haven_testkit::{RedisServer, TestRedis, spawn_api, spawn_api_with};
+use haven_api::testing::{spawn_api, spawn_api_with};
+use haven_testkit::{RedisServer, TestRedis};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,7 @@
 //! durable inbox as replay store, conflicts audited as HIGH security events.
 
 use haven_api::config::webhooks::WebhookSources;
-use haven_testkit::{TestApi, spawn_api_with};
+use haven_api::testing::{TestApi, spawn_api_with};
 use haven_webhooks::{Scheme, Secret, Tolerance, Verifier, sign_header};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -286,11 +286,38 @@ async fn a_database_outage_answers_503_and_stores_nothing() {
     api.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn webhooks_are_rate_limited_per_source() {
-    let api = spawn_api_with(|c| {
-        c.rate_limits.webhook_per_min = std::num::NonZeroU32::MIN.saturating_add(1);
-        c.webhook_sources = WebhookSources::from_verifiers(["a", "b"].map(|name| {
+/// A signed Aurora delivery of `body`: its headers.
+fn aurora_signed(body: &str) -> Vec<(&'static str, String)> {
+    let ts = now();
+    let sig = sign_header(
+        Scheme::Aurora,
+        &Secret::raw(AURORA_SECRET).unwrap(),
+        None,
+        ts,
+        body.as_bytes(),
+    )
+    .unwrap();
+    vec![
+        ("x-aurora-timestamp", ts.to_string()),
+        ("x-aurora-signature", sig),
+    ]
+}
+
+async fn post_owned(
+    api: &TestApi,
+    source: &str,
+    headers: &[(&'static str, String)],
+    body: &str,
+) -> (StatusCode, Value) {
+    let borrowed: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    post(api, source, &borrowed, body).await
+}
+
+async fn rate_limited_api(webhook_per_min: u32, public_per_min: u32) -> TestApi {
+    spawn_api_with(move |c| {
+        c.rate_limits.webhook_per_min = std::num::NonZeroU32::new(webhook_per_min).unwrap();
+        c.rate_limits.public_per_min = std::num::NonZeroU32::new(public_per_min).unwrap();
+        c.webhook_sources = WebhookSources::from_verifiers(["aurora", "b"].map(|name| {
             Verifier::new(
                 name,
                 Scheme::Aurora,
@@ -298,20 +325,93 @@ async fn webhooks_are_rate_limited_per_source() {
             )
         }));
     })
-    .await;
-    // Unsigned requests (400) still count against the source's bucket.
-    for _ in 0..2 {
-        let (status, body) = post(&api, "a", &[], "{}").await;
+    .await
+}
+
+/// A3 (point 3): the partner's bucket counts only verified deliveries. Reproduced before
+/// the fix: with 20 per minute, 20 unsigned posts (400 each) used the bucket up and the
+/// partner's signed delivery got 429. Now junk is charged to the sender's network.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_junk_cannot_use_up_a_partners_bucket() {
+    let api = rate_limited_api(20, 10_000).await;
+    for _ in 0..20 {
+        let (status, body) = post(&api, "aurora", &[], "{}").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
-    let (status, body) = post(&api, "a", &[], "{}").await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(body["error"], "RATE_LIMITED", "{body}");
-    let (status, body) = post(&api, "b", &[], "{}").await;
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "another source has its own bucket: {body}"
+    let body = r#"{"booking_id":"bk_after_junk"}"#;
+    let (status, res) = post_owned(&api, "aurora", &aurora_signed(body), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+
+    // Verified deliveries are what the bucket counts: 19 more pass, the 21st is refused.
+    for i in 0..19 {
+        let body = format!(r#"{{"booking_id":"bk_{i}"}}"#);
+        let (status, res) = post_owned(&api, "aurora", &aurora_signed(&body), &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{i}: {res}");
+    }
+    let body = r#"{"booking_id":"bk_21"}"#;
+    let (status, res) = post_owned(&api, "aurora", &aurora_signed(body), body).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{res}");
+    assert_eq!(res["error"], "RATE_LIMITED");
+    // Another source has its own bucket.
+    let (status, res) = post_owned(&api, "b", &aurora_signed(body), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{res}");
+    api.shutdown().await.unwrap();
+}
+
+/// Junk is limited per client network, and a flood of it does not delay the partner: 1,000
+/// junk posts interleaved with 50 valid deliveries from the same address, all 50 accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_junk_flood_is_limited_per_network_and_valid_deliveries_pass() {
+    let api = rate_limited_api(600, 10).await;
+    let client = reqwest::Client::new();
+    let junk = |i: usize| {
+        let req = client
+            .post(api.url(if i.is_multiple_of(2) {
+                "/api/v1/webhooks/aurora"
+            } else {
+                "/api/v1/webhooks/nobody"
+            }))
+            .header("x-aurora-timestamp", now().to_string())
+            .header("x-aurora-signature", "v1=00")
+            .body("{}");
+        async move { req.send().await.unwrap().status() }
+    };
+    let tasks: Vec<_> = (0..50)
+        .map(|round| {
+            let junk: Vec<_> = (0..20).map(|i| junk(round * 20 + i)).collect();
+            let body = format!(r#"{{"booking_id":"bk_flood_{round}"}}"#);
+            let headers = aurora_signed(&body);
+            let api = &api;
+            async move {
+                let (junk, valid) = tokio::join!(
+                    futures::future::join_all(junk),
+                    post_owned(api, "aurora", &headers, &body)
+                );
+                (junk, valid)
+            }
+        })
+        .collect();
+    let outcomes = futures::future::join_all(tasks).await;
+    let mut junk_statuses = std::collections::BTreeMap::new();
+    for (junk, (status, res)) in outcomes {
+        assert_eq!(status, StatusCode::ACCEPTED, "a valid delivery: {res}");
+        for s in junk {
+            *junk_statuses.entry(s.as_u16()).or_insert(0) += 1;
+        }
+    }
+    let limited = junk_statuses.get(&429).copied().unwrap_or(0);
+    assert!(
+        limited >= 900,
+        "junk beyond the network's 10/min is refused: {junk_statuses:?}"
     );
+    assert!(
+        junk_statuses
+            .keys()
+            .all(|s| [400, 401, 404, 429].contains(s)),
+        "{junk_statuses:?}"
+    );
+    let pool = haven_db::connect(api.db.url(), 1).await.unwrap();
+    let stored = haven_db::row_counts(&pool).await.unwrap()["inbound_webhooks"];
+    assert_eq!(stored, 50, "only the valid deliveries were written");
     api.shutdown().await.unwrap();
 }

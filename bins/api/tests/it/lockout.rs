@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use haven_api::testing::{TestApi, spawn_api_with};
 use haven_auth::Role;
 use haven_fraud::{AlertFilter, AlertStore};
 use haven_resilience::LockoutPolicy;
-use haven_testkit::{TestApi, spawn_api_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -11,6 +11,8 @@ mod lockout;
 mod metrics;
 mod openapi;
 mod rate_limits;
+mod routing;
+mod security;
 mod security_headers;
 mod support;
 mod tls;

@@ -1,5 +1,5 @@
 use haven_api::auth::ROUTE_ACCESS;
-use haven_testkit::spawn_api;
+use haven_api::testing::spawn_api;
 use serde_json::Value;
 
 /// `/sessions/{id}` and `/files/{path:.*}` (actix) → `/sessions/{id}`, `/files/{path}` (OpenAPI).

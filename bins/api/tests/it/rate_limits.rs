@@ -3,12 +3,15 @@
 
 use std::num::NonZeroU32;
 
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpMessage, HttpResponse, test, web};
-use haven_api::idempotency::PrincipalId;
-use haven_api::ratelimit::{self, RateLimitConfig, RateLimits};
-use haven_testkit::{TestRedis, spawn_api_with};
-use serde_json::Value;
+use haven_api::ratelimit::{self, RateLimitConfig};
+use haven_api::testing::spawn_api_with;
+use haven_auth::Role;
+use haven_testkit::TestRedis;
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{Client, create_user};
 
 fn per_min(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
@@ -80,7 +83,7 @@ async fn the_request_after_the_limit_gets_429_with_retry_after() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys, vec![format!("{prefix}public:ip:127.0.0.1/32")]);
+    assert_eq!(keys, vec![format!("{prefix}public:net:127.0.0.1/32")]);
 
     // Probes and scrapes are never limited.
     for _ in 0..5 {
@@ -128,61 +131,83 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client() {
     assert_eq!(res.status(), 200, "the proxy itself");
 }
 
-#[actix_web::test]
+/// Key creation is charged to the principal's sensitive bucket on top of its authenticated
+/// one; the stricter is reported, and another principal has buckets of its own.
+#[tokio::test(flavor = "multi_thread")]
 async fn sensitive_routes_stack_a_stricter_limit_per_principal() {
-    let config = RateLimitConfig {
-        public_per_min: per_min(100),
-        authenticated_per_min: per_min(100),
-        sensitive_per_min: per_min(2),
-        key_prefix: format!("haven:test:{}:rl:", uuid::Uuid::new_v4()),
-        ..RateLimitConfig::default()
-    };
-    let redis = deadpool_redis::Config::from_url(TestRedis::server_url())
-        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-        .unwrap();
-    let limits = RateLimits::new(&config, redis).unwrap();
-    let app = test::init_service(
-        App::new()
-            .app_data(web::Data::new(limits))
-            .wrap(from_fn(ratelimit::limit))
-            .wrap_fn(|req, srv| {
-                use actix_web::dev::Service;
-                if let Some(who) = req.headers().get("x-test-principal") {
-                    let who = who.to_str().unwrap().to_owned();
-                    req.extensions_mut().insert(PrincipalId(who));
-                }
-                srv.call(req)
-            })
-            .service(
-                web::resource("/api-keys")
-                    .wrap(from_fn(ratelimit::sensitive))
-                    .post(|| async { HttpResponse::Created().finish() }),
-            ),
-    )
+    let api = spawn_api_with(|c| {
+        c.rate_limits.authenticated_per_min = per_min(100);
+        c.rate_limits.sensitive_per_min = per_min(2);
+    })
     .await;
-    let create = |who: &str| {
-        test::TestRequest::post()
-            .uri("/api-keys")
-            .peer_addr("192.0.2.1:4000".parse().unwrap())
-            .insert_header(("x-test-principal", who))
-            .to_request()
+    let alice = create_user(&api, "alice@example.com", haven_db::Role::Admin).await;
+    let bob = create_user(&api, "bob@example.com", haven_db::Role::Admin).await;
+    let create = |who: Uuid| {
+        let client = Client::for_user(&api, who, Role::Admin);
+        async move {
+            client
+                .request(
+                    Method::POST,
+                    "/api/v1/api-keys",
+                    Some(json!({"name": "k", "scopes": ["transactions:read"]})),
+                    None,
+                )
+                .await
+        }
     };
     for remaining in ["1", "0"] {
-        let res = test::call_service(&app, create("alice")).await;
-        assert_eq!(res.status(), 201);
+        let res = create(alice).await;
+        assert_eq!(res.status, 201, "{}", res.body);
         assert_eq!(
-            res.headers().get("ratelimit-limit").unwrap(),
+            res.header("ratelimit-limit"),
             "2",
             "the stricter class is reported"
         );
-        assert_eq!(res.headers().get("ratelimit-remaining").unwrap(), remaining);
+        assert_eq!(res.header("ratelimit-remaining"), remaining);
     }
-    let res = test::call_service(&app, create("alice")).await;
-    assert_eq!(res.status(), 429);
-    assert!(res.headers().contains_key("retry-after"));
-    // Another principal from the same address has its own bucket.
-    let res = test::call_service(&app, create("bob")).await;
-    assert_eq!(res.status(), 201);
+    let res = create(alice).await;
+    assert_eq!(res.status, 429);
+    assert!(!res.header("retry-after").is_empty());
+    let res = create(bob).await;
+    assert_eq!(res.status, 201, "another principal has its own bucket");
+}
+
+/// With the production limits (10/min per client network, 100/min per principal), a
+/// logged-in caller is charged to its own bucket, never to the network's: twenty requests
+/// from one address pass where an anonymous caller gets 429 after ten.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logged_in_request_is_charged_to_its_principal_not_its_network() {
+    let api = spawn_api_with(|c| {
+        let production = RateLimitConfig::default();
+        c.rate_limits.public_per_min = production.public_per_min;
+        c.rate_limits.authenticated_per_min = production.authenticated_per_min;
+    })
+    .await;
+    assert_eq!(RateLimitConfig::default().public_per_min.get(), 10);
+    let user = create_user(&api, "carol@example.com", haven_db::Role::Viewer).await;
+    let carol = Client::for_user(&api, user, Role::Viewer);
+    for i in 0..20 {
+        let (status, body) = carol.whoami().await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let anonymous = Client::anonymous(&api);
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(
+            anonymous
+                .post(
+                    "/api/v1/addresses/validate",
+                    json!({"chain": "evm", "address": "0x0"}),
+                )
+                .await
+                .0,
+        );
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "the network's public bucket holds 10");
+    // The principal's bucket is untouched by the anonymous traffic of its address.
+    let (status, _) = carol.whoami().await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

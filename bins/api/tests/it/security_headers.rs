@@ -4,8 +4,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, test, web};
 use haven_api::error::ApiError;
 use haven_api::hardening::{self, HardeningPolicy};
+use haven_api::testing::spawn_api_with;
 use haven_core::ErrorCode;
-use haven_testkit::spawn_api_with;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 

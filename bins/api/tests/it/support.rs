@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use haven_api::config::auth::DEV_JWT_SECRET;
+use haven_api::testing::TestApi;
 use haven_auth::{Jwt, JwtConfig, Keyring, Passwords, Role, SigningKey};
-use haven_testkit::TestApi;
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -41,6 +41,28 @@ pub(crate) async fn create_user(api: &TestApi, email: &str, role: haven_db::Role
         .await
         .unwrap()
         .id
+}
+
+/// Creates a user who cannot log in (no password; cheap: no argon2) with `role`; its id.
+pub(crate) async fn create_passwordless_user(api: &TestApi, role: haven_db::Role) -> Uuid {
+    haven_db::UserRepo::new(pool(api).await)
+        .create(haven_db::NewUser {
+            email: format!("{}@example.com", Uuid::new_v4().simple()),
+            password_hash: None,
+            role,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+/// The stored role of an api role.
+pub(crate) fn db_role(role: Role) -> haven_db::Role {
+    match role {
+        Role::Admin => haven_db::Role::Admin,
+        Role::Operator => haven_db::Role::Operator,
+        Role::Viewer => haven_db::Role::Viewer,
+    }
 }
 
 /// The action and severity of every audit row.
@@ -87,6 +109,19 @@ pub(crate) struct Answer {
     pub(crate) bytes: Vec<u8>,
     /// Whether the answer carries `Idempotent-Replayed`.
     pub(crate) replayed: bool,
+    /// The response headers.
+    pub(crate) headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// A response header as text, empty when absent.
+    pub(crate) fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
 }
 
 /// A client of the api under test: every request it sends carries the same credential, if any.
@@ -148,12 +183,14 @@ impl<'a> Client<'a> {
         let res = req.send().await.unwrap();
         let status = res.status();
         let replayed = res.headers().contains_key("idempotent-replayed");
+        let headers = res.headers().clone();
         let bytes = res.bytes().await.unwrap().to_vec();
         Answer {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             bytes,
             replayed,
+            headers,
         }
     }
 
@@ -197,4 +234,109 @@ impl<'a> Client<'a> {
     pub(crate) async fn whoami(&self) -> (StatusCode, Value) {
         self.get("/api/v1/auth/whoami").await
     }
+}
+
+/// The real `haven-api` binary running as its own process; killed when dropped.
+pub(crate) struct ApiProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) address: String,
+}
+
+impl ApiProcess {
+    /// Starts the binary with the test services and `env` on top, waiting (up to 60 s) for
+    /// `/health` to answer.
+    pub(crate) async fn start(db: &haven_testkit::TestDb, env: &[(&str, String)]) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = free_port();
+        let mut child = Self::command(db, port, env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("haven-api exited early: {status}");
+            }
+            if client
+                .get(format!("{address}/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self { child, address };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        panic!("haven-api did not answer /health within 60 s");
+    }
+
+    /// The command that runs the binary on `port` against `db` and the test Redis, with
+    /// `env` on top (`HAVEN_ENV=test` unless `env` says otherwise).
+    pub(crate) fn command(
+        db: &haven_testkit::TestDb,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_haven-api"));
+        cmd.env_remove("HAVEN_CONFIG")
+            .env("HAVEN_ENV", "test")
+            .env("DATABASE_URL", db.url())
+            .env("REDIS_URL", haven_testkit::TestRedis::server_url())
+            .env("HAVEN_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("HAVEN_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn");
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        cmd
+    }
+
+    /// `address + path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+    pub(crate) fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// The value of an unlabelled series on this process's `/metrics`.
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on right now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

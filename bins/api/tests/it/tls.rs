@@ -41,6 +41,7 @@ async fn serves_https_with_hsts_and_redirects_plain_http_with_308() {
     let mut config = ApiConfig::for_tests(db.url(), &TestRedis::server_url());
     config.tls = Some(tls);
     config.http_redirect_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.public_host = Some("localhost".into());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::build(config, listener).unwrap();
     let port = app.port();
@@ -104,6 +105,19 @@ async fn serves_https_with_hsts_and_redirects_plain_http_with_308() {
     );
     assert_eq!(res.headers()["x-frame-options"], "DENY");
     assert!(res.headers().get("strict-transport-security").is_none());
+
+    // The client's Host header does not choose where the redirect points.
+    let res = plain
+        .get(format!("http://127.0.0.1:{redirect_port}/login"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 308);
+    assert_eq!(
+        res.headers()["location"],
+        format!("https://localhost:{port}/login").as_str()
+    );
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();

@@ -65,6 +65,22 @@ pub fn to_fraud_alert(alert: &ChainAlert) -> Alert {
             "chain".to_owned(),
             format!("gas price {gas_price} wei against a baseline of {baseline} wei"),
         ),
+        ChainAlert::GasDataQuality {
+            gas_price,
+            max_plausible,
+            ..
+        } => (
+            "chain.gas_data_quality",
+            "gas_data_quality",
+            Severity::Low,
+            "chain".to_owned(),
+            match gas_price {
+                Some(price) => format!(
+                    "the node reported a gas price of {price} wei, outside 1..={max_plausible}: a broken feed, not a spike"
+                ),
+                None => "the node reported no gas price".to_owned(),
+            },
+        ),
         ChainAlert::Reorged {
             tx_id,
             block_number,

@@ -453,3 +453,90 @@ async fn error_rate_must_exceed_one_percent_over_five_minutes() {
         );
     }
 }
+
+const NEW_DESTINATION_SHORT_MEMORY: &str = r#"
+[[rule]]
+id = "new_destination"
+kind = "new_destination"
+min_amount = "1000"
+remember_secs = 1
+severity = "medium"
+"#;
+
+/// A known destination is forgotten after `remember_secs` of quiet: marks expire instead of
+/// piling up forever, and a pair unused that long counts as new again.
+#[tokio::test]
+async fn new_destination_marks_expire() {
+    for b in backends().await {
+        let engine = b.engine(NEW_DESTINATION_SHORT_MEMORY);
+        let a = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        assert_eq!(
+            eval(&engine, transfer("1", "u1", "5000", a, at(0)))
+                .await
+                .len(),
+            1
+        );
+        assert!(
+            eval(&engine, transfer("2", "u1", "5000", a, at(1)))
+                .await
+                .is_empty()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+        let again = eval(&engine, transfer("3", "u1", "5000", a, at(2))).await;
+        assert_eq!(again.len(), 1, "{}: the mark expired", b.name);
+    }
+    let defaults = haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES).unwrap();
+    let remember = defaults.current().rules.iter().find_map(|r| match &r.kind {
+        haven_fraud::RuleKind::NewDestination { remember_secs, .. } => Some(*remember_secs),
+        _ => None,
+    });
+    assert_eq!(
+        remember,
+        Some(90 * 86_400),
+        "the shipped rules remember 90 days"
+    );
+}
+
+/// An event further ahead of the engine's clock than `max_future_skew_secs` is refused
+/// (400 over HTTP) and leaves nothing behind; before this, it became the newest event of
+/// its window and every later event was "late" and muted.
+#[tokio::test]
+async fn events_from_the_future_are_refused_and_cannot_mute_later_ones() {
+    for b in backends().await {
+        let engine = b.engine(VELOCITY);
+        let now = at(0);
+        let err = engine
+            .evaluate_at(&purchase("f1", "victim", "500", at(60 * MIN)), now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                haven_fraud::Error::Event(haven_fraud::EventError::InFuture {
+                    ahead_secs: 3600,
+                    max_secs: 300
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), haven_core::ErrorCode::ValidationError);
+        // Within the skew an event is taken.
+        assert!(
+            engine
+                .evaluate_at(&purchase("f2", "other", "500", at(4 * MIN)), now)
+                .await
+                .is_ok()
+        );
+        // The refused event muted nothing: three purchases within the window alert.
+        let mut alerts = Vec::new();
+        for (i, ms) in [0, SEC, 2 * SEC].into_iter().enumerate() {
+            alerts.extend(
+                engine
+                    .evaluate_at(&purchase(&format!("v{i}"), "victim", "500", at(ms)), at(ms))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(alerts.len(), 1, "{}: {alerts:?}", b.name);
+    }
+}

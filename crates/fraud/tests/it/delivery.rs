@@ -188,6 +188,13 @@ impl Received {
 
 /// A one-shot HTTP receiver answering `status`.
 async fn receiver(status: u16) -> (String, oneshot::Receiver<Received>) {
+    receiver_with(status, "").await
+}
+
+/// A one-shot HTTP receiver answering `status` with `extra` header lines (each ending in
+/// CRLF).
+async fn receiver_with(status: u16, extra: &str) -> (String, oneshot::Receiver<Received>) {
+    let extra = extra.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/alerts", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();
@@ -217,7 +224,7 @@ async fn receiver(status: u16) -> (String, oneshot::Receiver<Received>) {
         reader.read_exact(&mut body).await.unwrap();
         let mut socket = reader.into_inner();
         let reply =
-            format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            format!("HTTP/1.1 {status} X\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n");
         socket.write_all(reply.as_bytes()).await.unwrap();
         socket.flush().await.unwrap();
         let _ = tx.send(Received { headers, body });
@@ -275,6 +282,44 @@ async fn webhook_non_2xx_is_an_error() {
         WebhookSink::new("ftp://x", Arc::new(signer())),
         Err(DeliveryError::InvalidConfig { field: "url" })
     ));
+}
+
+/// A redirect is a failed delivery: the alert never goes to an address the configuration
+/// does not name.
+#[tokio::test]
+async fn webhook_redirects_are_not_followed() {
+    let (elsewhere, elsewhere_rx) = receiver(204).await;
+    let (url, rx) = receiver_with(307, &format!("location: {elsewhere}\r\n")).await;
+    let sink = WebhookSink::new(&url, Arc::new(signer())).unwrap();
+    let err = sink.deliver(&hostile_alert()).await.unwrap_err();
+    assert!(
+        matches!(err, DeliveryError::Status { status: 307 }),
+        "{err:?}"
+    );
+    rx.await.unwrap();
+    let followed = tokio::time::timeout(Duration::from_millis(500), elsewhere_rx).await;
+    assert!(followed.is_err(), "the redirect target was called");
+}
+
+/// Plain-text SMTP is for a relay on this machine only.
+#[tokio::test]
+async fn plain_smtp_is_refused_for_other_hosts() {
+    for host in ["smtp.example.com", "10.0.0.5", "203.0.113.9"] {
+        let mut config = smtp_config(25);
+        config.host = host.into();
+        assert!(
+            matches!(
+                SmtpSink::new(&config),
+                Err(DeliveryError::InvalidConfig { field: "security" })
+            ),
+            "{host}"
+        );
+    }
+    for host in ["localhost", "127.0.0.1", "::1", "[::1]", "mail.localhost"] {
+        let mut config = smtp_config(25);
+        config.host = host.into();
+        assert!(SmtpSink::new(&config).is_ok(), "{host}");
+    }
 }
 
 /// A sink that blocks until released, counting deliveries.

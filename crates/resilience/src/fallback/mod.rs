@@ -11,4 +11,4 @@ pub use chain::{FallbackChain, Quote, Stage, classify_breaker, classify_retry};
 #[cfg(feature = "redis")]
 pub use gate::RedisIntervalGate;
 pub use gate::{InMemoryIntervalGate, IntervalGate};
-pub use price::{Binance, CoinGecko, Pair, PriceSource};
+pub use price::{Binance, CoinGecko, MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource};

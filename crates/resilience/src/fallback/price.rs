@@ -43,15 +43,45 @@ pub trait PriceSource: Send + Sync + Debug {
     async fn price(&self, pair: &Pair) -> Result<f64>;
 }
 
+/// The most bytes read from a price source's answer; a price is a few hundred.
+pub const MAX_PRICE_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The price sources' client: the timeout, no redirects (a price comes from the configured
+/// host or not at all).
 fn http_client(timeout: Duration) -> reqwest::Client {
     // reqwest is built without a bundled crypto provider; install ring once per process.
     // An already installed provider is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("haven-resilience/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Reads at most `limit` bytes of `response`'s body, refusing a longer one without
+/// buffering it.
+async fn read_capped(
+    mut response: reqwest::Response,
+    upstream: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::ResponseTooLarge { upstream, limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| Error::Http { upstream, source })?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(Error::ResponseTooLarge { upstream, limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -88,11 +118,7 @@ async fn get_json(
             retry_after: retry_after(response.headers()),
         });
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|source| Error::Http { upstream, source })?;
-    Ok(body.to_vec())
+    read_capped(response, upstream, MAX_PRICE_RESPONSE_BYTES).await
 }
 
 fn checked(upstream: &'static str, pair: &Pair, price: f64) -> Result<f64> {

@@ -105,6 +105,40 @@ async fn upstream_errors_are_classified() {
     assert!(matches!(err, Error::InvalidPrice { .. }));
 }
 
+/// A price comes from the configured host or not at all, and an answer far larger than a
+/// price is refused without being kept.
+#[tokio::test]
+async fn redirects_are_not_followed_and_answers_are_capped() {
+    let elsewhere = MockHttp::start(coingecko_reply).await;
+    let target = format!(
+        "{}/api/v3/simple/price?ids=ethereum&vs_currencies=usd",
+        elsewhere.url()
+    );
+    let redirecting =
+        MockHttp::start(move |_| Reply::status(302).with_header("Location", &target)).await;
+    let pair = Pair::new("ETH", "USD");
+    let err = CoinGecko::new(redirecting.url(), Duration::from_secs(5))
+        .price(&pair)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UpstreamStatus { status: 302, .. }),
+        "{err:?}"
+    );
+    assert_eq!(elsewhere.count(), 0, "the redirect was not followed");
+
+    let padding = "x".repeat(haven_resilience::MAX_PRICE_RESPONSE_BYTES);
+    let huge = MockHttp::start(move |_| {
+        Reply::json(format!(r#"{{"ethereum":{{"usd":1}},"pad":"{padding}"}}"#))
+    })
+    .await;
+    let err = CoinGecko::new(huge.url(), Duration::from_secs(5))
+        .price(&pair)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ResponseTooLarge { .. }), "{err:?}");
+}
+
 #[tokio::test]
 async fn primary_timeout_falls_through_to_secondary() {
     let slow = MockHttp::start(|t| coingecko_reply(t).delayed(Duration::from_secs(5))).await;

@@ -1,6 +1,9 @@
-use haven_api::config::ApiConfig;
+//! The real api on port 0 with a fresh database, for tests and benchmarks (feature
+//! `test-utils`).
 
-use crate::{TestDb, TestRedis};
+use haven_testkit::{TestDb, TestRedis};
+
+use crate::config::ApiConfig;
 
 /// The real api serving on a free port with a fresh database; stopped when dropped.
 #[derive(Debug)]
@@ -58,7 +61,7 @@ pub async fn spawn_api_with(adjust: impl FnOnce(&mut ApiConfig)) -> TestApi {
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap_or_else(|e| panic!("cannot bind a test port: {e}"));
-    let app = haven_api::Application::build(config, listener)
+    let app = crate::Application::build(config, listener)
         .unwrap_or_else(|e| panic!("the api did not build: {e:#}"));
     let port = app.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
