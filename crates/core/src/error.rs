@@ -98,6 +98,8 @@ error_codes! {
     InsufficientBalance = (422, "INSUFFICIENT_BALANCE", "The balance is insufficient."),
     /// An illegal state transition was requested.
     InvalidTransition = (422, "INVALID_TRANSITION", "This change is not allowed from the current state."),
+    /// A partner event's payload is missing a field or holds a value the rules refuse.
+    InvalidPayload = (422, "INVALID_PAYLOAD", "The event payload is not valid."),
     /// Too many requests.
     RateLimited = (429, "RATE_LIMITED", "Too many requests; please retry later."),
     /// An unexpected failure; details are only in the server log.
