@@ -15,6 +15,7 @@ const DOMAIN_CRATES: &[&str] = &[
     "haven-fraud",
     "haven-chain",
     "haven-auth",
+    "haven-rewards",
 ];
 
 /// Web, database, job and CLI frameworks that belong to crates/db and the binaries only.
