@@ -53,6 +53,17 @@ pub fn webhook_secret() -> Option<SecretString> {
         .map(SecretString::from)
 }
 
+/// `HAVEN_REWARDS_RULES`: the rules file `haven-admin rewards quote` prices with
+/// (`--rules` overrides it; unset, the shipped rules).
+pub const REWARDS_RULES_VAR: &str = "HAVEN_REWARDS_RULES";
+
+/// The value of [`REWARDS_RULES_VAR`], if set and not blank.
+pub fn rewards_rules() -> Option<std::path::PathBuf> {
+    std::env::var_os(REWARDS_RULES_VAR)
+        .filter(|path| !path.to_string_lossy().trim().is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// The private key of anvil's first dev account: the deployer when `HAVEN_DEPLOYER_KEY` is
 /// unset and `HAVEN_ENV=development`. Public knowledge, so refused everywhere else.
 pub const ANVIL_DEV_DEPLOYER_KEY: &str =

@@ -8,10 +8,12 @@
 pub mod chain;
 pub mod config;
 pub mod custody;
+pub mod rewards;
 pub mod users;
 pub mod webhooks;
 
 use std::io::{BufRead, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -59,6 +61,9 @@ pub enum Command {
     /// Users: create (the first admin), list, set-role, disable; every change audited.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Rewards: price a partner event's payload with the rules (no database needed).
+    #[command(subcommand)]
+    Rewards(rewards::RewardsCommand),
 }
 
 /// `migrate` options.
@@ -126,7 +131,18 @@ pub async fn run(
         Command::Custody(cmd) => custody::run(cmd, out).await,
         Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
         Command::Users(cmd) => users::run(cmd, input, out).await,
+        Command::Rewards(cmd) => rewards::run(cmd, input, out),
     }
+}
+
+/// The exact bytes of a payload file, or of standard input for `-`.
+pub(crate) fn read_payload(path: &Path, input: &mut dyn BufRead) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).with_context(|| format!("reading the payload file {}", path.display()))
 }
 
 async fn migrate(

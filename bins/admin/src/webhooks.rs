@@ -9,7 +9,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use haven_webhooks::{Scheme, Secret, SignedParts, Tolerance, sign_header, verify};
 
@@ -81,15 +80,6 @@ pub fn run(
     }
 }
 
-fn payload(path: &Path, input: &mut dyn std::io::BufRead) -> anyhow::Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes)?;
-        return Ok(bytes);
-    }
-    std::fs::read(path).with_context(|| format!("reading the payload file {}", path.display()))
-}
-
 fn secret(common: &Common, input: &mut dyn std::io::BufRead) -> Result<Secret, String> {
     let text = if common.secret_stdin {
         if common.payload_file == Path::new("-") {
@@ -126,7 +116,7 @@ fn sign(
     if args.common.scheme == Scheme::Standard && args.common.id.is_none() {
         return usage("sign", "--id is required by the standard scheme");
     }
-    let body = payload(&args.common.payload_file, input)?;
+    let body = crate::read_payload(&args.common.payload_file, input)?;
     match sign_header(
         args.common.scheme,
         &secret,
@@ -151,7 +141,7 @@ fn check(
         Ok(secret) => secret,
         Err(message) => return usage("verify", &message),
     };
-    let body = payload(&args.common.payload_file, input)?;
+    let body = crate::read_payload(&args.common.payload_file, input)?;
     let now = args.now.unwrap_or_else(|| chrono::Utc::now().timestamp());
     let parts = SignedParts {
         id: args.common.id.as_deref(),

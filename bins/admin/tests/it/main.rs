@@ -4,6 +4,7 @@ mod address;
 mod audit;
 mod chain;
 mod custody;
+mod rewards;
 mod users;
 mod webhooks;
 
