@@ -587,3 +587,125 @@ fn the_data_wrapper_takes_precedence() {
     );
     assert_eq!(event.member.external_id, "g-1");
 }
+
+/// `booking_id` → `bookingId`.
+fn camel(snake: &str) -> String {
+    let mut parts = snake.split('_');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    out
+}
+
+/// A field's snake_case name and its aliases.
+type Aliases = (&'static str, &'static [&'static str]);
+
+/// Every alias of docs/REWARDS.md, in both spellings, parses like the canonical name.
+#[test]
+fn every_documented_alias_is_accepted() {
+    use serde_json::{Value, json};
+    let cases: Vec<(&str, Value, Vec<Aliases>)> = vec![
+        (
+            "aurora/booking-created",
+            json!({"booking_id":"b-1","guest_id":"g-1","total_price":"99.99","currency":"CAD","nights":3,
+                   "occurred_at":"2026-12-07T10:00:00Z","email":"a@b.ca","email_verified":true}),
+            vec![
+                ("booking_id", &["id"]),
+                ("guest_id", &["member_id", "user_id"]),
+                ("total_price", &["total_amount", "total"]),
+                ("currency", &["currency_code"]),
+                ("nights", &["num_nights", "number_of_nights", "night_count"]),
+                ("occurred_at", &["timestamp", "event_time"]),
+                ("email", &["guest_email"]),
+                ("email_verified", &["guest_email_verified"]),
+            ],
+        ),
+        (
+            "aurora/review-submitted",
+            json!({"booking_id":"b-1","guest_id":"g-1","rating":4}),
+            vec![("rating", &["stars"])],
+        ),
+        (
+            "tribe/event-attendance",
+            json!({"event_id":"ev-1","attendee_id":"m-1","type":"workshop","attended":true,
+                   "email":"a@b.ca","email_verified":true}),
+            vec![
+                ("event_id", &["id"]),
+                ("attendee_id", &["member_id", "user_id"]),
+                ("type", &["event_type"]),
+                ("email", &["attendee_email"]),
+                ("email_verified", &["attendee_email_verified"]),
+            ],
+        ),
+        (
+            "tribe/contribution",
+            json!({"contribution_id":"c-1","contributor_id":"m-1","quality":1.5,
+                   "email":"a@b.ca","email_verified":true}),
+            vec![
+                ("contribution_id", &["id"]),
+                ("contributor_id", &["member_id", "user_id"]),
+                (
+                    "quality",
+                    &["quality_score", "quality_multiplier", "multiplier"],
+                ),
+                ("email", &["contributor_email"]),
+                ("email_verified", &["contributor_email_verified"]),
+            ],
+        ),
+        (
+            "tribe/staking-started",
+            json!({"stake_id":"s-1","member_id":"m-1","amount":"10","ends_at":"2027-01-01T00:00:00Z",
+                   "email":"a@b.ca","email_verified":true}),
+            vec![
+                ("stake_id", &["staking_id", "id"]),
+                ("member_id", &["staker_id", "user_id"]),
+                ("amount", &["stake_amount", "staked_amount"]),
+                ("ends_at", &["end_date", "unlock_at", "lock_until"]),
+                ("email", &["member_email"]),
+                ("email_verified", &["member_email_verified"]),
+            ],
+        ),
+        (
+            "tribe/coaching-milestone",
+            json!({"member_id":"m-1","milestone":"mid_program"}),
+            vec![
+                ("member_id", &["coachee_id", "user_id"]),
+                ("milestone", &["milestone_name", "milestone_id"]),
+            ],
+        ),
+        (
+            "tribe/coaching-milestone",
+            json!({"member_id":"m-1","level":2}),
+            vec![("level", &["milestone_level", "tier_level"])],
+        ),
+        (
+            "tribe/referral-success",
+            json!({"referral_id":"r-1","referrer_id":"m-1","tier":"gold",
+                   "referrer_email":"a@b.ca","referrer_email_verified":true}),
+            vec![("referral_id", &["id"]), ("tier", &["referral_tier"])],
+        ),
+    ];
+    for (path, canonical, fields) in cases {
+        let expected = parsed(path, &canonical.to_string());
+        for (name, aliases) in fields {
+            for alias in std::iter::once(&name).chain(aliases) {
+                for spelling in [alias.to_string(), camel(alias)] {
+                    let mut payload = canonical.clone();
+                    let object = payload.as_object_mut().unwrap();
+                    let value = object.remove(name).unwrap();
+                    object.insert(spelling.clone(), value);
+                    assert_eq!(
+                        parsed(path, &payload.to_string()),
+                        expected,
+                        "{path}: `{spelling}` for `{name}`"
+                    );
+                }
+            }
+        }
+    }
+}
