@@ -1,7 +1,8 @@
-//! Properties: amount text round-trips, pricing agrees with integer arithmetic, and no
-//! payload makes parsing or deciding panic.
+//! Properties: amount text round-trips, pricing agrees with integer arithmetic, no payload
+//! makes parsing or deciding panic, and decisions on near-valid payloads keep their
+//! invariants (reward ⇔ amount > 0 ⇔ a key; `decide` agrees with `try_decide`).
 
-use haven_rewards::{Decimal, EventName, Hnv, Rules, decide, parse_event, quote};
+use haven_rewards::{Decimal, EventName, Hnv, Rules, decide, parse_event, quote, try_decide};
 use proptest::prelude::*;
 
 /// Field names the parser looks at (both spellings), a few it does not, and the wrapper.
@@ -73,6 +74,9 @@ fn string() -> impl Strategy<Value = String> {
         Just("gold".to_owned()),
         Just("mid_program".to_owned()),
         Just("CAD".to_owned()),
+        Just("USD".to_owned()),
+        Just("party".to_owned()),
+        Just("platinum".to_owned()),
         Just("a@b.ca".to_owned()),
         ".{0,12}",
     ]
@@ -101,6 +105,110 @@ fn json() -> impl Strategy<Value = String> {
             }),
         ]
     })
+}
+
+/// A valid payload of each event, as raw JSON fields.
+const VALID: [(EventName, &[(&str, &str)]); 9] = [
+    (
+        EventName::BookingCreated,
+        &[
+            ("booking_id", r#""b-1""#),
+            ("guest_id", r#""g-1""#),
+            ("total_price", "99.99"),
+            ("nights", "3"),
+        ],
+    ),
+    (
+        EventName::BookingCompleted,
+        &[("booking_id", r#""b-1""#), ("guest_id", r#""g-1""#)],
+    ),
+    (
+        EventName::BookingCancelled,
+        &[("booking_id", r#""b-1""#), ("guest_id", r#""g-1""#)],
+    ),
+    (
+        EventName::ReviewSubmitted,
+        &[
+            ("booking_id", r#""b-1""#),
+            ("guest_id", r#""g-1""#),
+            ("rating", "4"),
+        ],
+    ),
+    (
+        EventName::EventAttendance,
+        &[
+            ("id", r#""ev-1""#),
+            ("attendee_id", r#""m-1""#),
+            ("type", r#""workshop""#),
+            ("attended", "true"),
+        ],
+    ),
+    (
+        EventName::Contribution,
+        &[
+            ("id", r#""c-1""#),
+            ("contributor_id", r#""m-1""#),
+            ("quality", "1.5"),
+        ],
+    ),
+    (
+        EventName::StakingStarted,
+        &[
+            ("stake_id", r#""s-1""#),
+            ("member_id", r#""m-1""#),
+            ("amount", "1000"),
+        ],
+    ),
+    (
+        EventName::CoachingMilestone,
+        &[("member_id", r#""m-1""#), ("level", "2")],
+    ),
+    (
+        EventName::ReferralSuccess,
+        &[
+            ("referral_id", r#""r-1""#),
+            ("referrer_id", r#""m-1""#),
+            ("tier", r#""gold""#),
+        ],
+    ),
+];
+
+/// A valid payload of some event with a few fields removed, replaced or added.
+fn mutated_event() -> impl Strategy<Value = (EventName, String)> {
+    let leaf = prop_oneof![
+        number(),
+        string(),
+        Just("true".to_owned()),
+        Just("null".to_owned())
+    ];
+    (
+        0..VALID.len(),
+        prop::collection::vec(
+            (
+                prop::sample::select(KEYS),
+                prop::option::weighted(0.8, leaf),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(index, edits)| {
+            let (name, fields) = VALID[index];
+            let mut object: Vec<(String, String)> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            for (key, value) in edits {
+                object.retain(|(k, _)| k != key);
+                if let Some(value) = value {
+                    object.push((key.to_owned(), value));
+                }
+            }
+            let fields: Vec<String> = object
+                .into_iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k)))
+                .collect();
+            (name, format!("{{{}}}", fields.join(",")))
+        })
 }
 
 proptest! {
@@ -148,6 +256,22 @@ proptest! {
             }
             // The same fields wrapped in `data`.
             let _ = quote(&rules, name, format!(r#"{{"data":{text}}}"#).as_bytes());
+        }
+    }
+
+    #[test]
+    fn decisions_hold_their_invariants_on_mutated_payloads((name, text) in mutated_event()) {
+        let rules = Rules::shipped();
+        if let Ok(event) = parse_event(name, text.as_bytes()) {
+            let decision = decide(&rules, &event);
+            prop_assert_eq!(decision.reward, !decision.amount.is_zero());
+            prop_assert_eq!(decision.reward, decision.business_key.is_some());
+            prop_assert_eq!(decision.reward, decision.kind.is_some());
+            prop_assert_eq!(decision.rules_version.as_str(), rules.version());
+            match try_decide(&rules, &event) {
+                Ok(checked) => prop_assert_eq!(checked, decision),
+                Err(refusal) => prop_assert_eq!(decision.reason, format!("refused: {refusal}")),
+            }
         }
     }
 
