@@ -2,7 +2,9 @@
 //! makes parsing or deciding panic, and decisions on near-valid payloads keep their
 //! invariants (reward ⇔ amount > 0 ⇔ a key; `decide` agrees with `try_decide`).
 
-use haven_rewards::{Decimal, EventName, Hnv, Rules, decide, parse_event, quote, try_decide};
+use haven_rewards::{
+    Decimal, EventName, Hnv, PartnerEvent, Rules, decide, parse_event, quote, try_decide,
+};
 use proptest::prelude::*;
 
 /// Field names the parser looks at (both spellings), a few it does not, and the wrapper.
@@ -211,6 +213,21 @@ fn mutated_event() -> impl Strategy<Value = (EventName, String)> {
         })
 }
 
+/// A decision rewards exactly when it pays more than zero, and then has a kind and a key;
+/// `decide` is `try_decide` with refusals turned into decisions that say why.
+fn decision_invariants(rules: &Rules, event: &PartnerEvent) -> Result<(), TestCaseError> {
+    let decision = decide(rules, event);
+    prop_assert_eq!(decision.reward, !decision.amount.is_zero());
+    prop_assert_eq!(decision.reward, decision.business_key.is_some());
+    prop_assert_eq!(decision.reward, decision.kind.is_some());
+    prop_assert_eq!(decision.rules_version.as_str(), rules.version());
+    match try_decide(rules, event) {
+        Ok(checked) => prop_assert_eq!(checked, decision),
+        Err(refusal) => prop_assert_eq!(decision.reason, format!("refused: {refusal}")),
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -249,10 +266,7 @@ proptest! {
         for name in EventName::ALL {
             let _ = quote(&rules, name, text.as_bytes());
             if let Ok(event) = parse_event(name, text.as_bytes()) {
-                let decision = decide(&rules, &event);
-                prop_assert_eq!(decision.reward, !decision.amount.is_zero());
-                prop_assert_eq!(decision.reward, decision.business_key.is_some());
-                prop_assert_eq!(decision.reward, decision.kind.is_some());
+                decision_invariants(&rules, &event)?;
             }
             // The same fields wrapped in `data`.
             let _ = quote(&rules, name, format!(r#"{{"data":{text}}}"#).as_bytes());
@@ -263,15 +277,7 @@ proptest! {
     fn decisions_hold_their_invariants_on_mutated_payloads((name, text) in mutated_event()) {
         let rules = Rules::shipped();
         if let Ok(event) = parse_event(name, text.as_bytes()) {
-            let decision = decide(&rules, &event);
-            prop_assert_eq!(decision.reward, !decision.amount.is_zero());
-            prop_assert_eq!(decision.reward, decision.business_key.is_some());
-            prop_assert_eq!(decision.reward, decision.kind.is_some());
-            prop_assert_eq!(decision.rules_version.as_str(), rules.version());
-            match try_decide(&rules, &event) {
-                Ok(checked) => prop_assert_eq!(checked, decision),
-                Err(refusal) => prop_assert_eq!(decision.reason, format!("refused: {refusal}")),
-            }
+            decision_invariants(&rules, &event)?;
         }
     }
 
