@@ -43,6 +43,7 @@ pub async fn run_all<S: TxStore + 'static>(store: &Arc<S>) {
     concurrent_inserts_have_one_winner(store).await;
     update_is_compare_and_set(store.as_ref()).await;
     round_trips_every_field(store.as_ref()).await;
+    round_trips_every_kind_with_its_holder(store.as_ref()).await;
     lists_by_status_oldest_first(store.as_ref()).await;
 }
 
@@ -133,6 +134,9 @@ pub async fn round_trips_every_field(store: &dyn TxStore) {
     r.block_number = Some(12);
     r.block_hash = Some(alloy::primitives::B256::repeat_byte(4));
     r.amount = U256::MAX;
+    // The update is a whole-record replace: kind and holder are written too.
+    r.kind = TxKind::TransferFrom;
+    r.holder = Some(Address::repeat_byte(0xdd));
     // Microsecond precision is what Postgres keeps.
     let now = Utc::now();
     let now = now - Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos() % 1000));
@@ -155,8 +159,42 @@ pub async fn round_trips_every_field(store: &dyn TxStore) {
         (r.block_number, r.block_hash)
     );
     assert_eq!(back.amount, U256::MAX);
+    assert_eq!((back.kind, back.holder), (r.kind, r.holder));
     assert_eq!(back.broadcast_at, r.broadcast_at);
     assert_eq!(back.version, 2);
+}
+
+/// Every kind is stored and read back with its parties: the custodial `holder` of a
+/// `burn_from` and a `transfer_from`, none for the others. An insert of the same tx_id with
+/// another holder returns the stored record, holder untouched.
+pub async fn round_trips_every_kind_with_its_holder(store: &dyn TxStore) {
+    let holder = Address::repeat_byte(0x5e);
+    for kind in TxKind::ALL {
+        let id = unique(&format!("kind:{}", kind.as_str()));
+        let mut r = record(&id, 0).with_holder(kind.needs_holder().then_some(holder));
+        r.kind = kind;
+        if !kind.needs_recipient() {
+            r.to = None;
+        }
+        let Inserted::New(inserted) = store.insert(r.clone()).await.unwrap() else {
+            panic!("new tx_id");
+        };
+        assert_eq!((inserted.kind, inserted.holder), (kind, r.holder));
+        let back = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(back.kind, kind);
+        assert_eq!((back.to, back.holder), (r.to, r.holder), "{kind:?}");
+        assert!(back.same_request(&r), "{kind:?}: {back:?}");
+        if kind.needs_holder() {
+            let other = r.clone().with_holder(Some(Address::repeat_byte(0x5f)));
+            match store.insert(other.clone()).await.unwrap() {
+                Inserted::Existing(existing) => {
+                    assert_eq!(existing.holder, Some(holder));
+                    assert!(!existing.same_request(&other));
+                }
+                Inserted::New(_) => panic!("a second insert of one tx_id must not create a row"),
+            }
+        }
+    }
 }
 
 /// Lists filter by status and are ordered by creation.

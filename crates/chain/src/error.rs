@@ -58,11 +58,20 @@ pub enum Error {
         /// The transaction's id.
         tx_id: String,
     },
-    /// The tx_id exists with a different request (kind, recipient or amount).
+    /// The tx_id exists with a different request (kind, recipient, holder or amount).
     #[error("tx_id `{tx_id}` was already used for a different request")]
     TxIdReused {
         /// The transaction's id.
         tx_id: String,
+    },
+    /// The request lacks a party its kind needs (a recipient, or the custodial holder of a
+    /// `burn_from` / `transfer_from`); nothing was recorded.
+    #[error("transaction `{tx_id}` is invalid: {reason}")]
+    InvalidRequest {
+        /// The transaction's id.
+        tx_id: String,
+        /// What is missing.
+        reason: &'static str,
     },
     /// No transaction with this id.
     #[error("transaction `{tx_id}` not found")]
@@ -116,6 +125,7 @@ impl Error {
             Error::Store { .. } => ErrorCode::DatabaseError,
             Error::Conflict { .. } => ErrorCode::Conflict,
             Error::TxIdReused { .. } => ErrorCode::IdempotencyKeyReused,
+            Error::InvalidRequest { .. } => ErrorCode::ValidationError,
             Error::NotFound { .. } => ErrorCode::NotFound,
             Error::InvalidTransition { .. } => ErrorCode::InvalidTransition,
             Error::Interrupted { .. } => ErrorCode::InternalError,

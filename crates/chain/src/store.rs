@@ -21,16 +21,49 @@ pub enum TxKind {
     Burn,
     /// `transfer(to, amount)` from the sending wallet.
     Transfer,
+    /// `custodianBurn(holder, amount)`: the sending wallet (holding `CUSTODIAN_ROLE`) burns
+    /// a custodial holder's tokens; the holder sends nothing and needs no ETH.
+    BurnFrom,
+    /// `custodianTransfer(holder, to, amount)`: the sending wallet (holding
+    /// `CUSTODIAN_ROLE`) moves a custodial holder's tokens to `to`.
+    TransferFrom,
 }
 
 impl TxKind {
+    /// Every kind.
+    pub const ALL: [TxKind; 5] = [
+        TxKind::Mint,
+        TxKind::Burn,
+        TxKind::Transfer,
+        TxKind::BurnFrom,
+        TxKind::TransferFrom,
+    ];
+
     /// The name stored in the `kind` column.
     pub fn as_str(self) -> &'static str {
         match self {
             TxKind::Mint => "mint",
             TxKind::Burn => "burn",
             TxKind::Transfer => "transfer",
+            TxKind::BurnFrom => "burn_from",
+            TxKind::TransferFrom => "transfer_from",
         }
+    }
+
+    /// The kind stored as `name` ([`as_str`](Self::as_str) read back).
+    pub fn parse(name: &str) -> Option<TxKind> {
+        TxKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the tokens come from a custodial holder rather than the sending wallet
+    /// (`burn_from`, `transfer_from`): such a record names its [`TxRecord::holder`].
+    pub fn needs_holder(self) -> bool {
+        matches!(self, TxKind::BurnFrom | TxKind::TransferFrom)
+    }
+
+    /// Whether the transaction has a recipient (`mint`, `transfer`, `transfer_from`).
+    pub fn needs_recipient(self) -> bool {
+        matches!(self, TxKind::Mint | TxKind::Transfer | TxKind::TransferFrom)
     }
 }
 
@@ -125,8 +158,12 @@ pub struct TxRecord {
     pub token: Address,
     /// The sending (signing) wallet's address.
     pub from: Address,
-    /// Recipient for mint and transfer; `None` for burn.
+    /// Recipient for mint, transfer and transfer_from; `None` for burn and burn_from.
     pub to: Option<Address>,
+    /// The custodial account the tokens come from, for burn_from and transfer_from; `None`
+    /// for mint, burn and transfer (the tokens are minted or are the sending wallet's own).
+    #[serde(default)]
+    pub holder: Option<Address>,
     /// Token amount in base units.
     pub amount: U256,
     /// Lifecycle status.
@@ -171,7 +208,8 @@ pub struct TxRecord {
 }
 
 impl TxRecord {
-    /// A fresh `queued` record.
+    /// A fresh `queued` record, without a [`holder`](Self::holder) (see
+    /// [`with_holder`](Self::with_holder)).
     #[allow(clippy::too_many_arguments)]
     pub fn queued(
         tx_id: impl Into<String>,
@@ -191,6 +229,7 @@ impl TxRecord {
             token,
             from,
             to,
+            holder: None,
             amount,
             status: TxStatus::Queued,
             nonce: None,
@@ -214,7 +253,14 @@ impl TxRecord {
         }
     }
 
-    /// Whether `other` asks for the same thing (same tx_id, kind, parties and amount).
+    /// The record with `holder` as the custodial account the tokens come from.
+    pub fn with_holder(mut self, holder: Option<Address>) -> Self {
+        self.holder = holder;
+        self
+    }
+
+    /// Whether `other` asks for the same thing (same tx_id, kind, parties — holder
+    /// included — and amount).
     pub fn same_request(&self, other: &TxRecord) -> bool {
         self.tx_id == other.tx_id
             && self.kind == other.kind
@@ -222,6 +268,7 @@ impl TxRecord {
             && self.token == other.token
             && self.from == other.from
             && self.to == other.to
+            && self.holder == other.holder
             && self.amount == other.amount
     }
 }
@@ -326,5 +373,42 @@ impl TxStore for MemoryTxStore {
             *counts.entry(r.status).or_insert(0) += 1;
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_stored_names() {
+        for kind in TxKind::ALL {
+            assert_eq!(TxKind::parse(kind.as_str()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap_or_default();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(TxKind::parse("burnFrom"), None);
+        assert_eq!(TxKind::parse("approve"), None);
+    }
+
+    #[test]
+    fn another_holder_is_another_request() {
+        let holder = Address::repeat_byte(0x11);
+        let base = TxRecord::queued(
+            "booking:7:reverse",
+            TxKind::BurnFrom,
+            1,
+            Address::repeat_byte(0xaa),
+            Address::repeat_byte(0xbb),
+            None,
+            U256::from(5u64),
+            70_000,
+            Utc::now(),
+        )
+        .with_holder(Some(holder));
+        assert!(base.same_request(&base.clone()));
+        let other = base.clone().with_holder(Some(Address::repeat_byte(0x12)));
+        assert!(!base.same_request(&other));
+        assert!(!base.same_request(&base.clone().with_holder(None)));
     }
 }

@@ -26,8 +26,9 @@ pub const DECIMALS: u8 = 18;
 /// Deploys the token and waits for the receipt; returns the contract address.
 ///
 /// `provider` must sign for its sender (e.g. built with `.wallet(custody_signer)`); `admin`
-/// gets `DEFAULT_ADMIN_ROLE`, `minter` gets `MINTER_ROLE` (usually the custody wallet that
-/// [`TokenOps`](crate::TokenOps) signs with).
+/// gets `DEFAULT_ADMIN_ROLE`, `minter` gets `MINTER_ROLE` and `CUSTODIAN_ROLE` (usually the
+/// custody wallet that [`TokenOps`](crate::TokenOps) signs with: the operator wallet that
+/// mints, and burns or moves custodial holders' tokens).
 pub async fn deploy<P: Provider>(provider: &P, admin: Address, minter: Address) -> Result<Address> {
     let pending = HavenToken::deploy_builder(provider, admin, minter)
         .send()

@@ -104,7 +104,7 @@ const COLUMNS: &str = "tx_id, kind, chain_id, token, from_address, to_address, \
      max_fee_per_gas::text AS max_fee_per_gas, \
      max_priority_fee_per_gas::text AS max_priority_fee_per_gas, attempts, replacements, \
      error, block_number, block_hash, created_at, updated_at, broadcast_at, confirmed_at, version, \
-     reorgs";
+     reorgs, holder";
 
 #[derive(QueryableByName)]
 struct TxRow {
@@ -160,12 +160,8 @@ struct TxRow {
     version: i64,
     #[diesel(sql_type = Integer)]
     reorgs: i32,
-}
-
-fn parse_kind(raw: &str) -> Option<TxKind> {
-    [TxKind::Mint, TxKind::Burn, TxKind::Transfer]
-        .into_iter()
-        .find(|k| k.as_str() == raw)
+    #[diesel(sql_type = Nullable<Bytea>)]
+    holder: Option<Vec<u8>>,
 }
 
 fn parse_status(raw: &str) -> Option<TxStatus> {
@@ -175,7 +171,7 @@ fn parse_status(raw: &str) -> Option<TxStatus> {
 impl TxRow {
     fn decode(self) -> Result<TxRecord, PgTxError> {
         Ok(TxRecord {
-            kind: parse_kind(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            kind: TxKind::parse(&self.kind).ok_or_else(|| corrupt("kind"))?,
             chain_id: to_u64("chain_id", self.chain_id)?,
             token: address("token", &self.token)?,
             from: address("from_address", &self.from_address)?,
@@ -183,6 +179,7 @@ impl TxRow {
                 .to_address
                 .map(|a| address("to_address", &a))
                 .transpose()?,
+            holder: self.holder.map(|a| address("holder", &a)).transpose()?,
             amount: self.amount.parse::<U256>().map_err(|_| corrupt("amount"))?,
             status: parse_status(&self.status).ok_or_else(|| corrupt("status"))?,
             nonce: self.nonce.map(|n| to_u64("nonce", n)).transpose()?,
@@ -233,7 +230,7 @@ struct Encoded {
     version: i64,
 }
 
-/// Binds every column of `record` as `$1`…`$26` in the order of [`COLUMNS`] (the insert and
+/// Binds every column of `record` as `$1`…`$27` in the order of [`COLUMNS`] (the insert and
 /// the compare-and-set update use the same numbering).
 fn bind_record<'a>(
     query: diesel::query_builder::SqlQuery,
@@ -267,6 +264,7 @@ fn bind_record<'a>(
         .bind::<Nullable<Timestamptz>, _>(record.confirmed_at)
         .bind::<BigInt, _>(e.version)
         .bind::<Integer, _>(e.reorgs)
+        .bind::<Nullable<Bytea>, _>(record.holder.map(|a| a.to_vec()))
 }
 
 fn encode(record: &TxRecord) -> Result<Encoded, PgTxError> {
@@ -318,10 +316,10 @@ impl TxStore for PgTxStore {
             "INSERT INTO transactions (tx_id, kind, chain_id, token, from_address, to_address, \
              amount, status, nonce, hash, raw_tx, previous_hashes, gas_limit, max_fee_per_gas, \
              max_priority_fee_per_gas, attempts, replacements, error, block_number, block_hash, \
-             created_at, updated_at, broadcast_at, confirmed_at, version, reorgs) \
+             created_at, updated_at, broadcast_at, confirmed_at, version, reorgs, holder) \
              VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9, $10, $11, $12, $13, \
              $14::numeric, $15::numeric, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
-             $26) \
+             $26, $27) \
              ON CONFLICT (tx_id) DO NOTHING RETURNING {COLUMNS}"
         );
         let inserted: Option<TxRow> = bind_record(diesel::sql_query(query), &record, &e)
@@ -374,7 +372,7 @@ impl TxStore for PgTxStore {
              max_fee_per_gas = $14::numeric, max_priority_fee_per_gas = $15::numeric, \
              attempts = $16, replacements = $17, error = $18, block_number = $19, \
              block_hash = $20, created_at = $21, updated_at = $22, broadcast_at = $23, \
-             confirmed_at = $24, version = $25, reorgs = $26 \
+             confirmed_at = $24, version = $25, reorgs = $26, holder = $27 \
              WHERE tx_id = $1 AND version = $25 - 1 RETURNING {COLUMNS}"
             )),
             record,

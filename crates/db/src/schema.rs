@@ -89,6 +89,7 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamptz>,
         version -> Int8,
         reorgs -> Int4,
+        holder -> Nullable<Bytea>,
     }
 }
 

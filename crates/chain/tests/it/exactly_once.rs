@@ -158,7 +158,7 @@ async fn a2_same_tx_id_three_times_concurrently_mints_once() {
 }
 
 #[derive(Debug)]
-struct CrashAfterSigning;
+pub struct CrashAfterSigning;
 
 impl FaultHook for CrashAfterSigning {
     fn stop_after_signed(&self, _record: &TxRecord) -> bool {

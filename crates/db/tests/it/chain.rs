@@ -53,6 +53,48 @@ async fn the_schema_refuses_an_unknown_status_or_kind() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_takes_a_holder_exactly_for_burn_from_and_transfer_from() {
+    let db = TestDb::new().await;
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let insert = |n: usize, kind: &str, holder: &str| {
+        format!(
+            "INSERT INTO transactions (tx_id, kind, chain_id, token, from_address, holder, \
+             amount, status, gas_limit, created_at, updated_at, version) VALUES \
+             ('t:{n}', '{kind}', 1, decode(repeat('aa', 20), 'hex'), \
+             decode(repeat('bb', 20), 'hex'), {holder}, 1, 'queued', 21000, now(), now(), 1)"
+        )
+    };
+    let holder = "decode(repeat('cc', 20), 'hex')";
+    let accepted = [
+        ("burn_from", holder),
+        ("transfer_from", holder),
+        ("burn", "NULL"),
+    ];
+    let refused = [
+        ("burn_from", "NULL"),
+        ("transfer_from", "NULL"),
+        ("mint", holder),
+        ("burn_from", "decode(repeat('cc', 19), 'hex')"),
+    ];
+    for (n, (kind, holder)) in accepted.into_iter().enumerate() {
+        diesel::sql_query(insert(n, kind, holder))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}/{holder}: {e}"));
+    }
+    for (n, (kind, holder)) in refused.into_iter().enumerate() {
+        let err = diesel::sql_query(insert(100 + n, kind, holder))
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("check constraint"),
+            "{kind}/{holder}: {err}"
+        );
+    }
+}
+
 /// A2 on Postgres: the same tx_id submitted three times at once, by three `TokenOps` sharing
 /// the database (as three api replicas would), puts one mint on chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
