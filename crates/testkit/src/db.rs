@@ -121,7 +121,9 @@ fn migrations_dir() -> PathBuf {
     crate::workspace_root().join("migrations")
 }
 
-/// SHA-256 over every migration file's path and content: a changed migration gets a new template.
+/// SHA-256 over every migration file's path (relative to `migrations/`, so every checkout of
+/// the same migrations shares one template) and content: a changed migration gets a new
+/// template.
 fn migrations_fingerprint() -> String {
     let mut files = Vec::new();
     let mut stack = vec![migrations_dir()];
@@ -138,9 +140,11 @@ fn migrations_fingerprint() -> String {
         }
     }
     files.sort();
+    let root = migrations_dir();
     let mut hasher = Sha256::new();
     for file in files {
-        hasher.update(file.to_string_lossy().as_bytes());
+        let relative = file.strip_prefix(&root).unwrap_or(&file);
+        hasher.update(relative.to_string_lossy().as_bytes());
         hasher.update(std::fs::read(&file).unwrap_or_default());
     }
     hex::encode(&hasher.finalize()[..8])
@@ -184,35 +188,13 @@ async fn ensure_template(admin_url: String) -> String {
             .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("cannot rename the template: {e}"));
-        // Templates of older migration sets are useless now.
-        let stale: Vec<String> = old_templates(&mut conn, &template).await;
-        for old in stale {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
-        }
+        // Templates of other migration sets are left alone: another checkout (a branch with
+        // a migration more) may be running its tests from one right now.
     }
     let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
         .execute(&mut conn)
         .await;
     template
-}
-
-#[derive(diesel::QueryableByName)]
-struct Name {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    datname: String,
-}
-
-async fn old_templates(conn: &mut AsyncPgConnection, keep: &str) -> Vec<String> {
-    diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'haven\\_tpl\\_%'")
-        .load::<Name>(conn)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|n| n.datname)
-        .filter(|n| n != keep && !n.ends_with("_building"))
-        .collect()
 }
 
 fn with_database(url: &str, name: &str) -> String {

@@ -2,7 +2,8 @@
 //! test, cloned from a template in milliseconds), [`TestRedis`] (a random key prefix per
 //! test, cleaned afterwards) and [`Anvil`] (a local EVM node on a free port, killed on
 //! drop) and [`RedisServer`] (a private redis-server that a test may stop and restart).
-//! [`MetricsCapture`] records what code reports through the `metrics` facade.
+//! [`MetricsCapture`] records what code reports through the `metrics` facade, and
+//! [`StubServer`] stands in for an HTTP partner, receiver or upstream.
 //!
 //! A helper that cannot reach its service panics with a message saying how to start it:
 //! tests never skip silently.
@@ -14,6 +15,7 @@ mod local_server;
 mod metrics_capture;
 mod redis_kit;
 mod redis_server;
+mod stub_http;
 
 pub use anvil::Anvil;
 #[cfg(feature = "postgres")]
@@ -21,6 +23,7 @@ pub use db::TestDb;
 pub use metrics_capture::MetricsCapture;
 pub use redis_kit::TestRedis;
 pub use redis_server::RedisServer;
+pub use stub_http::{StubRequest, StubResponse, StubServer};
 
 /// The workspace root (where `Cargo.toml`, `scripts/` and `.tools/` live).
 pub fn workspace_root() -> std::path::PathBuf {
