@@ -173,6 +173,10 @@ permissions! {
     ManageWebhooks = "webhooks:manage",
     /// Report token operations to the fraud rules.
     ReportEvents = "fraud:report",
+    /// Read members of the rewards program: balances, rewards, addresses.
+    ReadMembers = "members:read",
+    /// Link member identities and register payout addresses.
+    ManageMembers = "members:manage",
 }
 
 /// The permission table: whether `role` holds `permission`.
@@ -183,11 +187,13 @@ pub const fn allows(role: Role, permission: Permission) -> bool {
     use Permission::*;
     use Role::*;
     match permission {
-        ReadAddresses | ValidateAddress | ReadTransactions | ReadAlerts => {
+        ReadAddresses | ValidateAddress | ReadTransactions | ReadAlerts | ReadMembers => {
             matches!(role, Admin | Operator | Viewer)
         }
         SignWithWallet | RetryTransaction | ReviewAlerts | MintTokens | BurnTokens
-        | TransferTokens | ManageWebhooks | ReportEvents => matches!(role, Admin | Operator),
+        | TransferTokens | ManageWebhooks | ReportEvents | ManageMembers => {
+            matches!(role, Admin | Operator)
+        }
         ManageApiKeys | ManageUsers | ReadAudit | ManageWallets => matches!(role, Admin),
     }
 }
@@ -284,6 +290,8 @@ mod tests {
         (Permission::TransferTokens, true, true, false),
         (Permission::ManageWebhooks, true, true, false),
         (Permission::ReportEvents, true, true, false),
+        (Permission::ReadMembers, true, true, true),
+        (Permission::ManageMembers, true, true, false),
     ];
 
     #[test]

@@ -31,6 +31,8 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Set once revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The member a member-scoped key acts for (it can reach that member only).
+    pub member_id: Option<Uuid>,
 }
 
 /// A key to store.
@@ -48,6 +50,8 @@ pub struct NewApiKey {
     pub scopes: Vec<String>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The member a member-scoped key acts for.
+    pub member_id: Option<Uuid>,
 }
 
 /// API keys in Postgres.
@@ -62,6 +66,11 @@ impl ApiKeyRepo {
         Self { pool }
     }
 
+    /// The pool it works on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Stores a key.
     pub async fn insert(&self, new: NewApiKey) -> Result<ApiKeyRecord> {
         let mut conn = get(&self.pool).await?;
@@ -74,6 +83,7 @@ impl ApiKeyRepo {
                 api_keys::display_prefix.eq(&new.display_prefix),
                 api_keys::scopes.eq(&new.scopes),
                 api_keys::expires_at.eq(new.expires_at),
+                api_keys::member_id.eq(new.member_id),
             ))
             .returning(ApiKeyRecord::as_returning())
             .get_result(&mut conn)

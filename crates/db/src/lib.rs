@@ -31,6 +31,7 @@ mod inbound;
 mod migrate;
 mod nonce;
 mod pool;
+pub mod rewards;
 pub mod schema;
 mod users;
 mod webhooks;
@@ -47,6 +48,7 @@ pub use inbound::{InboxOutcome, PgInbox, RelayReport, RelayRoutes};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
 pub use nonce::PgNonceStore;
 pub use pool::{PgPool, connect, connect_lazy, ping, row_counts};
+pub use rewards::{PgRewards, RewardRecord};
 pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
 pub use webhooks::{
     AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgIdempotencyStore, PgReplayStore,

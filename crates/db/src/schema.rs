@@ -25,6 +25,7 @@ diesel::table! {
         expires_at -> Nullable<Timestamptz>,
         last_used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+        member_id -> Nullable<Uuid>,
     }
 }
 

@@ -67,6 +67,7 @@ async fn a_role_change_revokes_sessions_and_keys_beyond_the_new_role_with_its_au
                 display_prefix: format!("hvn_test_{i}"),
                 scopes: scopes.into_iter().map(String::from).collect(),
                 expires_at: None,
+                member_id: None,
             })
             .await
             .unwrap();

@@ -45,6 +45,7 @@ async fn users_and_api_keys() {
             display_prefix: "hvn_test_ab".into(),
             scopes: vec!["tokens:mint".into()],
             expires_at: None,
+            member_id: None,
         })
         .await
         .unwrap();

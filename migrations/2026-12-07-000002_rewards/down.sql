@@ -1,0 +1,10 @@
+ALTER TABLE api_keys DROP COLUMN member_id;
+ALTER TABLE webhook_endpoints DROP COLUMN event_types;
+DROP TABLE stakes;
+DROP TABLE reward_jobs;
+DROP TABLE rewards;
+DROP TABLE booking_cancellations;
+DROP TABLE partner_events;
+DROP TABLE member_payout_addresses;
+DROP TABLE member_identities;
+DROP TABLE members;
