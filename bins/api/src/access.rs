@@ -125,6 +125,9 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     route("POST", "/api/v1/addresses/validate", Access::Public),
     // Inbound webhooks are authenticated by their signature (the source's secrets).
     route("POST", "/api/v1/webhooks/{source}", Access::Public).limit(Limit::Webhook),
+    // The rewards program's partner events: signed like every inbound webhook.
+    route("POST", "/api/v1/webhooks/aurora/{event}", Access::Public).limit(Limit::Webhook),
+    route("POST", "/api/v1/webhooks/tribe/{event}", Access::Public).limit(Limit::Webhook),
     route("POST", "/api/v1/auth/login", Access::Public).limit(Limit::Sensitive),
     route("POST", "/api/v1/auth/refresh", Access::Public),
     route("GET", "/api/v1/auth/whoami", Access::Authenticated),
@@ -182,6 +185,28 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     permission("GET", "/api/v1/admin/wallets", Permission::ManageWallets),
     permission("POST", "/api/v1/fraud/events", Permission::ReportEvents)
         .idempotency(Idempotency::Optional),
+    // Member routes also admit a key scoped to that member only (`auth::MemberScope`).
+    permission("GET", "/api/v1/members/{id}", Permission::ReadMembers),
+    permission(
+        "GET",
+        "/api/v1/members/{id}/rewards",
+        Permission::ReadMembers,
+    ),
+    permission(
+        "POST",
+        "/api/v1/members/{id}/identities",
+        Permission::ManageMembers,
+    ),
+    permission(
+        "GET",
+        "/api/v1/members/{id}/payout-addresses",
+        Permission::ReadMembers,
+    ),
+    permission(
+        "POST",
+        "/api/v1/members/{id}/payout-addresses",
+        Permission::ManageMembers,
+    ),
 ];
 
 /// The row of `method` on the registered pattern `path`.

@@ -73,7 +73,14 @@ pub struct ValidKey {
     pub scopes: BTreeSet<Permission>,
     /// Its expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The member a member-scoped key acts for.
+    pub member: Option<Uuid>,
 }
+
+/// The member a member-scoped API key acts for (request extension): member routes serve
+/// that member only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberScope(pub Uuid);
 
 use haven_auth::Permission;
 
@@ -213,7 +220,11 @@ pub async fn guard(
             .signal(failed_principal(req.request(), net), net.addr());
         return Ok(req.into_response(crate::lockout::blocked_response(left)));
     }
-    let (principal, token) = match authenticate(&ctx, limits.as_deref(), req.request(), net).await {
+    let Resolved {
+        principal,
+        token,
+        member,
+    } = match authenticate(&ctx, limits.as_deref(), req.request(), net).await {
         Ok(resolved) => resolved,
         Err(refusal) => return Ok(req.into_response(refusal)),
     };
@@ -238,6 +249,9 @@ pub async fn guard(
         ext.insert(principal);
         if let Some(token) = token {
             ext.insert(token);
+        }
+        if let Some(member) = member {
+            ext.insert(MemberScope(member));
         }
     }
     charged(limits.as_deref(), &charges, req, next).await
@@ -380,6 +394,23 @@ fn check_locally(ctx: &AuthContext, credential: Credential<'_>) -> Result<Checke
     }
 }
 
+/// Who a request's credential resolved to.
+struct Resolved {
+    principal: Principal,
+    token: Option<AccessToken>,
+    member: Option<Uuid>,
+}
+
+impl Resolved {
+    fn user(principal: Principal, token: AccessToken) -> Self {
+        Self {
+            principal,
+            token: Some(token),
+            member: None,
+        }
+    }
+}
+
 /// Resolves the request's principal (steps 3 of the module docs); the answer to send
 /// otherwise (401, 429, or the lookup's own failure such as 503).
 async fn authenticate(
@@ -387,7 +418,7 @@ async fn authenticate(
     limits: Option<&RateLimits>,
     req: &HttpRequest,
     net: Option<IpNet>,
-) -> Result<(Principal, Option<AccessToken>), HttpResponse> {
+) -> Result<Resolved, HttpResponse> {
     let checked = credential(req).and_then(|c| check_locally(ctx, c));
     // Nothing unverified reaches a lookup unless the network's bucket allows it.
     let unverified = match &checked {
@@ -406,8 +437,8 @@ async fn authenticate(
         || req.headers().contains_key("x-api-key");
     let resolved = match checked {
         Ok(Checked::Jwt(claims)) => resolve_jwt(ctx, claims).await,
-        Ok(Checked::CachedKey(key)) => service_principal(key).map(|p| (p, None)),
-        Ok(Checked::UncachedKey(hash)) => resolve_api_key(ctx, hash).await.map(|p| (p, None)),
+        Ok(Checked::CachedKey(key)) => service_principal(key),
+        Ok(Checked::UncachedKey(hash)) => resolve_api_key(ctx, hash).await,
         Err(err) => Err(err),
     };
     match resolved {
@@ -429,10 +460,7 @@ async fn authenticate(
     }
 }
 
-async fn resolve_jwt(
-    ctx: &AuthContext,
-    claims: Claims,
-) -> Result<(Principal, Option<AccessToken>), ApiError> {
+async fn resolve_jwt(ctx: &AuthContext, claims: Claims) -> Result<Resolved, ApiError> {
     let now = Utc::now();
     let (checked, user) = tokio::join!(
         ctx.sessions
@@ -451,30 +479,34 @@ async fn resolve_jwt(
         ));
     }
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
-    Ok((
+    Ok(Resolved::user(
         Principal::User {
             id: claims.sub,
             role,
         },
-        Some(AccessToken {
+        AccessToken {
             jti: claims.jti,
             expires_at,
-        }),
+        },
     ))
 }
 
-fn service_principal(key: ValidKey) -> Result<Principal, ApiError> {
+fn service_principal(key: ValidKey) -> Result<Resolved, ApiError> {
     if key.expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(unauthorized("the API key has expired"));
     }
-    Ok(Principal::Service {
-        key_id: key.id,
-        scopes: key.scopes,
+    Ok(Resolved {
+        principal: Principal::Service {
+            key_id: key.id,
+            scopes: key.scopes,
+        },
+        token: None,
+        member: key.member,
     })
 }
 
 /// Validates an API key by its hash: the database, then the cache for 30 s.
-async fn resolve_api_key(ctx: &AuthContext, hash: ApiKeyHash) -> Result<Principal, ApiError> {
+async fn resolve_api_key(ctx: &AuthContext, hash: ApiKeyHash) -> Result<Resolved, ApiError> {
     let key = lookup_key(ctx, &hash).await?;
     ctx.key_cache.insert(hash, key.clone());
     let repo = ctx.api_keys.clone();
@@ -509,6 +541,7 @@ async fn lookup_key(ctx: &AuthContext, hash: &ApiKeyHash) -> Result<ValidKey, Ap
         id: record.id,
         scopes,
         expires_at: record.expires_at,
+        member: record.member_id,
     })
 }
 

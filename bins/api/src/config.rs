@@ -37,12 +37,20 @@ pub struct ApiConfig {
     pub auth: auth::AuthConfig,
     /// `HAVEN_WEBHOOK_SOURCES`: the inbound webhook sources (JSON; default none).
     pub webhook_sources: webhooks::WebhookSources,
+    /// `HAVEN_REWARDS_RULES`: the tokenomics rules file (default: the shipped rules).
+    pub rewards_rules: Option<std::path::PathBuf>,
+    /// `HAVEN_TOKEN_ADDRESS`: the HAVEN token, for on-chain balances (none: not shown).
+    pub token_address: Option<alloy::primitives::Address>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Own {
     api_addr: String,
     redis_prefix: String,
+    #[serde(default)]
+    rewards_rules: String,
+    #[serde(default)]
+    token_address: String,
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: String,
@@ -279,6 +287,24 @@ impl ApiConfig {
             .collect();
         auth::refuse_dev_secrets_off_loopback(&auth, &listeners)?;
         let webhook_sources = webhooks::WebhookSources::parse(&own.webhook_sources)?;
+        let rewards_rules = match own.rewards_rules.trim() {
+            "" => None,
+            path => {
+                let path = std::path::PathBuf::from(path);
+                haven_rewards::Rules::from_path(&path).map_err(|e| ConfigError::Invalid {
+                    var: "HAVEN_REWARDS_RULES",
+                    reason: e.to_string(),
+                })?;
+                Some(path)
+            }
+        };
+        let token_address = match own.token_address.trim() {
+            "" => None,
+            raw => Some(raw.parse().map_err(|e| ConfigError::Invalid {
+                var: "HAVEN_TOKEN_ADDRESS",
+                reason: format!("{raw:?} is not an address ({e})"),
+            })?),
+        };
         Ok(Self {
             common,
             addr,
@@ -292,6 +318,8 @@ impl ApiConfig {
             metrics_allow: hardening.metrics_allow,
             auth,
             webhook_sources,
+            rewards_rules,
+            token_address,
         })
     }
 
@@ -338,6 +366,8 @@ impl ApiConfig {
                 ..auth::AuthConfig::development()
             },
             webhook_sources: webhooks::WebhookSources::default(),
+            rewards_rules: None,
+            token_address: None,
         }
     }
 }
@@ -350,6 +380,8 @@ mod tests {
         Own {
             api_addr: addr.into(),
             redis_prefix: "haven:".into(),
+            rewards_rules: String::new(),
+            token_address: String::new(),
             body_limit: 1024,
             request_timeout_secs: 30,
             cors_origins: cors.into(),

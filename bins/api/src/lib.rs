@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod chain;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -120,13 +121,32 @@ impl Application {
             auth::AuthContext::build(&config.auth, db.clone(), redis.clone())
                 .context("authentication")?,
         );
-        let fraud = web::Data::new(routes::fraud::FraudService {
-            engine: haven_fraud::Engine::new(
+        let engine = Arc::new(
+            haven_fraud::Engine::new(
                 Arc::new(haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES)?),
                 Arc::new(haven_fraud::RedisWindowStore::new(redis.clone())),
             )
             .with_key_prefix(format!("{}fraud:", config.auth.redis_prefix)),
+        );
+        let fraud = web::Data::new(routes::fraud::FraudService {
+            engine: engine.clone(),
             alerts: Arc::new(haven_db::PgAlertStore::new(db.clone())),
+        });
+        let rules = match &config.rewards_rules {
+            Some(path) => haven_rewards::Rules::from_path(path)
+                .with_context(|| format!("HAVEN_REWARDS_RULES={}", path.display()))?,
+            None => haven_rewards::Rules::shipped(),
+        };
+        let rewards = web::Data::new(routes::rewards::RewardsService {
+            intake: haven_db::rewards::Intake::new(
+                haven_db::PgRewards::new(db.clone()),
+                engine,
+                Arc::new(rules),
+            ),
+            chain: config
+                .token_address
+                .map(|token| chain::TokenReader::new(&config.common.eth_rpc_url, token))
+                .transpose()?,
         });
         // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
         let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
@@ -162,6 +182,7 @@ impl Application {
                 .app_data(idempotency.clone())
                 .app_data(metrics_access.clone())
                 .app_data(fraud.clone())
+                .app_data(rewards.clone())
                 // The last wrap runs first. Authentication, authorization and rate limits are
                 // not here: each route's own guard applies them once the router has matched
                 // it (`access::RouteSet`).

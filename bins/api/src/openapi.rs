@@ -234,6 +234,53 @@ impl Modify for StandardErrors {
 )]
 pub fn inbound_webhook() {}
 
+/// `POST /api/v1/webhooks/{aurora|tribe}/{event}` (the rewards program's partner events),
+/// described here because the handlers read the raw body for the signature check.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/aurora/{event}",
+    tag = "rewards",
+    params(("event" = String, Path, description = "booking-created, booking-completed, booking-cancelled or review-submitted")),
+    request_body(content = String, description = "The partner's event, verified by its signature; numbers are read exactly", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: the decision and the reward recorded, if any", body = Object),
+        (status = 200, description = "The same message again", body = InboundAccepted),
+        (status = 400, description = "Missing, repeated or malformed signature header", body = ErrorBodySchema),
+        (status = 401, description = "Timestamp outside the window or bad signature", body = ErrorBodySchema),
+        (status = 404, description = "Unknown source or event", body = ErrorBodySchema),
+        (status = 409, description = "Same message id, other body", body = ErrorBodySchema),
+        (status = 413, description = "Body too large", body = ErrorBodySchema),
+        (status = 422, description = "Invalid payload: `details.field` names the field; nothing written", body = ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = ErrorBodySchema),
+        (status = 500, description = "Server error", body = ErrorBodySchema),
+        (status = 503, description = "The database or the fraud rules are unavailable; retry", body = ErrorBodySchema),
+    ),
+)]
+pub fn partner_event() {}
+
+/// Tribe's partner events (see [`partner_event`]).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/tribe/{event}",
+    tag = "rewards",
+    params(("event" = String, Path, description = "event-attendance, contribution, staking-started, coaching-milestone or referral-success")),
+    request_body(content = String, description = "The partner's event, verified by its signature; numbers are read exactly", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: the decision and the reward recorded, if any", body = Object),
+        (status = 200, description = "The same message again", body = InboundAccepted),
+        (status = 400, description = "Missing, repeated or malformed signature header", body = ErrorBodySchema),
+        (status = 401, description = "Timestamp outside the window or bad signature", body = ErrorBodySchema),
+        (status = 404, description = "Unknown source or event", body = ErrorBodySchema),
+        (status = 409, description = "Same message id, other body", body = ErrorBodySchema),
+        (status = 413, description = "Body too large", body = ErrorBodySchema),
+        (status = 422, description = "Invalid payload: `details.field` names the field; nothing written", body = ErrorBodySchema),
+        (status = 429, description = "Rate limited", body = ErrorBodySchema),
+        (status = 500, description = "Server error", body = ErrorBodySchema),
+        (status = 503, description = "The database or the fraud rules are unavailable; retry", body = ErrorBodySchema),
+    ),
+)]
+pub fn partner_event_tribe() {}
+
 /// The answer to an inbound webhook: `accepted` (with the stored `id`) or `duplicate`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InboundAccepted {
@@ -274,7 +321,14 @@ pub struct InboundAccepted {
         crate::routes::alerts::transition,
         crate::routes::wallets::list,
         crate::routes::fraud::report,
+        crate::routes::members::get,
+        crate::routes::members::rewards_of,
+        crate::routes::members::link,
+        crate::routes::members::payout_addresses,
+        crate::routes::members::add_payout_address,
         inbound_webhook,
+        partner_event,
+        partner_event_tribe,
     ),
     components(schemas(ErrorBodySchema)),
     modifiers(&SecuritySchemes, &StandardErrors),

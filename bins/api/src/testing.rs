@@ -55,8 +55,12 @@ pub async fn spawn_api() -> TestApi {
 
 /// Like [`spawn_api`], letting the test adjust the configuration first.
 pub async fn spawn_api_with(adjust: impl FnOnce(&mut ApiConfig)) -> TestApi {
+    spawn_api_on(TestDb::new().await, adjust).await
+}
+
+/// Like [`spawn_api_with`], on a database the test prepared (wallets, a deployed token, …).
+pub async fn spawn_api_on(db: TestDb, adjust: impl FnOnce(&mut ApiConfig)) -> TestApi {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = TestDb::new().await;
     let mut config = ApiConfig::for_tests(db.url(), &TestRedis::server_url());
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")

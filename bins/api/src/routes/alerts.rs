@@ -240,7 +240,21 @@ pub async fn transition(
         Arc::new(PgAuditLog::new(state.db.clone())),
     );
     match review.transition(&reviewer, id, to, note.as_deref()).await {
-        Ok(record) => Ok(HttpResponse::Ok().json(AlertView::from(record))),
+        Ok(record) => {
+            // A reviewed alert settles the rewards it held: a false positive releases them
+            // to minting, a resolved (confirmed) one cancels them. The worker settles any
+            // that this step misses.
+            if matches!(to, ReviewState::FalsePositive | ReviewState::Resolved) {
+                let audit = event(&req, &principal, "reward.settled", Severity::Medium);
+                let settled = haven_db::PgRewards::new(state.db.clone())
+                    .settle_held(id, to == ReviewState::FalsePositive, audit)
+                    .await?;
+                if !settled.is_empty() {
+                    tracing::info!(alert = %id, rewards = settled.len(), approved = (to == ReviewState::FalsePositive), "held rewards settled");
+                }
+            }
+            Ok(HttpResponse::Ok().json(AlertView::from(record)))
+        }
         Err(haven_fraud::Error::InvalidTransition { from, to }) => {
             let audit = event(
                 &req,

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use haven_auth::{ApiKey, ApiKeyHash, parse_scopes};
+use haven_auth::{ApiKey, ApiKeyHash, Permission, parse_scopes};
 use haven_core::audit::{AuditEvent, Severity};
 use haven_core::{ErrorCode, Problem};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ pub struct CreateKey {
     pub scopes: Vec<String>,
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
+    /// A member of the rewards program the key acts for: it then reaches that member only,
+    /// and its scopes may be `members:read` and `members:manage` only (a partner app showing
+    /// a member their tokens).
+    pub member_id: Option<Uuid>,
 }
 
 /// A key as listed: never the key itself nor its hash.
@@ -51,6 +55,8 @@ pub struct KeyView {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Revocation time.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The member a member-scoped key acts for.
+    pub member_id: Option<Uuid>,
 }
 
 impl From<haven_db::ApiKeyRecord> for KeyView {
@@ -64,6 +70,7 @@ impl From<haven_db::ApiKeyRecord> for KeyView {
             expires_at: r.expires_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            member_id: r.member_id,
         }
     }
 }
@@ -102,12 +109,39 @@ pub async fn create(
         name,
         scopes,
         expires_at,
+        member_id,
     } = body.0;
     let parsed = parse_scopes(&scopes).map_err(|e| {
         ApiError(Problem::new(e.code(), e.to_string()).with_detail("field", "scopes"))
     })?;
     role.check_grantable(&parsed)
         .map_err(|e| ApiError(Problem::new(e.code(), e.to_string())))?;
+    if member_id.is_some()
+        && let Some(beyond) = parsed
+            .iter()
+            .find(|p| !matches!(p, Permission::ReadMembers | Permission::ManageMembers))
+    {
+        return Err(ApiError(
+            Problem::new(
+                ErrorCode::ValidationError,
+                format!(
+                    "a member-scoped key holds members:read and members:manage only, not {beyond}"
+                ),
+            )
+            .with_detail("field", "scopes"),
+        ));
+    }
+    if let Some(member) = member_id
+        && haven_db::PgRewards::new(ctx.api_keys.pool().clone())
+            .member(member)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError(
+            Problem::new(ErrorCode::ValidationError, format!("no member {member}"))
+                .with_detail("field", "member_id"),
+        ));
+    }
     if expires_at.is_some_and(|at| at <= Utc::now()) {
         return Err(ApiError(
             Problem::new(
@@ -128,6 +162,7 @@ pub async fn create(
             display_prefix: key.display_prefix(),
             scopes,
             expires_at,
+            member_id,
         })
         .await?;
     audit(

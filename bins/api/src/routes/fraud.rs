@@ -21,7 +21,7 @@ use crate::error::ApiError;
 /// The fraud engine and where its alerts go (app data).
 pub struct FraudService {
     /// The rules and their state.
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// `transaction_monitoring`.
     pub alerts: Arc<dyn AlertStore>,
 }

@@ -58,28 +58,47 @@ fn junk(req: &HttpRequest, limits: Option<&RateLimits>, error: ApiError) -> Http
     error.error_response()
 }
 
-/// Verifies and stores one inbound webhook of `source` (see the module docs).
-pub(crate) async fn receive(
-    req: HttpRequest,
-    source: web::Path<String>,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let source = source.into_inner();
+/// A request whose signature verified and that the source's bucket admitted.
+pub(crate) struct Admitted {
+    /// The message id the signature covers (the replay key).
+    pub replay_id: String,
+    /// The source bucket's decision, for the response headers.
+    decision: Option<haven_resilience::RateDecision>,
+}
+
+impl Admitted {
+    /// Adds the source bucket's `RateLimit-*` headers to `response`.
+    pub fn finish(&self, mut response: HttpResponse) -> HttpResponse {
+        if let Some(decision) = &self.decision {
+            crate::ratelimit::merge_headers(response.headers_mut(), decision);
+        }
+        response
+    }
+}
+
+/// Verifies `body` with `source`'s configured verifier and charges the request: junk
+/// (unknown source, bad or missing signature) to the client network's junk bucket, a
+/// verified request to the source's bucket. `Err` is the answer to send.
+pub(crate) async fn admit(
+    req: &HttpRequest,
+    state: &AppState,
+    source: &str,
+    body: &[u8],
+) -> Result<Admitted, HttpResponse> {
     let limits = req
         .app_data::<web::Data<RateLimits>>()
         .map(|l| l.clone().into_inner());
-    let Some(verifier) = state.config.webhook_sources.get(&source).cloned() else {
+    let Some(verifier) = state.config.webhook_sources.get(source).cloned() else {
         let error = ApiError::new(ErrorCode::NotFound, format!("no webhook source {source:?}"));
-        return Ok(junk(&req, limits.as_deref(), error));
+        return Err(junk(req, limits.as_deref(), error));
     };
     let now = chrono::Utc::now().timestamp();
-    let headers = header_map(&req);
-    let verified = match verifier.verify(&headers, &body, now) {
+    let headers = header_map(req);
+    let verified = match verifier.verify(&headers, body, now) {
         Ok(verified) => verified,
         Err(e) => {
             let error = ApiError::new(e.code(), e.to_string());
-            return Ok(junk(&req, limits.as_deref(), error));
+            return Err(junk(req, limits.as_deref(), error));
         }
     };
     let replay_id = verified.replay_id.to_string();
@@ -89,17 +108,72 @@ pub(crate) async fn receive(
                 .check(RateClass::Webhook, &format!("source:{source}"))
                 .await;
             if !decision.allowed {
-                return Ok(crate::ratelimit::refusal(RateClass::Webhook, &decision));
+                return Err(crate::ratelimit::refusal(RateClass::Webhook, &decision));
             }
             Some(decision)
         }
         None => None,
     };
-    let mut response = store(&req, &state, &source, &replay_id, &body).await?;
-    if let Some(decision) = &decision {
-        crate::ratelimit::merge_headers(response.headers_mut(), decision);
+    Ok(Admitted {
+        replay_id,
+        decision,
+    })
+}
+
+/// Verifies and stores one inbound webhook of `source` (see the module docs).
+pub(crate) async fn receive(
+    req: HttpRequest,
+    source: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let source = source.into_inner();
+    let admitted = match admit(&req, &state, &source, &body).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return Ok(refusal),
+    };
+    let response = store(&req, &state, &source, &admitted.replay_id, &body).await?;
+    Ok(admitted.finish(response))
+}
+
+/// Records a HIGH `webhook.replay_conflict` audit row (a message id reused with another body)
+/// and returns the 409 to answer; if the row cannot be written, 503 (the sender retries).
+pub(crate) async fn replay_conflict(
+    req: &HttpRequest,
+    state: &AppState,
+    source: &str,
+    replay_id: &str,
+    stored_id: i64,
+) -> ApiError {
+    tracing::warn!(
+        target: "security",
+        source = %source,
+        webhook_id = %replay_id,
+        stored_id,
+        "webhook id replayed with a different body"
+    );
+    let mut event = AuditEvent::new(
+        format!("webhook:{source}"),
+        "webhook.replay_conflict",
+        Severity::High,
+    )
+    .target(format!("inbound_webhook:{stored_id}"))
+    .details(json!({"source": source, "message_id": replay_id}));
+    if let Some(request_id) = current_request_id() {
+        event = event.request_id(request_id);
     }
-    Ok(response)
+    if let Some(ip) = crate::ratelimit::client_ip(req) {
+        event = event.ip(ip.to_string());
+    }
+    if let Err(e) = PgAuditLog::new(state.db.clone()).append(event).await {
+        return ApiError(
+            Problem::new(ErrorCode::ServiceUnavailable, "audit log unavailable").with_source(e),
+        );
+    }
+    ApiError::new(
+        ErrorCode::WebhookReplayConflict,
+        format!("webhook {replay_id} of {source} was already received with a different body"),
+    )
 }
 
 /// Stores a verified event: 202 when new, 200 for a duplicate, 409 for a reused id.
@@ -119,43 +193,7 @@ async fn store(
             Ok(HttpResponse::Ok().json(json!({"status": "duplicate"})))
         }
         InboxOutcome::Conflict { id } => {
-            tracing::warn!(
-                target: "security",
-                source = %source,
-                webhook_id = %replay_id,
-                stored_id = id,
-                "webhook id replayed with a different body"
-            );
-            let mut event = AuditEvent::new(
-                format!("webhook:{source}"),
-                "webhook.replay_conflict",
-                Severity::High,
-            )
-            .target(format!("inbound_webhook:{id}"))
-            .details(json!({"source": source, "message_id": replay_id}));
-            if let Some(request_id) = current_request_id() {
-                event = event.request_id(request_id);
-            }
-            if let Some(ip) = crate::ratelimit::client_ip(req) {
-                event = event.ip(ip.to_string());
-            }
-            // The security event must be recorded: if it cannot be, the sender retries.
-            PgAuditLog::new(state.db.clone())
-                .append(event)
-                .await
-                .map_err(|e| {
-                    ApiError(
-                        Problem::new(ErrorCode::ServiceUnavailable, "audit log unavailable")
-                            .with_source(e),
-                    )
-                })?;
-            Err(ApiError::new(
-                ErrorCode::WebhookReplayConflict,
-                format!(
-                    "webhook {} of {source} was already received with a different body",
-                    replay_id
-                ),
-            ))
+            Err(replay_conflict(req, state, source, replay_id, id).await)
         }
     }
 }

@@ -13,6 +13,8 @@ pub(crate) mod auth;
 pub(crate) mod fraud;
 pub(crate) mod health;
 pub(crate) mod inbound;
+pub(crate) mod members;
+pub(crate) mod rewards;
 pub(crate) mod transactions;
 pub(crate) mod users;
 pub(crate) mod wallets;
@@ -31,6 +33,16 @@ pub fn standard() -> RouteSet {
             addresses::validate,
         )
         .add(post.clone(), "/api/v1/webhooks/{source}", inbound::receive)
+        .add(
+            post.clone(),
+            "/api/v1/webhooks/aurora/{event}",
+            rewards::aurora,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/webhooks/tribe/{event}",
+            rewards::tribe,
+        )
         .add(post.clone(), "/api/v1/auth/login", auth::login)
         .add(post.clone(), "/api/v1/auth/refresh", auth::refresh)
         .add(get.clone(), "/api/v1/auth/whoami", auth::whoami)
@@ -70,7 +82,28 @@ pub fn standard() -> RouteSet {
             "/api/v1/admin/alerts/{id}/transition",
             alerts::transition,
         )
-        .add(get, "/api/v1/admin/wallets", wallets::list)
-        .add(post, "/api/v1/fraud/events", fraud::report);
+        .add(get.clone(), "/api/v1/admin/wallets", wallets::list)
+        .add(post.clone(), "/api/v1/fraud/events", fraud::report)
+        .add(get.clone(), "/api/v1/members/{id}", members::get)
+        .add(
+            get.clone(),
+            "/api/v1/members/{id}/rewards",
+            members::rewards_of,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/members/{id}/identities",
+            members::link,
+        )
+        .add(
+            get,
+            "/api/v1/members/{id}/payout-addresses",
+            members::payout_addresses,
+        )
+        .add(
+            post,
+            "/api/v1/members/{id}/payout-addresses",
+            members::add_payout_address,
+        );
     r
 }

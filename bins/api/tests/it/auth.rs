@@ -356,7 +356,9 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
     // One inbound webhook source, so that `/webhooks/{source}` names a registered source.
     let api = spawn_api_with(|c| {
         c.webhook_sources = haven_api::config::webhooks::WebhookSources::parse(
-            r#"{"matrix":{"scheme":"aurora","secrets":["matrix_secret_of_32_characters!!"]}}"#,
+            r#"{"matrix":{"scheme":"aurora","secrets":["matrix_secret_of_32_characters!!"]},
+                "aurora":{"scheme":"aurora","secrets":["matrix_secret_of_32_characters!!"]},
+                "tribe":{"scheme":"tribe","secrets":["matrix_secret_of_32_characters!!"]}}"#,
         )
         .unwrap();
     })
@@ -382,7 +384,8 @@ async fn role_and_scope_by_route_matrix_covers_every_registered_route() {
             .path
             .replace("{id}", &Uuid::new_v4().to_string())
             .replace("{tx_id}", "matrix-tx")
-            .replace("{source}", "matrix");
+            .replace("{source}", "matrix")
+            .replace("{event}", "booking-created");
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
         let body = (r.method != "GET" && r.method != "DELETE").then(|| json!({}));
 
