@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub webhooks: WebhookDeliveryConfig,
     /// Where verified inbound webhooks are relayed (`HAVEN_INBOUND_RELAY*`).
     pub inbound_relay: InboundRelayConfig,
+    /// The rewards job (`HAVEN_REWARDS_POLL_MS`); it runs with the chain settings.
+    pub rewards: crate::jobs::rewards::RewardsSettings,
 }
 
 /// The inbound relay: which outbound endpoints receive each source's verified events.
@@ -51,6 +53,10 @@ impl Default for InboundRelayConfig {
 
 fn default_inbound_relay_secs() -> u64 {
     5
+}
+
+fn default_rewards_poll_ms() -> u64 {
+    500
 }
 
 impl InboundRelayConfig {
@@ -180,6 +186,8 @@ struct Own {
     inbound_relay: String,
     #[serde(default = "default_inbound_relay_secs")]
     inbound_relay_secs: u64,
+    #[serde(default = "default_rewards_poll_ms")]
+    rewards_poll_ms: u64,
     worker_addr: String,
     worker_tick_secs: u64,
     #[serde(default)]
@@ -266,6 +274,16 @@ impl WorkerConfig {
         let fraud = FraudDeliveryConfig::from_own(&own)?;
         let webhooks = WebhookDeliveryConfig::from_own(common.env, &own)?;
         let inbound_relay = InboundRelayConfig::parse(&own.inbound_relay, own.inbound_relay_secs)?;
+        if own.rewards_poll_ms == 0 {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_REWARDS_POLL_MS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let rewards = crate::jobs::rewards::RewardsSettings {
+            interval: Duration::from_millis(own.rewards_poll_ms),
+            ..crate::jobs::rewards::RewardsSettings::default()
+        };
         Ok(Self {
             common,
             addr,
@@ -274,6 +292,7 @@ impl WorkerConfig {
             fraud,
             webhooks,
             inbound_relay,
+            rewards,
         })
     }
 
@@ -294,6 +313,7 @@ impl WorkerConfig {
             fraud: FraudDeliveryConfig::log_only(),
             webhooks: WebhookDeliveryConfig::default(),
             inbound_relay: InboundRelayConfig::default(),
+            rewards: crate::jobs::rewards::RewardsSettings::default(),
         }
     }
 }

@@ -159,16 +159,26 @@ pub async fn run(
         Ok(settings) => {
             let pool = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)
                 .context("DATABASE_URL")?;
-            jobs.push(Arc::new(crate::jobs::chain_monitor::ChainMonitorJob::new(
+            let chain = Arc::new(crate::jobs::chain_monitor::Chain::new(
                 settings,
                 config.common.eth_rpc_url.clone(),
                 pool.clone(),
-                Arc::new(crate::jobs::chain_alerts::StoredChainAlerts::new(pool)),
+                Arc::new(crate::jobs::chain_alerts::StoredChainAlerts::new(
+                    pool.clone(),
+                )),
+            ));
+            jobs.push(Arc::new(crate::jobs::chain_monitor::ChainMonitorJob::over(
+                chain.clone(),
+            )));
+            jobs.push(Arc::new(crate::jobs::rewards::RewardsJob::new(
+                chain,
+                haven_db::PgRewards::new(pool),
+                config.rewards,
             )));
         }
         Err(unset) => tracing::info!(
             unset = %unset.join(", "),
-            "chain_monitor job is off: its chain settings are unset"
+            "chain_monitor and rewards jobs are off: their chain settings are unset"
         ),
     }
     run_with_jobs(config, listener, jobs, shutdown).await

@@ -25,28 +25,29 @@ use crate::config::ChainSettings;
 /// Who custody's audit log records as signing replacements.
 const CALLER: &str = "haven-worker:chain_monitor";
 
-/// Runs the chain monitoring cycle every `HAVEN_CHAIN_MONITOR_SECS`.
-pub struct ChainMonitorJob {
+/// The token pipeline shared by the chain jobs: custody (with the master keys) and
+/// [`TokenOps`], composed on first use so the worker starts while Postgres or the node is
+/// down.
+pub struct Chain {
     settings: ChainSettings,
     eth_rpc_url: String,
     pool: PgPool,
     alerts: Arc<dyn ChainAlertSink>,
-    ops: OnceCell<TokenOps>,
+    parts: OnceCell<(Arc<Custody>, TokenOps)>,
 }
 
-impl std::fmt::Debug for ChainMonitorJob {
+impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainMonitorJob")
+        f.debug_struct("Chain")
             .field("token", &self.settings.token)
             .field("wallet", &self.settings.wallet)
-            .field("interval", &self.settings.monitor_interval)
             .finish_non_exhaustive()
     }
 }
 
-impl ChainMonitorJob {
-    /// A job over `pool` (the `transactions`, nonce, wallet and audit tables) and the node at
-    /// `eth_rpc_url`, raising alerts into `alerts`.
+impl Chain {
+    /// The pipeline over `pool` (the `transactions`, nonce, wallet and audit tables) and the
+    /// node at `eth_rpc_url`, raising alerts into `alerts`.
     pub fn new(
         settings: ChainSettings,
         eth_rpc_url: impl Into<String>,
@@ -58,17 +59,31 @@ impl ChainMonitorJob {
             eth_rpc_url: eth_rpc_url.into(),
             pool,
             alerts,
-            ops: OnceCell::new(),
+            parts: OnceCell::new(),
         }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ChainSettings {
+        &self.settings
     }
 
     /// The composed [`TokenOps`] (built on first use): the same pipeline the api submits
     /// through, over the same tables.
     pub async fn ops(&self) -> anyhow::Result<&TokenOps> {
-        self.ops.get_or_try_init(|| self.compose()).await
+        Ok(&self.parts().await?.1)
     }
 
-    async fn compose(&self) -> anyhow::Result<TokenOps> {
+    /// Custody with the master keys (member wallets are created through it).
+    pub async fn custody(&self) -> anyhow::Result<&Arc<Custody>> {
+        Ok(&self.parts().await?.0)
+    }
+
+    async fn parts(&self) -> anyhow::Result<&(Arc<Custody>, TokenOps)> {
+        self.parts.get_or_try_init(|| self.compose()).await
+    }
+
+    async fn compose(&self) -> anyhow::Result<(Arc<Custody>, TokenOps)> {
         let settings = &self.settings;
         let mut keys = LocalKeyProvider::parse(settings.master_keys.expose_secret())
             .context("HAVEN_MASTER_KEYS")?;
@@ -96,7 +111,7 @@ impl ChainMonitorJob {
             provider,
             chain_id,
             token: settings.token,
-            custody,
+            custody: custody.clone(),
             wallet: settings.wallet.clone(),
             caller: Caller::new(CALLER),
             nonces: Arc::new(PgNonceStore::new(self.pool.clone())),
@@ -104,9 +119,44 @@ impl ChainMonitorJob {
             store: Arc::new(PgTxStore::new(self.pool.clone())),
             alerts: self.alerts.clone(),
         };
-        TokenOps::new(parts, ChainConfig::default())
+        let ops = TokenOps::new(parts, ChainConfig::default())
             .await
-            .context("composing the token pipeline (HAVEN_CHAIN_WALLET in custody)")
+            .context("composing the token pipeline (HAVEN_CHAIN_WALLET in custody)")?;
+        Ok((custody, ops))
+    }
+}
+
+/// Runs the chain monitoring cycle every `HAVEN_CHAIN_MONITOR_SECS`.
+#[derive(Debug)]
+pub struct ChainMonitorJob {
+    chain: Arc<Chain>,
+}
+
+impl ChainMonitorJob {
+    /// A job over `pool` (the `transactions`, nonce, wallet and audit tables) and the node at
+    /// `eth_rpc_url`, raising alerts into `alerts`.
+    pub fn new(
+        settings: ChainSettings,
+        eth_rpc_url: impl Into<String>,
+        pool: PgPool,
+        alerts: Arc<dyn ChainAlertSink>,
+    ) -> Self {
+        Self::over(Arc::new(Chain::new(settings, eth_rpc_url, pool, alerts)))
+    }
+
+    /// A job over an already shared pipeline.
+    pub fn over(chain: Arc<Chain>) -> Self {
+        Self { chain }
+    }
+
+    /// The pipeline this job drives.
+    pub fn chain(&self) -> Arc<Chain> {
+        self.chain.clone()
+    }
+
+    /// The composed [`TokenOps`].
+    pub async fn ops(&self) -> anyhow::Result<&TokenOps> {
+        self.chain.ops().await
     }
 }
 
@@ -116,7 +166,7 @@ impl Job for ChainMonitorJob {
     }
 
     fn interval(&self) -> Option<Duration> {
-        Some(self.settings.monitor_interval)
+        Some(self.chain.settings.monitor_interval)
     }
 
     fn step(&self) -> BoxFuture<'_, anyhow::Result<()>> {

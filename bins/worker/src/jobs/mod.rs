@@ -4,4 +4,5 @@ pub mod chain_alerts;
 pub mod chain_monitor;
 pub mod fraud_delivery;
 pub mod inbound_relay;
+pub mod rewards;
 pub mod webhook_delivery;

@@ -3,6 +3,9 @@
 mod chain_monitor;
 mod fraud_delivery;
 mod inbound_relay;
+mod rewards;
+mod rewards_property;
+mod stack;
 mod webhook_delivery;
 
 use std::sync::Arc;
