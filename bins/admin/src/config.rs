@@ -121,3 +121,93 @@ impl DeployConfig {
         })
     }
 }
+
+/// Settings of `haven-admin rewards sync`.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Shared settings (`DATABASE_URL`, `REDIS_URL`, …).
+    pub common: CommonConfig,
+    /// `HAVEN_AURORA_URL` and `HAVEN_AURORA_API_KEY`: Aurora's API, when set.
+    pub aurora: Option<haven_partners::PartnerConfig>,
+    /// `HAVEN_TRIBE_URL` and `HAVEN_TRIBE_API_KEY`: Tribe's API, when set.
+    pub tribe: Option<haven_partners::PartnerConfig>,
+    /// `HAVEN_REWARDS_RULES`: the tokenomics rules file (default: the shipped rules).
+    pub rewards_rules: Option<std::path::PathBuf>,
+    /// `HAVEN_REDIS_PREFIX` (default `haven:`): where the fraud windows live, shared with
+    /// the api.
+    pub redis_prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SyncOwn {
+    #[serde(default)]
+    aurora_url: String,
+    #[serde(default)]
+    aurora_api_key: Option<SecretString>,
+    #[serde(default)]
+    tribe_url: String,
+    #[serde(default)]
+    tribe_api_key: Option<SecretString>,
+    #[serde(default)]
+    rewards_rules: String,
+    #[serde(default = "default_redis_prefix")]
+    redis_prefix: String,
+}
+
+fn default_redis_prefix() -> String {
+    "haven:".into()
+}
+
+fn partner(
+    url: &str,
+    key: Option<SecretString>,
+    url_var: &'static str,
+    key_var: &'static str,
+) -> Result<Option<haven_partners::PartnerConfig>, ConfigError> {
+    use secrecy::ExposeSecret;
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            var: url_var,
+            reason: format!("{url:?} is not an http(s) URL"),
+        });
+    }
+    let key = key
+        .filter(|k| !k.expose_secret().trim().is_empty())
+        .ok_or(ConfigError::Invalid {
+            var: key_var,
+            reason: format!("required with {url_var}"),
+        })?;
+    Ok(Some(haven_partners::PartnerConfig::new(url, key)))
+}
+
+impl SyncConfig {
+    /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
+    pub fn load() -> Result<Self, ConfigError> {
+        let (common, own) = load_with_common::<SyncOwn>(Defaults {})?;
+        let rewards_rules = match own.rewards_rules.trim() {
+            "" => None,
+            path => Some(std::path::PathBuf::from(path)),
+        };
+        Ok(Self {
+            common,
+            aurora: partner(
+                &own.aurora_url,
+                own.aurora_api_key,
+                "HAVEN_AURORA_URL",
+                "HAVEN_AURORA_API_KEY",
+            )?,
+            tribe: partner(
+                &own.tribe_url,
+                own.tribe_api_key,
+                "HAVEN_TRIBE_URL",
+                "HAVEN_TRIBE_API_KEY",
+            )?,
+            rewards_rules,
+            redis_prefix: own.redis_prefix,
+        })
+    }
+}

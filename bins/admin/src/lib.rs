@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 pub mod custody;
 pub mod rewards;
+pub mod sync;
 pub mod users;
 pub mod webhooks;
 
@@ -61,7 +62,8 @@ pub enum Command {
     /// Users: create (the first admin), list, set-role, disable; every change audited.
     #[command(subcommand)]
     Users(users::UsersCommand),
-    /// Rewards: price a partner event's payload with the rules (no database needed).
+    /// Rewards: price a partner event's payload with the rules (no database needed), or sync
+    /// a partner's recent events into the ledger.
     #[command(subcommand)]
     Rewards(rewards::RewardsCommand),
 }
@@ -131,7 +133,7 @@ pub async fn run(
         Command::Custody(cmd) => custody::run(cmd, out).await,
         Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
         Command::Users(cmd) => users::run(cmd, input, out).await,
-        Command::Rewards(cmd) => rewards::run(cmd, input, out),
+        Command::Rewards(cmd) => rewards::run(cmd, input, out).await,
     }
 }
 

@@ -21,6 +21,8 @@ use crate::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 pub enum RewardsCommand {
     /// Price a payload: the decision as one JSON line (exit 0), or the 422 error body (exit 1).
     Quote(QuoteArgs),
+    /// Ask a partner for its recent events and take in what webhooks missed (rewards once).
+    Sync(crate::sync::SyncArgs),
 }
 
 /// `rewards quote` options.
@@ -41,13 +43,14 @@ pub struct QuoteArgs {
 }
 
 /// Runs a `rewards` subcommand.
-pub fn run(
+pub async fn run(
     cmd: RewardsCommand,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         RewardsCommand::Quote(args) => quote(args, input, out),
+        RewardsCommand::Sync(args) => crate::sync::run(args, out).await,
     }
 }
 
