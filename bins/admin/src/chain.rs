@@ -24,20 +24,21 @@ pub const TOKEN_ADDRESS_VAR: &str = "HAVEN_TOKEN_ADDRESS";
 /// `chain` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ChainCommand {
-    /// Deploy the HAVEN token to ETH_RPC_URL from HAVEN_DEPLOYER_KEY and grant MINTER_ROLE to
-    /// `--minter`; prints `{"token":…,"minter":…,"chain_id":…}`.
+    /// Deploy the HAVEN token to ETH_RPC_URL from HAVEN_DEPLOYER_KEY and grant MINTER_ROLE and
+    /// CUSTODIAN_ROLE to `--minter`; prints `{"token":…,"minter":…,"chain_id":…}`.
     Deploy(DeployArgs),
 }
 
 /// `chain deploy` options.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The address that gets MINTER_ROLE (the custody wallet the api and worker sign with).
+    /// The address that gets MINTER_ROLE and CUSTODIAN_ROLE (the custody wallet the api and
+    /// worker sign with).
     #[arg(long, value_parser = parse_address)]
     pub minter: Address,
     /// Write `HAVEN_TOKEN_ADDRESS=0x…` to this file. When the file already names a HAVEN token
-    /// on this chain on which the minter holds MINTER_ROLE, that token is reused and nothing
-    /// is deployed.
+    /// on this chain on which the minter holds MINTER_ROLE and CUSTODIAN_ROLE, that token is
+    /// reused and nothing is deployed.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -119,7 +120,8 @@ async fn deploy(
 }
 
 /// The token named by an earlier `--out` file, if it is a HAVEN token on this chain with
-/// `minter` holding MINTER_ROLE (a restarted dev node has none of it: deploy again).
+/// `minter` holding MINTER_ROLE and CUSTODIAN_ROLE (a restarted dev node has none of it, a
+/// token from before CUSTODIAN_ROLE lacks the role: deploy again).
 async fn reusable_token(
     provider: &DynProvider,
     path: &Path,
@@ -152,17 +154,26 @@ async fn reusable_token(
     if symbol != haven_chain::token::SYMBOL {
         return Ok(None);
     }
-    let role = handle
+    let minter_role = handle
         .MINTER_ROLE()
         .call()
         .await
         .context("reading MINTER_ROLE")?;
-    let has_role = handle
-        .hasRole(role, minter)
-        .call()
-        .await
-        .context("reading the minter's role")?;
-    Ok(has_role.then_some(token))
+    // A token deployed before CUSTODIAN_ROLE existed has no such function.
+    let Ok(custodian_role) = handle.CUSTODIAN_ROLE().call().await else {
+        return Ok(None);
+    };
+    for role in [minter_role, custodian_role] {
+        let has_role = handle
+            .hasRole(role, minter)
+            .call()
+            .await
+            .context("reading the minter's roles")?;
+        if !has_role {
+            return Ok(None);
+        }
+    }
+    Ok(Some(token))
 }
 
 /// Writes `HAVEN_TOKEN_ADDRESS=0x…` through a temporary file, so a reader never sees half.

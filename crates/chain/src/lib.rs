@@ -1,6 +1,11 @@
-//! The HAVEN token on EVM chains: deployment, and mint / burn / transfer exactly once per
-//! `tx_id`, with nonce leases (`haven-nonce`), signing inside custody (`haven-custody`), a
-//! circuit breaker around the node (`haven-resilience`) and a monitoring cycle.
+//! The HAVEN token on EVM chains: deployment, and mint / burn / transfer — and burn_from /
+//! transfer_from of a custodial holder's tokens — exactly once per `tx_id`, with nonce
+//! leases (`haven-nonce`), signing inside custody (`haven-custody`), a circuit breaker around
+//! the node (`haven-resilience`) and a monitoring cycle.
+//!
+//! Member wallets are custodial and never send a transaction: the operator wallet, holding
+//! `CUSTODIAN_ROLE` on the token, burns ([`TokenOps::burn_from`]) and moves
+//! ([`TokenOps::transfer_from`]) their tokens and pays the gas.
 //!
 //! A submission is recorded in a [`TxStore`] before anything else; the store's unique
 //! insert of `tx_id` decides who signs, so concurrent or repeated submissions of one
@@ -19,6 +24,12 @@
 //! let again = ops.mint("booking:42:mint", user, U256::from(10u64).pow(U256::from(18))).await?;
 //! assert_eq!(first.hash, again.hash); // one transaction, whatever the number of calls
 //!
+//! // The booking was cancelled: burn the reward from the member's custodial wallet. The
+//! // operator wallet (CUSTODIAN_ROLE) signs and pays the gas; the member sends nothing.
+//! ops.burn_from("booking:42:reverse", user, U256::from(10u64).pow(U256::from(18))).await?;
+//! let left = ops.balance_of(user).await?;
+//! # let _ = left;
+//!
 //! // the worker, every minute
 //! let report = ops.monitor_once(chrono::Utc::now()).await?;
 //! println!("{} confirmed, {} replaced", report.confirmed, report.replaced);
@@ -31,8 +42,8 @@
 //! unsigned transaction and receives the signed envelope.
 //!
 //! ## Metrics
-//! The monitoring cycle counts confirmed mints and burns ([`metrics::TOKENS_MINTED`],
-//! [`metrics::TOKENS_BURNED`]: once per transaction) and the alerts it raises
+//! The monitoring cycle counts confirmed mints and burns, `burn_from` included
+//! ([`metrics::TOKENS_MINTED`], [`metrics::TOKENS_BURNED`]: once per transaction) and the alerts it raises
 //! ([`metrics::ALERTS`], by kind) through the `metrics` facade; the binary chooses the
 //! recorder.
 //!

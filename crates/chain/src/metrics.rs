@@ -16,7 +16,8 @@
 /// instead, the series keeps the one count of the undone confirmation.
 pub const TOKENS_MINTED: &str = "haven_tokens_minted_total";
 
-/// Counter: burn transactions confirmed on chain, counted like [`TOKENS_MINTED`].
+/// Counter: burn transactions confirmed on chain — `burn` of the sending wallet's tokens and
+/// `burn_from` of a custodial holder's — counted like [`TOKENS_MINTED`].
 pub const TOKENS_BURNED: &str = "haven_tokens_burned_total";
 
 /// Counter, labelled `kind` ([`ChainAlert::kind`](crate::ChainAlert::kind): `stuck`,

@@ -52,6 +52,15 @@ async fn deploy_prints_the_token_grants_the_minter_and_reuses_its_out_file() {
     assert_eq!(onchain.decimals().call().await.unwrap(), 18);
     let minter_role = onchain.MINTER_ROLE().call().await.unwrap();
     assert!(onchain.hasRole(minter_role, minter).call().await.unwrap());
+    let custodian_role = onchain.CUSTODIAN_ROLE().call().await.unwrap();
+    assert!(
+        onchain
+            .hasRole(custodian_role, minter)
+            .call()
+            .await
+            .unwrap(),
+        "the minter is also the custodian of member wallets"
+    );
     let deployer: Address = Anvil::DEV_ADDRESSES[1].parse().unwrap();
     assert!(
         !onchain.hasRole(minter_role, deployer).call().await.unwrap(),

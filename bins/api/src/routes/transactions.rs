@@ -26,7 +26,7 @@ use crate::state::AppState;
 pub struct TxView {
     /// The caller-chosen id (`booking:42:mint`).
     pub tx_id: String,
-    /// `mint`, `burn` or `transfer`.
+    /// `mint`, `burn`, `transfer`, `burn_from` or `transfer_from`.
     pub kind: String,
     /// Chain id.
     pub chain_id: u64,
@@ -34,8 +34,10 @@ pub struct TxView {
     pub token: String,
     /// The sending wallet's address.
     pub from: String,
-    /// The recipient (mint, transfer).
+    /// The recipient (mint, transfer, transfer_from).
     pub to: Option<String>,
+    /// The custodial account the tokens come from (burn_from, transfer_from).
+    pub holder: Option<String>,
     /// Amount in base units, as a decimal string.
     pub amount: String,
     /// `queued`, `signed`, `broadcast`, `confirmed`, `failed` or `replaced`.
@@ -92,6 +94,7 @@ impl TxView {
             token: r.token.to_string(),
             from: r.from.to_string(),
             to: r.to.map(|a| a.to_string()),
+            holder: r.holder.map(|a| a.to_string()),
             amount: r.amount.to_string(),
             status: r.status.as_str().to_owned(),
             stuck,

@@ -354,6 +354,7 @@ async fn transaction_status_shows_the_seeded_rows() {
     assert_eq!(one["status"], "broadcast");
     assert_eq!(one["stuck"], false);
     assert_eq!(one["to"], Address::repeat_byte(0xcc).to_string());
+    assert!(one["holder"].is_null(), "a mint takes no holder's tokens");
     let (status, body) = auth.get("/api/v1/admin/transactions/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"], "NOT_FOUND");
