@@ -22,6 +22,9 @@ pub enum PaymentKind {
     Mint,
     /// A user redeemed tokens.
     Redeem,
+    /// Tokens credited to a user were taken back (a cancelled reward). Rules see it only
+    /// when they name `reversal` in their `events`.
+    Reversal,
 }
 
 impl PaymentKind {
@@ -32,6 +35,7 @@ impl PaymentKind {
             PaymentKind::Transfer => "transfer",
             PaymentKind::Mint => "mint",
             PaymentKind::Redeem => "redeem",
+            PaymentKind::Reversal => "reversal",
         }
     }
 }
@@ -147,6 +151,8 @@ pub enum Event {
     Mint(PaymentEvent),
     /// A redeem.
     Redeem(PaymentEvent),
+    /// A reversal (a cancelled reward taken back).
+    Reversal(PaymentEvent),
     /// A failed authentication.
     AuthFailure(AuthFailureEvent),
     /// A transaction seen pending.
@@ -208,7 +214,11 @@ impl Event {
     pub fn validate(&self) -> Result<(), EventError> {
         check_id("event_id", self.event_id())?;
         match self {
-            Event::Purchase(p) | Event::Transfer(p) | Event::Mint(p) | Event::Redeem(p) => {
+            Event::Purchase(p)
+            | Event::Transfer(p)
+            | Event::Mint(p)
+            | Event::Redeem(p)
+            | Event::Reversal(p) => {
                 check_id("user", &p.user)?;
                 check_currency(&p.currency)?;
                 if let Some(d) = &p.destination {
@@ -250,9 +260,11 @@ impl Event {
     /// The event id.
     pub fn event_id(&self) -> &str {
         match self {
-            Event::Purchase(p) | Event::Transfer(p) | Event::Mint(p) | Event::Redeem(p) => {
-                &p.event_id
-            }
+            Event::Purchase(p)
+            | Event::Transfer(p)
+            | Event::Mint(p)
+            | Event::Redeem(p)
+            | Event::Reversal(p) => &p.event_id,
             Event::AuthFailure(a) => &a.event_id,
             Event::TxPending(t) => &t.event_id,
             Event::TxFailed(t) => &t.event_id,
@@ -264,7 +276,11 @@ impl Event {
     /// The event time.
     pub fn ts(&self) -> DateTime<Utc> {
         match self {
-            Event::Purchase(p) | Event::Transfer(p) | Event::Mint(p) | Event::Redeem(p) => p.ts,
+            Event::Purchase(p)
+            | Event::Transfer(p)
+            | Event::Mint(p)
+            | Event::Redeem(p)
+            | Event::Reversal(p) => p.ts,
             Event::AuthFailure(a) => a.ts,
             Event::TxPending(t) => t.ts,
             Event::TxFailed(t) => t.ts,
@@ -280,6 +296,7 @@ impl Event {
             Event::Transfer(_) => "transfer",
             Event::Mint(_) => "mint",
             Event::Redeem(_) => "redeem",
+            Event::Reversal(_) => "reversal",
             Event::AuthFailure(_) => "auth_failure",
             Event::TxPending(_) => "tx_pending",
             Event::TxFailed(_) => "tx_failed",
@@ -288,13 +305,14 @@ impl Event {
         }
     }
 
-    /// The payment kind and body, for the four payment variants.
+    /// The payment kind and body, for the payment variants.
     pub fn payment(&self) -> Option<(PaymentKind, &PaymentEvent)> {
         match self {
             Event::Purchase(p) => Some((PaymentKind::Purchase, p)),
             Event::Transfer(p) => Some((PaymentKind::Transfer, p)),
             Event::Mint(p) => Some((PaymentKind::Mint, p)),
             Event::Redeem(p) => Some((PaymentKind::Redeem, p)),
+            Event::Reversal(p) => Some((PaymentKind::Reversal, p)),
             _ => None,
         }
     }
@@ -302,9 +320,11 @@ impl Event {
     /// The user the event belongs to, when there is one.
     pub fn user(&self) -> Option<&str> {
         match self {
-            Event::Purchase(p) | Event::Transfer(p) | Event::Mint(p) | Event::Redeem(p) => {
-                Some(&p.user)
-            }
+            Event::Purchase(p)
+            | Event::Transfer(p)
+            | Event::Mint(p)
+            | Event::Redeem(p)
+            | Event::Reversal(p) => Some(&p.user),
             Event::TxPending(t) => t.user.as_deref(),
             Event::TxFailed(t) => t.user.as_deref(),
             Event::AuthFailure(_) | Event::GasSample(_) | Event::HttpErrors(_) => None,
@@ -340,6 +360,7 @@ enum RawEvent {
     Transfer(RawPayment),
     Mint(RawPayment),
     Redeem(RawPayment),
+    Reversal(RawPayment),
     AuthFailure(AuthFailureEvent),
     TxPending(TxPendingEvent),
     TxFailed(TxFailedEvent),
@@ -378,6 +399,7 @@ impl RawEvent {
             RawEvent::Transfer(p) => Event::Transfer(p.into_payment()?),
             RawEvent::Mint(p) => Event::Mint(p.into_payment()?),
             RawEvent::Redeem(p) => Event::Redeem(p.into_payment()?),
+            RawEvent::Reversal(p) => Event::Reversal(p.into_payment()?),
             RawEvent::AuthFailure(a) => Event::AuthFailure(a),
             RawEvent::TxPending(t) => Event::TxPending(t),
             RawEvent::TxFailed(t) => Event::TxFailed(t),

@@ -118,6 +118,8 @@ fn yes() -> bool {
     true
 }
 
+/// What a rule without `events` checks: the payments a user makes or receives. Reversals
+/// are only checked by rules that name them.
 fn all_payments() -> Vec<PaymentKind> {
     vec![
         PaymentKind::Purchase,

@@ -5,6 +5,7 @@ mod fraud_delivery;
 mod inbound_relay;
 mod rewards;
 mod rewards_property;
+mod rewards_webhooks;
 mod stack;
 mod webhook_delivery;
 

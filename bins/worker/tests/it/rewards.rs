@@ -435,3 +435,72 @@ async fn a_held_reward_is_minted_only_once_approved() {
         "{actions:?}"
     );
 }
+
+/// Every reversal is a fraud event: a member who books and cancels again and again raises
+/// one MEDIUM `rapid_reversals` alert on the third cancellation, and the cancellations
+/// still take the rewards back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeated_cancellations_raise_a_reversal_alert() {
+    let stack = Stack::start().await;
+    let guest = Stack::id("g");
+    let bookings: Vec<String> = (0..4).map(|_| Stack::id("b")).collect();
+    for id in &bookings {
+        let (status, accepted) = stack
+            .send("aurora/booking-created", &booking(id, &guest, "50", 1))
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+    }
+    let mut raised = Vec::new();
+    for id in &bookings {
+        let cancel = format!(r#"{{"booking_id":"{id}","guest_id":"{guest}"}}"#);
+        let (status, cancelled) = stack.send("aurora/booking-cancelled", &cancel).await;
+        assert_eq!(status, 202, "{cancelled}");
+        assert_eq!(
+            cancelled["reversals"].as_array().unwrap().len(),
+            1,
+            "{cancelled}"
+        );
+        raised.push(
+            cancelled["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|a| a["rule_id"] == "rapid_reversals")
+                .count(),
+        );
+    }
+    assert_eq!(
+        raised,
+        [0, 0, 1, 0],
+        "the third alerts, the cooldown quiets the fourth"
+    );
+    use haven_fraud::AlertStore;
+    let stored: Vec<_> = haven_db::PgAlertStore::new(stack.pool.clone())
+        .list(&haven_fraud::AlertFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.alert.rule_id == "rapid_reversals")
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].alert.severity, haven_fraud::Severity::Medium);
+    assert!(
+        stored[0].alert.event_id.starts_with("reversal:"),
+        "{:?}",
+        stored[0].alert
+    );
+    stack
+        .eventually("every reward is taken back", SETTLE, || async {
+            let rewards = stack.rewards().await;
+            rewards.len() == 4
+                && rewards.iter().all(|r| {
+                    matches!(
+                        r.state,
+                        haven_rewards::RewardState::Reversed
+                            | haven_rewards::RewardState::Cancelled
+                    )
+                })
+        })
+        .await;
+    assert_eq!(stack.total_supply().await, U256::ZERO);
+}

@@ -114,7 +114,10 @@ impl Stack {
         // `wallet.signer`): tests that compare row counts start after it.
         let deadline = Instant::now() + Duration::from_secs(60);
         while haven_db::row_counts(&stack.pool).await.unwrap()["audit_log"] == audited {
-            assert!(Instant::now() < deadline, "the worker did not start in time");
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not start in time"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         stack
@@ -137,6 +140,12 @@ impl Stack {
             command.env(name, value);
         }
         self.worker = Some(command.spawn().expect("the worker starts"));
+    }
+
+    /// Sets one of the worker's environment variables for its next start.
+    pub fn set_worker_env(&mut self, name: &str, value: &str) {
+        self.worker_env.retain(|(n, _)| n != name);
+        self.worker_env.push((name.to_owned(), value.to_owned()));
     }
 
     /// Kills the worker at once (SIGKILL: no clean shutdown).

@@ -8,7 +8,7 @@ use haven_fraud::{Alert, Engine, Event, PaymentEvent, Severity};
 use haven_rewards::{Decision, EventName, PayloadError, Rules};
 use uuid::Uuid;
 
-use super::{InboxEntry, Ingest, IngestOutcome, PgRewards};
+use super::{InboxEntry, Ingest, IngestOutcome, PgRewards, RewardRecord};
 
 /// Why an event could not be taken in.
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +119,61 @@ impl Intake {
                 hold,
             })
             .await?;
+        let mut alerts = alerts;
+        if let IngestOutcome::Accepted { reversals, .. } = &outcome {
+            alerts.extend(self.check_reversals(reversals).await);
+        }
         Ok(Accepted {
             member_id,
             decision,
             alerts,
             outcome,
         })
+    }
+
+    /// Each reward a cancellation takes back is a `reversal` event for the fraud rules
+    /// (a member booking and cancelling again and again). Evaluated after the cancellation
+    /// is recorded: the reversal stands whatever the rules say, the alerts are stored on
+    /// their own, and a failure to evaluate or store is logged, never a reason to refuse a
+    /// cancellation.
+    async fn check_reversals(&self, reversals: &[RewardRecord]) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        for reward in reversals {
+            let Ok(amount) = haven_fraud::Amount::parse_positive(&reward.amount.to_string()) else {
+                continue;
+            };
+            let event = Event::Reversal(PaymentEvent {
+                event_id: format!("reversal:{}", reward.id.simple()),
+                user: reward.member_id.to_string(),
+                amount,
+                currency: "HNV".to_owned(),
+                destination: None,
+                ts: chrono::Utc::now(),
+            });
+            match self.fraud.evaluate(&event).await {
+                Ok(raised) => {
+                    let store = crate::PgAlertStore::new(self.rewards.pool.clone());
+                    for alert in raised {
+                        if let Err(e) = haven_fraud::AlertStore::insert(&store, &alert).await {
+                            tracing::warn!(
+                                alert = %alert.id,
+                                rule = %alert.rule_id,
+                                error = %e,
+                                "a reversal's fraud alert could not be stored"
+                            );
+                            continue;
+                        }
+                        alerts.push(alert);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    reward = %reward.id,
+                    error = %e,
+                    "the fraud rules could not evaluate a reversal"
+                ),
+            }
+        }
+        alerts
     }
 
     /// The fraud alerts a new reward raises (none for no reward or a known business key).

@@ -32,7 +32,7 @@ use crate::{Error, PgPool, Result};
 /// The rewards program's tables (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct PgRewards {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgRewards {
