@@ -157,8 +157,13 @@ pub async fn run(
     }
     match config.chain.settings() {
         Ok(settings) => {
-            let pool = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)
-                .context("DATABASE_URL")?;
+            // The rewards job works on many rewards at once, each step a few queries: the
+            // chain pipeline and the ledger get the configured pool size.
+            let pool = haven_db::connect_lazy(
+                config.common.database_url.expose_secret(),
+                config.common.db_pool_size,
+            )
+            .context("DATABASE_URL")?;
             let chain = Arc::new(crate::jobs::chain_monitor::Chain::new(
                 settings,
                 config.common.eth_rpc_url.clone(),

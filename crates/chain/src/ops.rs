@@ -522,6 +522,30 @@ impl TokenOps {
         self.inner.parts.store.get(tx_id).await
     }
 
+    /// The record of `tx_id` after checking it now, as a monitoring cycle would check this
+    /// one transaction: a `broadcast` one whose receipt has the configured confirmations is
+    /// recorded `confirmed` (or `failed` when it reverted). A caller waiting for one
+    /// transaction (the rewards job) learns of its confirmation without waiting for the next
+    /// cycle; a cycle checking it at the same time is harmless (one of the two records it).
+    pub async fn refresh(&self, tx_id: &str) -> Result<Option<TxRecord>> {
+        let Some(record) = self.get(tx_id).await? else {
+            return Ok(None);
+        };
+        if record.status != TxStatus::Broadcast {
+            return Ok(Some(record));
+        }
+        let latest = self.block_number().await?;
+        let mut report = MonitorReport::default();
+        match self
+            .check_broadcast(record, latest, Utc::now(), &mut report)
+            .await
+        {
+            Ok(()) | Err(Error::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.get(tx_id).await
+    }
+
     /// Operator view: up to `limit` records in `status`, oldest first.
     pub async fn list(&self, status: TxStatus, limit: usize) -> Result<Vec<TxRecord>> {
         self.inner.parts.store.list_by_status(status, limit).await

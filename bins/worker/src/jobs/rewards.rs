@@ -26,6 +26,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use anyhow::Context;
 use futures::future::BoxFuture;
+use futures::{StreamExt as _, stream};
 use haven_chain::{TxRecord, TxStatus};
 use haven_custody::{Caller, Chain as WalletChain, WalletId};
 use haven_db::rewards::{PgRewards, RewardAction, RewardJob, RewardUpdate};
@@ -40,6 +41,8 @@ const CALLER: &str = "haven-worker:rewards";
 const LEASE: Duration = Duration::from_secs(120);
 /// How soon a job waiting for a confirmation looks again.
 const POLL: Duration = Duration::from_secs(1);
+/// How soon a job looks at a transaction it just sent (a fast chain has mined it already).
+const SOON: Duration = Duration::from_millis(200);
 
 /// Settings of the rewards job.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +51,9 @@ pub struct RewardsSettings {
     pub interval: Duration,
     /// Jobs claimed per step.
     pub batch: i64,
+    /// Jobs of a step worked on at the same time (each is a different reward; a member's
+    /// reversals still run one at a time under the member's lock).
+    pub concurrency: usize,
 }
 
 impl Default for RewardsSettings {
@@ -55,6 +61,7 @@ impl Default for RewardsSettings {
         Self {
             interval: Duration::from_millis(500),
             batch: 64,
+            concurrency: 64,
         }
     }
 }
@@ -112,25 +119,42 @@ impl RewardsJob {
             .claim_jobs(self.settings.batch, LEASE)
             .await
             .context("claiming reward jobs")?;
-        for job in jobs {
-            let id = job.id;
-            let reward = job.reward.id;
-            let next = match job.action {
-                RewardAction::Mint => self.mint(job).await,
-                RewardAction::Reverse => self.reverse(job).await,
-            };
-            match next {
-                Ok(Next::Done) => self.rewards.finish_job(id).await?,
-                Ok(Next::Later(delay, note)) => {
-                    self.rewards.defer_job(id, delay, note.as_deref()).await?
-                }
-                Err(e) => {
-                    let message = haven_core::redact(&format!("{e:#}"));
-                    tracing::warn!(%reward, error = %message, "reward job failed; retrying");
-                    self.rewards
-                        .defer_job(id, Duration::from_secs(5), Some(&message))
-                        .await?;
-                }
+        let (claimed, started) = (jobs.len(), std::time::Instant::now());
+        let results: Vec<anyhow::Result<()>> = stream::iter(jobs)
+            .map(|job| self.work(job))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect::<anyhow::Result<()>>()?;
+        if claimed > 0 {
+            tracing::debug!(
+                jobs = claimed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "reward jobs stepped"
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves one job a step and records what comes next.
+    async fn work(&self, job: RewardJob) -> anyhow::Result<()> {
+        let id = job.id;
+        let reward = job.reward.id;
+        let next = match job.action {
+            RewardAction::Mint => self.mint(job).await,
+            RewardAction::Reverse => self.reverse(job).await,
+        };
+        match next {
+            Ok(Next::Done) => self.rewards.finish_job(id).await?,
+            Ok(Next::Later(delay, note)) => {
+                self.rewards.defer_job(id, delay, note.as_deref()).await?
+            }
+            Err(e) => {
+                let message = haven_core::redact(&format!("{e:#}"));
+                tracing::warn!(%reward, error = %message, "reward job failed; retrying");
+                self.rewards
+                    .defer_job(id, Duration::from_secs(5), Some(&message))
+                    .await?;
             }
         }
         Ok(())
@@ -198,11 +222,12 @@ impl RewardsJob {
                     Ok(_) | Err(haven_chain::Error::CircuitOpen { .. }) => {}
                     Err(e) => return Err(e).context("submitting the mint"),
                 }
-                Ok(Next::Later(POLL, None))
+                Ok(Next::Later(SOON, None))
             }
             RewardState::Submitted => {
                 let ops = self.chain.ops().await?;
-                let Some(record) = ops.get(&reward.tx_id).await? else {
+                // Checked now rather than at the chain monitor's next cycle.
+                let Some(record) = ops.refresh(&reward.tx_id).await? else {
                     // Marked submitted but never recorded (a crash in between): submit now.
                     let to = self.wallet(&job).await?;
                     ops.mint(&reward.tx_id, to, wei(reward.amount)).await?;
@@ -311,7 +336,7 @@ impl RewardsJob {
         let reward = &job.reward;
         let ops = self.chain.ops().await?;
         let burn = reward.reversed_amount.unwrap_or(Hnv::ZERO);
-        let record = match ops.get(reversal).await? {
+        let record = match ops.refresh(reversal).await? {
             Some(record) => record,
             None if burn.is_zero() => return Ok(Next::Done),
             None => {

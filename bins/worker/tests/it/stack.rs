@@ -136,6 +136,15 @@ impl Stack {
             .env("HAVEN_WORKER_ADDR", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // `HAVEN_TEST_WORKER_LOG=<file>`: keep the worker's log there (debugging).
+        if let Some(path) = std::env::var_os("HAVEN_TEST_WORKER_LOG") {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("HAVEN_TEST_WORKER_LOG names a writable file");
+            command.stdout(file);
+        }
         for (name, value) in &self.worker_env {
             command.env(name, value);
         }

@@ -287,3 +287,39 @@ async fn reorged_confirmation_goes_back_to_broadcast() {
     // Counted once: the confirmation made anew after the reorg is not counted again.
     assert_eq!(capture.counter(TOKENS_MINTED, &[]), 1);
 }
+
+/// `refresh` checks one transaction now: a mined mint is confirmed without a monitoring
+/// cycle, an unmined one stays `broadcast`, and a refresh racing a cycle records the
+/// confirmation once (counted once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_confirms_one_transaction_without_a_cycle() {
+    let capture = MetricsCapture::new();
+    let _local = capture.set_local();
+    let anvil = Anvil::spawn();
+    let env = setup(&anvil, ChainConfig::default()).await;
+    assert!(env.ops.refresh("reward:unknown").await.unwrap().is_none());
+
+    anvil.rpc("evm_setAutomine", json!([false]));
+    env.ops
+        .mint("reward:refreshed", user(4), U256::from(7u64))
+        .await
+        .unwrap();
+    let waiting = env.ops.refresh("reward:refreshed").await.unwrap().unwrap();
+    assert_eq!(waiting.status, TxStatus::Broadcast, "not mined yet");
+
+    anvil.rpc("evm_mine", json!([]));
+    let (refreshed, cycle) = futures::join!(
+        env.ops.refresh("reward:refreshed"),
+        env.ops.monitor_once(chrono::Utc::now())
+    );
+    cycle.unwrap();
+    let refreshed = refreshed.unwrap().unwrap();
+    assert_eq!(refreshed.status, TxStatus::Confirmed, "{refreshed:?}");
+    assert!(refreshed.block_number.is_some());
+    // Later refreshes and cycles change nothing.
+    let again = env.ops.refresh("reward:refreshed").await.unwrap().unwrap();
+    assert_eq!(again.version, refreshed.version);
+    env.ops.monitor_once(chrono::Utc::now()).await.unwrap();
+    assert_eq!(capture.counter(TOKENS_MINTED, &[]), 1);
+    assert_eq!(total_supply(&env.reader, env.token).await, U256::from(7u64));
+}
