@@ -112,12 +112,22 @@ pub struct ValidateArgs {
     pub stdin: bool,
 }
 
+/// Installs rustls' `ring` provider as the process's TLS crypto provider unless one is
+/// installed already. The libraries never choose it; [`run`] calls this first.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // a concurrent install that won the race is just as good
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// Runs one command; returns the exit code.
 pub async fn run(
     cli: Cli,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
+    install_crypto_provider();
     match cli.command {
         Command::Address(AddressCommand::Validate(args)) => validate_addresses(args, input, out),
         Command::Chain(cmd) => chain::run(cmd, out).await,

@@ -84,6 +84,8 @@ impl Application {
         listener: TcpListener,
         routes: access::RouteSet,
     ) -> anyhow::Result<Self> {
+        // the binary chooses the TLS crypto provider; the libraries only use it
+        install_crypto_provider();
         let routes = routes.check().map_err(|errors| {
             let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("the route table is inconsistent: {}", listed.join("; "))
@@ -269,6 +271,16 @@ impl Application {
 }
 
 /// Builds and serves the api on `listener` until `shutdown` resolves.
+/// Installs rustls' `ring` provider as the process's TLS crypto provider unless one is
+/// installed already. The libraries never choose it; `main` and [`Application::build`] call
+/// this before any client or TLS listener exists.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // a concurrent install that won the race is just as good
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 pub async fn run(
     config: ApiConfig,
     listener: TcpListener,

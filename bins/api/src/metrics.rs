@@ -38,10 +38,10 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
+pub use haven_chain::metrics::{ALERTS as CHAIN_ALERTS, TOKENS_BURNED, TOKENS_MINTED};
+pub use haven_fraud::metrics::ALERTS as FRAUD_ALERTS;
+pub use haven_nonce::metrics::LEASES_OUTSTANDING as NONCE_LEASES_OUTSTANDING;
 use haven_resilience::BreakerState;
-pub use haven_service::metrics::{
-    CHAIN_ALERTS, FRAUD_ALERTS, NONCE_LEASES_OUTSTANDING, TOKENS_BURNED, TOKENS_MINTED,
-};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::ratelimit::RateClass;
@@ -78,6 +78,11 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
+    // the domain series this process may record (the chain's stay at 0 here: the worker
+    // confirms transactions)
+    haven_chain::metrics::describe();
+    haven_fraud::metrics::describe();
+    haven_nonce::metrics::describe();
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         HTTP_REQUESTS,

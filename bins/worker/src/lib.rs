@@ -54,6 +54,16 @@ struct WorkerState {
     jobs: Arc<Mutex<Vec<JobStatus>>>,
 }
 
+/// Installs rustls' `ring` provider as the process's TLS crypto provider unless one is
+/// installed already. The libraries never choose it; [`run_with_jobs`] calls this before any
+/// job builds a client.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // a concurrent install that won the race is just as good
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// Runs the worker with the given jobs until `shutdown` resolves.
 pub async fn run_with_jobs(
     config: WorkerConfig,
@@ -61,6 +71,7 @@ pub async fn run_with_jobs(
     jobs: Vec<Arc<dyn Job>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    install_crypto_provider();
     let db = haven_db::connect_lazy(
         config.common.database_url.expose_secret(),
         config.common.db_pool_size,

@@ -35,6 +35,9 @@ pub fn install() -> Option<PrometheusHandle> {
     static DESCRIBED: Once = Once::new();
     let handle = haven_service::metrics::install()?;
     DESCRIBED.call_once(|| {
+        haven_chain::metrics::describe();
+        haven_fraud::metrics::describe();
+        haven_nonce::metrics::describe();
         metrics::describe_counter!(
             WEBHOOK_DELIVERIES,
             "Outbound webhook attempts by recorded outcome: delivered, failed (retry scheduled), dead."

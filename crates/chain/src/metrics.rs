@@ -24,3 +24,18 @@ pub const TOKENS_BURNED: &str = "haven_tokens_burned_total";
 /// `failed`, `gas_spike`, `reorged`, `replacement_exhausted`): alerts the monitoring cycle
 /// raised, one per alert handed to the [`ChainAlertSink`](crate::ChainAlertSink).
 pub const ALERTS: &str = "haven_chain_alerts_total";
+
+/// Describes this crate's series to the installed recorder and registers the unlabelled
+/// counters at 0 (dashboards show 0 rather than no data). A binary calls it once, after it
+/// installed its recorder; without a recorder it does nothing.
+pub fn describe() {
+    metrics::describe_counter!(TOKENS_MINTED, "Mint transactions confirmed on chain.");
+    metrics::describe_counter!(TOKENS_BURNED, "Burn transactions confirmed on chain.");
+    metrics::describe_counter!(
+        ALERTS,
+        "Alerts raised by the chain monitoring cycle, by kind."
+    );
+    // Adding 0 registers them without overwriting anything recorded meanwhile.
+    metrics::counter!(TOKENS_MINTED).increment(0);
+    metrics::counter!(TOKENS_BURNED).increment(0);
+}

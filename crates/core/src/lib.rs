@@ -1,6 +1,7 @@
 //! Shared foundations of haven: the stable error vocabulary every binary speaks
 //! ([`ErrorCode`], [`ErrorBody`], [`Problem`]) and the [`redact`] function that scrubs
-//! secrets from logs and outward messages, and the hash-chained [`audit`] log model.
+//! secrets from logs and outward messages, the hash-chained [`audit`] log model and the
+//! readiness [`Probe`] of a dependency.
 //!
 //! ```
 //! use haven_core::{ErrorBody, ErrorCode, Problem};
@@ -20,7 +21,9 @@
 
 pub mod audit;
 mod error;
+pub mod probe;
 mod redact;
 
 pub use error::{ErrorBody, ErrorCode, Problem, error_chain};
+pub use probe::{Probe, ProbeError};
 pub use redact::{REDACTION_MARKERS, contains_secret, redact};

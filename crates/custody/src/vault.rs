@@ -103,11 +103,13 @@ struct VaultErrors {
 }
 
 impl VaultTransitKeyProvider {
-    /// A provider with its own HTTP client. Installs rustls' `ring` crypto provider as the
-    /// process default if none is installed yet.
+    /// A provider with its own HTTP client.
+    ///
+    /// # Panics
+    /// When the process has no rustls crypto provider installed: the library does not choose
+    /// one (the binaries install ring at start-up); or pass a configured client to
+    /// [`with_client`](Self::with_client).
     pub fn new(config: VaultTransitConfig) -> Result<Self> {
-        // an already-installed provider is fine: keep it
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()

@@ -75,6 +75,14 @@ pub async fn ping(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+/// The readiness probe of the pool: [`ping`].
+#[async_trait::async_trait]
+impl haven_core::Probe for PgPool {
+    async fn probe(&self) -> Result<(), haven_core::ProbeError> {
+        ping(self).await.map_err(Into::into)
+    }
+}
+
 pub(crate) async fn get(pool: &PgPool) -> Result<Object<AsyncPgConnection>> {
     pool.get().await
 }

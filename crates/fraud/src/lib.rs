@@ -34,6 +34,11 @@
 //! ```
 //!
 //! ## Features
+//! - `smtp`: `SmtpSink`, alerts by email (lettre over rustls).
+//! - `http`: `WebhookSink`, alerts as signed JSON POSTs (reqwest).
+//!
+//! Both need a process-wide rustls crypto provider, which this crate never installs: the
+//! binary (or the test) chooses it before building a sink.
 //! - `redis`: `RedisWindowStore`, windows in Redis sorted sets, one Lua script per
 //!   operation.
 //! - `test-utils`: the `conformance` suites every `WindowStore` and `AlertStore` backend
@@ -78,9 +83,13 @@ pub use review::{
 pub use rules::{
     AuthSubject, DEFAULT_RULES, EngineSettings, Rule, RuleKind, RuleSet, Rules, RulesError,
 };
+#[cfg(feature = "smtp")]
+pub use sink::SmtpSink;
+#[cfg(feature = "http")]
+pub use sink::WebhookSink;
 pub use sink::{
-    AlertMessage, AlertSink, DeliveryError, Dispatcher, LogSink, SmtpConfig, SmtpSecurity,
-    SmtpSink, StandardWebhookSigner, WebhookSigner, WebhookSink, is_loopback_host, single_line,
+    AlertMessage, AlertSink, BoxError, DeliveryError, Dispatcher, LogSink, SmtpConfig,
+    SmtpSecurity, StandardWebhookSigner, WebhookSigner, is_loopback_host, single_line,
 };
 pub use window::{
     MemoryWindowStore, StoreError, WindowEntry, WindowRead, WindowSnapshot, WindowStore, window_end,

@@ -9,3 +9,9 @@
 /// and a finding held back by the rule's cooldown raise no alert and count nothing; an
 /// evaluation that fails counts nothing either.
 pub const ALERTS: &str = "haven_fraud_alerts_total";
+
+/// Describes this crate's series to the installed recorder. A binary calls it once, after
+/// it installed its recorder; without a recorder it does nothing.
+pub fn describe() {
+    metrics::describe_counter!(ALERTS, "Fraud alerts raised, by rule.");
+}

@@ -14,3 +14,15 @@
 /// expired lease is taken off at the manager's next call after its TTL, as measured by this
 /// process's clock from the moment the lease arrived.
 pub const LEASES_OUTSTANDING: &str = "haven_nonce_leases_outstanding";
+
+/// Describes this crate's series to the installed recorder and registers the gauge at 0
+/// (dashboards show 0 rather than no data). A binary calls it once, after it installed its
+/// recorder; without a recorder it does nothing.
+pub fn describe() {
+    metrics::describe_gauge!(
+        LEASES_OUTSTANDING,
+        "Nonce leases this process holds: reserved, not yet committed, released or expired."
+    );
+    // Adding 0 registers it without overwriting anything recorded meanwhile.
+    metrics::gauge!(LEASES_OUTSTANDING).increment(0.0);
+}

@@ -115,7 +115,10 @@ impl Api {
             .bearer_auth(self.config.api_key.expose_secret())
             .send()
             .await
-            .map_err(|source| haven_resilience::Error::Http { upstream, source })?;
+            .map_err(|source| haven_resilience::Error::Http {
+                upstream,
+                source: source.into(),
+            })?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = response
@@ -131,10 +134,14 @@ impl Api {
             });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|source| haven_resilience::Error::Http { upstream, source })?
+        while let Some(chunk) =
+            response
+                .chunk()
+                .await
+                .map_err(|source| haven_resilience::Error::Http {
+                    upstream,
+                    source: source.into(),
+                })?
         {
             if body.len() + chunk.len() > MAX_PAGE_BYTES {
                 return Err(haven_resilience::Error::ResponseTooLarge {

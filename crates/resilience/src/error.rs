@@ -65,9 +65,10 @@ pub enum Error {
     Http {
         /// Upstream name.
         upstream: &'static str,
-        /// Transport error.
+        /// Transport error (the HTTP client's own error type, boxed so the enum does not
+        /// depend on the client).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// An upstream's answer was longer than the client reads.
     #[error("`{upstream}` answered more than {limit} bytes")]

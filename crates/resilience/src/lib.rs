@@ -40,6 +40,9 @@
 //! ```
 //!
 //! ## Features
+//! - `http`: the price sources `CoinGecko` and `Binance` (reqwest). They need a process-wide
+//!   rustls crypto provider, which this crate never installs: the binary (or the test)
+//!   chooses it before building a source.
 //! - `redis`: [`SharedBreaker`] (breaker state in Redis, Lua scripts, batched outcomes, local
 //!   copy refreshed at most every 250 ms, probe leases, local fallback when Redis is down),
 //!   [`DistributedLimiter`] (GCRA in one Lua call), [`RedisFailureTracker`] (failure counts
@@ -76,10 +79,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CallError, Error, Result};
 #[cfg(feature = "redis")]
 pub use fallback::RedisIntervalGate;
+#[cfg(feature = "http")]
+pub use fallback::{Binance, CoinGecko};
 pub use fallback::{
-    Binance, CachedValue, CoinGecko, FallbackChain, InMemoryIntervalGate, IntervalGate,
-    MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource, Quote, Stage, TtlCache, classify_breaker,
-    classify_retry,
+    CachedValue, FallbackChain, InMemoryIntervalGate, IntervalGate, MAX_PRICE_RESPONSE_BYTES, Pair,
+    PriceSource, Quote, Stage, TtlCache, classify_breaker, classify_retry,
 };
 #[cfg(feature = "redis")]
 pub use limiter::DistributedLimiter;

@@ -139,40 +139,7 @@ pub fn try_decide(rules: &Rules, event: &PartnerEvent) -> Result<Decision, Paylo
             total_price,
             currency,
             nights,
-        } => {
-            let booking = &rules.booking;
-            if *currency != booking.currency {
-                return Err(PayloadError::new(
-                    "currency",
-                    format!(
-                        "bookings are priced in {}, not {currency}",
-                        booking.currency
-                    ),
-                ));
-            }
-            let bonus = *nights >= booking.multi_night_min_nights;
-            let multiplier = if bonus {
-                Decimal::ONE.checked_add(booking.multi_night_bonus)
-            } else {
-                Some(Decimal::ONE)
-            };
-            let amount = multiplier
-                .and_then(|m| product_hnv(&[*total_price, booking.hnv_per_unit, m]))
-                .ok_or_else(|| too_large("total_price"))?;
-            let mut reason = format!(
-                "{amount} HNV: {} HNV per {currency} on {total_price} {currency}",
-                booking.hnv_per_unit
-            );
-            if let (true, Some(m)) = (bonus, multiplier) {
-                reason.push_str(&format!(", ×{m} for a stay of {nights} nights"));
-            }
-            Decision::reward(
-                rules,
-                amount,
-                key(RewardKind::Booking, booking_id, None),
-                reason,
-            )
-        }
+        } => booking_reward(rules, source, booking_id, *total_price, currency, *nights)?,
         EventSubject::BookingCompleted { .. } => {
             Decision::nothing(rules, "booking completed: no reward", Effect::None)
         }
@@ -184,27 +151,7 @@ pub fn try_decide(rules: &Rules, event: &PartnerEvent) -> Result<Decision, Paylo
             },
         ),
         EventSubject::ReviewSubmitted { booking_id, rating } => {
-            let review = &rules.review;
-            if *rating < review.min_rating {
-                Decision::nothing(
-                    rules,
-                    format!(
-                        "a {rating}-star review earns nothing (from {} stars: {} HNV)",
-                        review.min_rating, review.hnv
-                    ),
-                    Effect::None,
-                )
-            } else {
-                Decision::reward(
-                    rules,
-                    review.hnv,
-                    key(RewardKind::Review, booking_id, None),
-                    format!(
-                        "{} HNV for a {rating}-star review of booking {booking_id}",
-                        review.hnv
-                    ),
-                )
-            }
+            review_reward(rules, source, booking_id, *rating)
         }
         EventSubject::EventAttendance {
             event_id,
@@ -234,25 +181,7 @@ pub fn try_decide(rules: &Rules, event: &PartnerEvent) -> Result<Decision, Paylo
         EventSubject::Contribution {
             contribution_id,
             quality,
-        } => {
-            let contribution = &rules.contribution;
-            let applied = (*quality).clamp(contribution.min_quality, contribution.max_quality);
-            let amount = product_hnv(&[contribution.base_hnv, applied])
-                .ok_or_else(|| too_large("quality"))?;
-            let mut reason = format!(
-                "{amount} HNV: {} HNV × quality {applied}",
-                contribution.base_hnv
-            );
-            if applied != *quality {
-                reason.push_str(&format!(" ({quality} clamped)"));
-            }
-            Decision::reward(
-                rules,
-                amount,
-                key(RewardKind::Contribution, contribution_id, None),
-                reason,
-            )
-        }
+        } => contribution_reward(rules, source, contribution_id, *quality)?,
         EventSubject::StakingStarted {
             stake_id,
             amount,
@@ -300,6 +229,106 @@ pub fn try_decide(rules: &Rules, event: &PartnerEvent) -> Result<Decision, Paylo
             )
         }
     })
+}
+
+/// A new booking: the price in the rules' currency times the HNV per unit, with the
+/// multi-night bonus from the rules' number of nights.
+fn booking_reward(
+    rules: &Rules,
+    source: &str,
+    booking_id: &str,
+    total_price: Decimal,
+    currency: &str,
+    nights: u32,
+) -> Result<Decision, PayloadError> {
+    let booking = &rules.booking;
+    if *currency != booking.currency {
+        return Err(PayloadError::new(
+            "currency",
+            format!(
+                "bookings are priced in {}, not {currency}",
+                booking.currency
+            ),
+        ));
+    }
+    let bonus = nights >= booking.multi_night_min_nights;
+    let multiplier = if bonus {
+        Decimal::ONE.checked_add(booking.multi_night_bonus)
+    } else {
+        Some(Decimal::ONE)
+    };
+    let amount = multiplier
+        .and_then(|m| product_hnv(&[total_price, booking.hnv_per_unit, m]))
+        .ok_or_else(|| too_large("total_price"))?;
+    let mut reason = format!(
+        "{amount} HNV: {} HNV per {currency} on {total_price} {currency}",
+        booking.hnv_per_unit
+    );
+    if let (true, Some(m)) = (bonus, multiplier) {
+        reason.push_str(&format!(", ×{m} for a stay of {nights} nights"));
+    }
+    Ok(Decision::reward(
+        rules,
+        amount,
+        BusinessKey::new(source, RewardKind::Booking, booking_id, None::<&str>),
+        reason,
+    ))
+}
+
+/// A review: the rules' fixed amount from the minimum rating on, nothing below it.
+fn review_reward(rules: &Rules, source: &str, booking_id: &str, rating: u8) -> Decision {
+    let review = &rules.review;
+    if rating < review.min_rating {
+        Decision::nothing(
+            rules,
+            format!(
+                "a {rating}-star review earns nothing (from {} stars: {} HNV)",
+                review.min_rating, review.hnv
+            ),
+            Effect::None,
+        )
+    } else {
+        Decision::reward(
+            rules,
+            review.hnv,
+            BusinessKey::new(source, RewardKind::Review, booking_id, None::<&str>),
+            format!(
+                "{} HNV for a {rating}-star review of booking {booking_id}",
+                review.hnv
+            ),
+        )
+    }
+}
+
+/// A contribution: the base amount times its quality, clamped to the rules' bounds.
+fn contribution_reward(
+    rules: &Rules,
+    source: &str,
+    contribution_id: &str,
+    quality: Decimal,
+) -> Result<Decision, PayloadError> {
+    let contribution = &rules.contribution;
+    let applied = (quality).clamp(contribution.min_quality, contribution.max_quality);
+    let amount =
+        product_hnv(&[contribution.base_hnv, applied]).ok_or_else(|| too_large("quality"))?;
+    let mut reason = format!(
+        "{amount} HNV: {} HNV × quality {applied}",
+        contribution.base_hnv
+    );
+    if applied != quality {
+        reason.push_str(&format!(" ({quality} clamped)"));
+    }
+    Ok(Decision::reward(
+        rules,
+        amount,
+        BusinessKey::new(
+            source,
+            RewardKind::Contribution,
+            contribution_id,
+            None::<&str>,
+        ),
+        reason,
+    ))
 }
 
 /// The milestone named, or the `level`-th one when `milestone` is a level's digits (rules

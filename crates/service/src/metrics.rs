@@ -1,20 +1,17 @@
 //! Prometheus metrics for the haven binaries: [`install`] puts one process-wide recorder in
-//! place and describes the business series the domain crates record; [`render`] is the text
-//! a binary serves on `/metrics`.
+//! place; [`render`] is the text a binary serves on `/metrics`.
 //!
-//! The domain crates record through the `metrics` facade under names they own (the
-//! constants re-exported here); each binary adds the series of its own components (the api:
-//! HTTP requests, rate limits, breakers; the worker: webhook deliveries) and describes them
-//! after calling [`install`]. The whole table is in docs/ARCHITECTURE.md.
+//! The domain crates record through the `metrics` facade under names they own and describe
+//! them in their own `metrics::describe()`; after calling [`install`], each binary calls the
+//! `describe` of every domain crate it runs and describes the series of its own components
+//! (the api: HTTP requests, rate limits, breakers; the worker: webhook deliveries). This
+//! crate knows no series. The whole table is in docs/ARCHITECTURE.md.
 //!
 //! Install before any work starts: values recorded before the recorder exists are lost,
 //! and a nonce lease taken before and ended after would leave the gauge at −1.
 
 use std::sync::OnceLock;
 
-pub use haven_chain::metrics::{ALERTS as CHAIN_ALERTS, TOKENS_BURNED, TOKENS_MINTED};
-pub use haven_fraud::metrics::ALERTS as FRAUD_ALERTS;
-pub use haven_nonce::metrics::LEASES_OUTSTANDING as NONCE_LEASES_OUTSTANDING;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 /// The `Content-Type` of [`render`]'s text (the Prometheus text exposition format 0.0.4).
@@ -29,7 +26,7 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the Prometheus recorder for the process (once; later calls return the same
-/// handle) and describes the domain crates' series. `None` when another recorder was
+/// handle). `None` when another recorder was
 /// installed first (the failure is logged once).
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
@@ -51,7 +48,6 @@ pub fn install() -> Option<PrometheusHandle> {
                 tracing::warn!(%error, "another metrics recorder is installed; /metrics disabled");
                 return None;
             }
-            describe();
             Some(handle)
         })
         .clone()
@@ -65,43 +61,21 @@ pub fn render() -> Option<String> {
     Some(handle.render())
 }
 
-fn describe() {
-    use metrics::{describe_counter, describe_gauge};
-    describe_counter!(TOKENS_MINTED, "Mint transactions confirmed on chain.");
-    describe_counter!(TOKENS_BURNED, "Burn transactions confirmed on chain.");
-    describe_counter!(
-        CHAIN_ALERTS,
-        "Alerts raised by the chain monitoring cycle, by kind."
-    );
-    describe_counter!(FRAUD_ALERTS, "Fraud alerts raised, by rule.");
-    describe_gauge!(
-        NONCE_LEASES_OUTSTANDING,
-        "Nonce leases this process holds: reserved, not yet committed, released or expired."
-    );
-    // Unlabelled series exist from the start, so dashboards show 0 rather than no data.
-    // Adding 0 registers them without overwriting anything recorded meanwhile.
-    metrics::counter!(TOKENS_MINTED).increment(0);
-    metrics::counter!(TOKENS_BURNED).increment(0);
-    metrics::gauge!(NONCE_LEASES_OUTSTANDING).increment(0.0);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_rendered_text_describes_the_business_series() {
-        let text = render().expect("the first recorder in this test binary");
-        for name in [TOKENS_MINTED, TOKENS_BURNED, NONCE_LEASES_OUTSTANDING] {
-            assert!(
-                text.contains(&format!("# TYPE {name} ")),
-                "{name} in {text}"
-            );
-            assert!(
-                text.contains(&format!("# HELP {name} ")),
-                "{name} in {text}"
-            );
-        }
+    fn the_rendered_text_holds_what_was_recorded() {
+        install().expect("the first recorder in this test binary");
+        metrics::describe_counter!("haven_test_events_total", "Events of this test.");
+        metrics::counter!("haven_test_events_total").increment(2);
+        let text = render().expect("a recorder is installed");
+        assert!(
+            text.contains("# HELP haven_test_events_total Events of this test."),
+            "{text}"
+        );
+        assert!(text.contains("haven_test_events_total 2"), "{text}");
         assert!(
             install().is_some(),
             "a second install returns the same handle"

@@ -1,7 +1,9 @@
-//! Readiness checks of the dependencies.
+//! Readiness checks of the dependencies: [`check`] times any [`Probe`] (the Postgres pool
+//! of `haven-db` is one), [`redis`] the Redis pool.
 
 use std::time::{Duration, Instant};
 
+pub use haven_core::{Probe, ProbeError};
 use serde::Serialize;
 
 /// The result of checking one dependency.
@@ -53,32 +55,35 @@ fn haven_core_redact(text: &str) -> String {
         .join(" ")
 }
 
-/// `SELECT 1` on the pool, within `timeout`.
-pub async fn postgres(pool: &haven_db::PgPool, timeout: Duration) -> Check {
+/// One call of `probe`, within `timeout`.
+pub async fn check(probe: &dyn Probe, timeout: Duration) -> Check {
     let started = Instant::now();
-    let result = match tokio::time::timeout(timeout, haven_db::ping(pool)).await {
+    let result = match tokio::time::timeout(timeout, probe.probe()).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     };
     Check::from_result(started, result)
 }
 
+/// The Postgres check: [`check`] of the pool (`haven_db::PgPool` runs `SELECT 1`).
+pub async fn postgres(pool: &dyn Probe, timeout: Duration) -> Check {
+    check(pool, timeout).await
+}
+
+struct RedisPing<'a>(&'a deadpool_redis::Pool);
+
+#[async_trait::async_trait]
+impl Probe for RedisPing<'_> {
+    async fn probe(&self) -> Result<(), ProbeError> {
+        let mut conn = self.0.get().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+}
+
 /// `PING` on the pool, within `timeout`.
 pub async fn redis(pool: &deadpool_redis::Pool, timeout: Duration) -> Check {
-    let started = Instant::now();
-    let ping = async {
-        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<(), String>(())
-    };
-    let result = match tokio::time::timeout(timeout, ping).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-    };
-    Check::from_result(started, result)
+    check(&RedisPing(pool), timeout).await
 }
 
 /// A Redis pool that connects lazily (so a process can start while Redis is down) and gives

@@ -58,7 +58,7 @@ impl Anvil {
     /// Also installs rustls's ring provider for the process (the workspace builds reqwest
     /// without one), so alloy HTTP clients pointed at the node work.
     pub fn spawn_with_args(args: &[&str]) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_crypto_provider();
         let mut anvil = Self {
             server: LocalServer::on_free_port(),
             args: args.iter().map(|s| (*s).to_owned()).collect(),

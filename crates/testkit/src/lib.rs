@@ -3,12 +3,14 @@
 //! test, cleaned afterwards) and [`Anvil`] (a local EVM node on a free port, killed on
 //! drop) and [`RedisServer`] (a private redis-server that a test may stop and restart).
 //! [`MetricsCapture`] records what code reports through the `metrics` facade, and
-//! [`StubServer`] stands in for an HTTP partner, receiver or upstream.
+//! [`StubServer`] stands in for an HTTP partner, receiver or upstream, and
+//! [`install_crypto_provider`] chooses the TLS crypto provider for a test process.
 //!
 //! A helper that cannot reach its service panics with a message saying how to start it:
 //! tests never skip silently.
 
 mod anvil;
+mod crypto;
 #[cfg(feature = "postgres")]
 mod db;
 mod local_server;
@@ -18,6 +20,7 @@ mod redis_server;
 mod stub_http;
 
 pub use anvil::Anvil;
+pub use crypto::install_crypto_provider;
 #[cfg(feature = "postgres")]
 pub use db::TestDb;
 pub use metrics_capture::MetricsCapture;

@@ -105,12 +105,11 @@ pub struct HttpSender {
 
 impl HttpSender {
     /// A sender enforcing `policy`.
+    ///
+    /// # Panics
+    /// When the process has no rustls crypto provider installed: the library does not choose
+    /// one (the binaries install ring at start-up).
     pub fn new(policy: DestinationPolicy, config: SenderConfig) -> Result<Self, Error> {
-        // reqwest is built without a default TLS provider; use ring, like the rest of the
-        // workspace, unless the process has already chosen one.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

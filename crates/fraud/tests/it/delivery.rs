@@ -232,7 +232,10 @@ async fn receiver_with(status: u16, extra: &str) -> (String, oneshot::Receiver<R
     (url, rx)
 }
 
+/// The sink's signer; every webhook test builds one before its sink, so this is also where
+/// the test process chooses its TLS crypto provider (the library never does).
 fn signer() -> StandardWebhookSigner {
+    haven_testkit::install_crypto_provider();
     let secret = SecretString::from("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned());
     StandardWebhookSigner::from_secret(&secret).unwrap()
 }

@@ -4,6 +4,8 @@
 mod cache;
 mod chain;
 mod gate;
+#[cfg(feature = "http")]
+mod http_price;
 mod price;
 
 pub use cache::{CachedValue, TtlCache};
@@ -11,4 +13,6 @@ pub use chain::{FallbackChain, Quote, Stage, classify_breaker, classify_retry};
 #[cfg(feature = "redis")]
 pub use gate::RedisIntervalGate;
 pub use gate::{InMemoryIntervalGate, IntervalGate};
-pub use price::{Binance, CoinGecko, MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource};
+#[cfg(feature = "http")]
+pub use http_price::{Binance, CoinGecko};
+pub use price::{MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource};

@@ -12,6 +12,19 @@ use haven_resilience::{
 
 use crate::support::{MockHttp, Reply, query};
 
+/// A CoinGecko source; the test process chooses the TLS crypto provider first (the
+/// library never does).
+fn coingecko(url: impl Into<String>, timeout: Duration) -> CoinGecko {
+    haven_testkit::install_crypto_provider();
+    CoinGecko::new(url, timeout)
+}
+
+/// A Binance source, like [`coingecko`].
+fn binance(url: impl Into<String>, timeout: Duration) -> Binance {
+    haven_testkit::install_crypto_provider();
+    Binance::new(url, timeout)
+}
+
 fn coingecko_reply(target: &str) -> Reply {
     let q = query(target);
     assert!(target.starts_with("/api/v3/simple/price"), "{target}");
@@ -61,20 +74,20 @@ async fn sources_parse_their_upstream_formats() {
     let cg = MockHttp::start(coingecko_reply).await;
     let bn = MockHttp::start(binance_reply).await;
     let pair = Pair::new("eth", "usd");
-    let price = CoinGecko::new(cg.url(), Duration::from_secs(5))
+    let price = coingecko(cg.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap();
     assert_eq!(price, 3012.5);
     assert!(cg.requests()[0].1.contains("ids=ethereum"));
     assert!(cg.requests()[0].1.contains("vs_currencies=usd"));
-    let price = Binance::new(bn.url(), Duration::from_secs(5))
+    let price = binance(bn.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap();
     assert_eq!(price, 3001.25);
     assert!(bn.requests()[0].1.ends_with("symbol=ETHUSDT"));
-    let unknown = CoinGecko::new(cg.url(), Duration::from_secs(5))
+    let unknown = coingecko(cg.url(), Duration::from_secs(5))
         .price(&Pair::new("NOPE", "USD"))
         .await;
     assert!(matches!(unknown, Err(Error::MissingPrice { .. })));
@@ -86,19 +99,19 @@ async fn upstream_errors_are_classified() {
     let bad = MockHttp::start(|_| Reply::status(400)).await;
     let garbage = MockHttp::start(|_| Reply::json(r#"{"ethereum":{"usd":-1}}"#)).await;
     let pair = Pair::new("ETH", "USD");
-    let err = CoinGecko::new(limited.url(), Duration::from_secs(5))
+    let err = coingecko(limited.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
     assert_eq!(classify_breaker(&Err(err)), Outcome::Failure);
-    let err = CoinGecko::new(bad.url(), Duration::from_secs(5))
+    let err = coingecko(bad.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap_err();
     // A 4xx is the request's fault, not the dependency's.
     assert_eq!(classify_breaker(&Err(err)), Outcome::Ignored);
-    let err = CoinGecko::new(garbage.url(), Duration::from_secs(5))
+    let err = coingecko(garbage.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap_err();
@@ -117,7 +130,7 @@ async fn redirects_are_not_followed_and_answers_are_capped() {
     let redirecting =
         MockHttp::start(move |_| Reply::status(302).with_header("Location", &target)).await;
     let pair = Pair::new("ETH", "USD");
-    let err = CoinGecko::new(redirecting.url(), Duration::from_secs(5))
+    let err = coingecko(redirecting.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap_err();
@@ -132,7 +145,7 @@ async fn redirects_are_not_followed_and_answers_are_capped() {
         Reply::json(format!(r#"{{"ethereum":{{"usd":1}},"pad":"{padding}"}}"#))
     })
     .await;
-    let err = CoinGecko::new(huge.url(), Duration::from_secs(5))
+    let err = coingecko(huge.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap_err();
@@ -147,11 +160,11 @@ async fn primary_timeout_falls_through_to_secondary() {
     let chain = FallbackChain::new(
         vec![
             stage(
-                Arc::new(CoinGecko::new(slow.url(), Duration::from_secs(30))),
+                Arc::new(coingecko(slow.url(), Duration::from_secs(30))),
                 Duration::from_millis(200),
             ),
             stage(
-                Arc::new(Binance::new(bn.url(), Duration::from_secs(30))),
+                Arc::new(binance(bn.url(), Duration::from_secs(30))),
                 Duration::from_secs(5),
             ),
         ],
@@ -180,7 +193,7 @@ async fn stale_values_are_served_only_within_the_bound() {
     let clock = Arc::new(ManualClock::new());
     let chain = FallbackChain::new(
         vec![stage(
-            Arc::new(CoinGecko::new(cg.url(), Duration::from_secs(5))),
+            Arc::new(coingecko(cg.url(), Duration::from_secs(5))),
             Duration::from_secs(5),
         )],
         cache(clock.clone()),
@@ -229,7 +242,7 @@ async fn retries_go_through_the_breaker_and_honour_the_interval_gate() {
     let breaker = Arc::new(CircuitBreaker::new("coingecko", BreakerConfig::default()).unwrap());
     let chain = FallbackChain::new(
         vec![Stage {
-            source: Arc::new(CoinGecko::new(cg.url(), Duration::from_secs(5))),
+            source: Arc::new(coingecko(cg.url(), Duration::from_secs(5))),
             breaker: breaker.clone(),
             timeout: Duration::from_secs(5),
             retry: retry.clone(),
@@ -246,7 +259,7 @@ async fn retries_go_through_the_breaker_and_honour_the_interval_gate() {
 
     let gated = FallbackChain::new(
         vec![Stage {
-            source: Arc::new(CoinGecko::new(cg.url(), Duration::from_secs(5))),
+            source: Arc::new(coingecko(cg.url(), Duration::from_secs(5))),
             breaker: Arc::new(CircuitBreaker::new("cg2", BreakerConfig::default()).unwrap()),
             timeout: Duration::from_secs(5),
             retry,
@@ -268,12 +281,11 @@ mod cross_process {
     use std::time::{Duration, Instant};
 
     use haven_resilience::{
-        BreakerConfig, CircuitBreaker, CoinGecko, FallbackChain, ManualClock, Pair,
-        RedisIntervalGate, Stage,
+        BreakerConfig, CircuitBreaker, FallbackChain, ManualClock, Pair, RedisIntervalGate, Stage,
     };
     use haven_testkit::TestRedis;
 
-    use super::{coingecko_reply, once};
+    use super::{coingecko, coingecko_reply, once};
     use crate::support::{MockHttp, Reports, pool, report, spawn_child};
 
     const RUN: Duration = Duration::from_millis(2500);
@@ -283,7 +295,7 @@ mod cross_process {
         let gate = RedisIntervalGate::new(pool(redis_url), prefix, Duration::from_secs(1));
         FallbackChain::new(
             vec![Stage {
-                source: Arc::new(CoinGecko::new(upstream, Duration::from_secs(5))),
+                source: Arc::new(coingecko(upstream, Duration::from_secs(5))),
                 breaker: Arc::new(CircuitBreaker::new("cg", BreakerConfig::default()).unwrap()),
                 timeout: Duration::from_secs(5),
                 retry: once(),

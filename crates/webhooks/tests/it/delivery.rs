@@ -20,6 +20,8 @@ fn secrets() -> Vec<Secret> {
 }
 
 fn sender() -> HttpSender {
+    // the test process chooses the TLS crypto provider; the library never does
+    haven_testkit::install_crypto_provider();
     HttpSender::new(
         DestinationPolicy::allow_loopback_http(),
         SenderConfig {
@@ -146,6 +148,7 @@ async fn retry_after_delay_is_reflected_in_the_schedule() {
 #[tokio::test]
 async fn internal_destinations_are_refused_unless_allow_listed() {
     let receiver = Receiver::start(secrets(), vec![]).await;
+    haven_testkit::install_crypto_provider();
     let strict = HttpSender::new(DestinationPolicy::strict(), SenderConfig::default()).unwrap();
     let mut relaxed = DestinationPolicy::strict();
     relaxed.require_https = false;

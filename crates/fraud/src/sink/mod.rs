@@ -10,10 +10,6 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use haven_core::redact;
-use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Mailboxes};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,6 +17,20 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::alert::Alert;
+
+#[cfg(feature = "smtp")]
+mod smtp;
+#[cfg(feature = "http")]
+mod webhook;
+
+#[cfg(feature = "smtp")]
+pub use smtp::SmtpSink;
+#[cfg(feature = "http")]
+pub use webhook::WebhookSink;
+
+/// The transport's own error (lettre's, reqwest's), boxed so the error type does not depend
+/// on which transports are compiled in.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +44,13 @@ pub enum DeliveryError {
     },
     /// The message could not be built.
     #[error("email could not be built")]
-    Email(#[source] lettre::error::Error),
+    Email(#[source] BoxError),
     /// The SMTP server refused or could not be reached.
     #[error("SMTP delivery failed")]
-    Smtp(#[source] lettre::transport::smtp::Error),
+    Smtp(#[source] BoxError),
     /// The webhook endpoint could not be reached.
     #[error("webhook request failed")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] BoxError),
     /// The webhook endpoint answered with a non-2xx status.
     #[error("webhook endpoint answered {status}")]
     Status {
@@ -204,96 +214,6 @@ impl fmt::Debug for SmtpConfig {
     }
 }
 
-/// Emails alerts through SMTP (lettre, rustls).
-pub struct SmtpSink {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-    to: Mailboxes,
-}
-
-impl fmt::Debug for SmtpSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpSink")
-            .field("from", &self.from.to_string())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SmtpSink {
-    /// Builds the transport and parses the addresses (an address with CR/LF does not parse).
-    pub fn new(config: &SmtpConfig) -> Result<Self, DeliveryError> {
-        if config.security == SmtpSecurity::None && !is_loopback_host(&config.host) {
-            return Err(DeliveryError::InvalidConfig { field: "security" });
-        }
-        let builder = match config.security {
-            SmtpSecurity::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            }
-            SmtpSecurity::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)
-                    .map_err(DeliveryError::Smtp)?
-            }
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)
-                .map_err(DeliveryError::Smtp)?,
-        };
-        let mut builder = builder.port(config.port).timeout(Some(config.timeout));
-        if let Some((user, password)) = &config.credentials {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose_secret().to_owned(),
-            ));
-        }
-        let from: Mailbox = config
-            .from
-            .parse()
-            .map_err(|_| DeliveryError::InvalidConfig { field: "from" })?;
-        if config.to.is_empty() {
-            return Err(DeliveryError::InvalidConfig { field: "to" });
-        }
-        let mut to = Mailboxes::new();
-        for raw in &config.to {
-            let mailbox: Mailbox = raw
-                .parse()
-                .map_err(|_| DeliveryError::InvalidConfig { field: "to" })?;
-            to.push(mailbox);
-        }
-        Ok(Self {
-            transport: builder.build(),
-            from,
-            to,
-        })
-    }
-
-    /// The email an alert becomes (exposed so tests can inspect the exact bytes).
-    pub fn message(&self, alert: &Alert) -> Result<Message, DeliveryError> {
-        let rendered = AlertMessage::from_alert(alert);
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .subject(single_line(&rendered.subject))
-            .header(ContentType::TEXT_PLAIN);
-        for mailbox in self.to.iter() {
-            builder = builder.to(mailbox.clone());
-        }
-        builder.body(rendered.body).map_err(DeliveryError::Email)
-    }
-}
-
-#[async_trait]
-impl AlertSink for SmtpSink {
-    fn name(&self) -> &'static str {
-        "smtp"
-    }
-
-    async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
-        let message = self.message(alert)?;
-        self.transport
-            .send(message)
-            .await
-            .map_err(DeliveryError::Smtp)?;
-        Ok(())
-    }
-}
-
 /// Signs webhook requests. This is the adapter point for `haven-webhooks`: its signer can
 /// implement this trait; [`StandardWebhookSigner`] is a minimal built-in implementation.
 pub trait WebhookSigner: Send + Sync {
@@ -348,95 +268,6 @@ impl WebhookSigner for StandardWebhookSigner {
             ("webhook-timestamp", timestamp.to_string()),
             ("webhook-signature", self.signature(msg_id, timestamp, body)),
         ]
-    }
-}
-
-/// POSTs alerts as signed JSON: `{"type":"fraud.alert","timestamp":…,"data":{…}}`. The
-/// message id is the alert id, so a receiver can drop redeliveries.
-pub struct WebhookSink {
-    client: reqwest::Client,
-    url: reqwest::Url,
-    signer: Arc<dyn WebhookSigner>,
-}
-
-impl fmt::Debug for WebhookSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookSink")
-            .field("url", &redact(self.url.as_str()))
-            .finish_non_exhaustive()
-    }
-}
-
-impl WebhookSink {
-    /// A sink posting to `url`, with its own HTTP client: 10 s timeout, no redirects (a
-    /// 3xx is a failed delivery: the alert must not be sent somewhere the configuration
-    /// does not name). Installs rustls' `ring` crypto provider as the process default if
-    /// none is installed yet. The response body is never read.
-    pub fn new(url: &str, signer: Arc<dyn WebhookSigner>) -> Result<Self, DeliveryError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(DeliveryError::Http)?;
-        Self::with_client(url, signer, client)
-    }
-
-    /// A sink using an existing client (configure it without redirects, as
-    /// [`WebhookSink::new`] does).
-    pub fn with_client(
-        url: &str,
-        signer: Arc<dyn WebhookSigner>,
-        client: reqwest::Client,
-    ) -> Result<Self, DeliveryError> {
-        let url =
-            reqwest::Url::parse(url).map_err(|_| DeliveryError::InvalidConfig { field: "url" })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(DeliveryError::InvalidConfig { field: "url" });
-        }
-        Ok(Self {
-            client,
-            url,
-            signer,
-        })
-    }
-}
-
-#[async_trait]
-impl AlertSink for WebhookSink {
-    fn name(&self) -> &'static str {
-        "webhook"
-    }
-
-    async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
-        let message = AlertMessage::from_alert(alert);
-        let timestamp = chrono::Utc::now().timestamp();
-        let body = serde_json::json!({
-            "type": "fraud.alert",
-            "timestamp": chrono::Utc::now().to_rfc3339(),
-            "data": message.payload,
-        });
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        let msg_id = format!("msg_{}", alert.id.simple());
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in self.signer.sign(&msg_id, timestamp, &body) {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(DeliveryError::Http)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(DeliveryError::Status {
-                status: status.as_u16(),
-            });
-        }
-        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Workspace rules checked as ordinary tests.
+//! Domain crates link no web, database, job or CLI framework — not even in their tests.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -16,6 +16,7 @@ const DOMAIN_CRATES: &[&str] = &[
     "haven-chain",
     "haven-auth",
     "haven-rewards",
+    "haven-partners",
 ];
 
 /// Web, database, job and CLI frameworks that belong to crates/db and the binaries only.
@@ -141,5 +142,69 @@ fn the_rule_catches_a_domain_crate_that_gains_a_framework() {
 }
 
 fn crate_root() -> std::path::PathBuf {
-    haven_testkit::workspace_root()
+    super::workspace_root()
+}
+
+/// The frameworks `cargo tree -p <crate> -e normal,dev --all-features` lists for one crate:
+/// what its own test and bench binaries link, with that crate's features only (the
+/// workspace-wide resolve of `cargo metadata` would unify the features other members turn
+/// on, e.g. the test kit's `postgres`).
+fn frameworks_in_test_build(package: &str) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .current_dir(crate_root())
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal,dev",
+            "--all-features",
+        ])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut found: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        // criterion links clap in benches; the web and database stacks are what A1 keeps out
+        .filter(|name| FORBIDDEN.contains(name) && *name != "clap")
+        .map(str::to_owned)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// A1: a domain crate's tests and benches build without the web and database stacks (the
+/// api's test server lives behind `haven-api`'s `test-utils` feature and `TestDb` behind
+/// the test kit's `postgres` feature, which only crates/db and the binaries turn on).
+#[test]
+fn domain_crates_tests_link_no_framework_either() {
+    let mut found = Vec::new();
+    for package in DOMAIN_CRATES {
+        for name in frameworks_in_test_build(package) {
+            found.push(format!("{package} (normal + dev) -> {name}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "domain crates' tests must build without these frameworks:\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_test_build_check_sees_a_framework_where_there_is_one() {
+    // haven-db links diesel by design: the same check must report it there.
+    assert!(
+        frameworks_in_test_build("haven-db").contains(&"diesel".to_owned()),
+        "cargo tree of haven-db shows diesel"
+    );
 }
