@@ -82,8 +82,9 @@ pub use fallback::RedisIntervalGate;
 #[cfg(feature = "http")]
 pub use fallback::{Binance, CoinGecko};
 pub use fallback::{
-    CachedValue, FallbackChain, InMemoryIntervalGate, IntervalGate, MAX_PRICE_RESPONSE_BYTES, Pair,
-    PriceSource, Quote, Stage, TtlCache, classify_breaker, classify_retry,
+    CachedValue, FallbackChain, InMemoryIntervalGate, IntervalGate, InvalidPrice,
+    MAX_PRICE_RESPONSE_BYTES, Pair, Price, PriceSource, Quote, Stage, TtlCache, classify_breaker,
+    classify_retry,
 };
 #[cfg(feature = "redis")]
 pub use limiter::DistributedLimiter;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::TtlCache;
 use super::gate::IntervalGate;
-use super::price::{Pair, PriceSource};
+use super::price::{Pair, Price, PriceSource};
 use crate::breaker::{Breaker, BreakerExt, Outcome};
 use crate::bulkhead::with_timeout;
 use crate::retry::{Idempotency, Retry, RetryDecision};
@@ -31,8 +31,8 @@ pub struct Stage {
 pub struct Quote {
     /// The pair.
     pub pair: Pair,
-    /// Price of one base unit in the quote currency.
-    pub price: f64,
+    /// Price of one base unit in the quote currency, exact.
+    pub price: Price,
     /// Which upstream produced it.
     pub source: String,
     /// Age of the value (zero when just fetched).
@@ -58,7 +58,7 @@ pub fn classify_retry(error: &Error) -> RetryDecision {
 
 /// Whether an upstream error says the upstream is unhealthy: a 4xx other than 429 is
 /// caused by the request and does not count against the breaker.
-pub fn classify_breaker(result: &Result<f64>) -> Outcome {
+pub fn classify_breaker(result: &Result<Price>) -> Outcome {
     match result {
         Ok(_) => Outcome::Success,
         Err(Error::UpstreamStatus { status, .. })
@@ -83,7 +83,7 @@ fn flatten(e: CallError<Error>) -> Error {
 #[derive(Debug)]
 pub struct FallbackChain {
     stages: Vec<Stage>,
-    cache: TtlCache<Pair, (f64, String)>,
+    cache: TtlCache<Pair, (Price, String)>,
     gate: Arc<dyn IntervalGate>,
 }
 
@@ -91,7 +91,7 @@ impl FallbackChain {
     /// A chain over `stages` in order.
     pub fn new(
         stages: Vec<Stage>,
-        cache: TtlCache<Pair, (f64, String)>,
+        cache: TtlCache<Pair, (Price, String)>,
         gate: Arc<dyn IntervalGate>,
     ) -> Self {
         Self {
@@ -116,7 +116,8 @@ impl FallbackChain {
             match self.fetch(stage, pair).await {
                 Ok(price) => {
                     let source = stage.source.name().to_owned();
-                    self.cache.insert(pair.clone(), (price, source.clone()));
+                    self.cache
+                        .insert(pair.clone(), (price.clone(), source.clone()));
                     return Ok(Quote {
                         pair: pair.clone(),
                         price,
@@ -144,7 +145,7 @@ impl FallbackChain {
         }
     }
 
-    async fn fetch(&self, stage: &Stage, pair: &Pair) -> Result<f64> {
+    async fn fetch(&self, stage: &Stage, pair: &Pair) -> Result<Price> {
         let attempt = |_| async {
             if let Some(interval) = stage.min_interval {
                 self.gate.try_claim(stage.source.name(), interval).await?;
@@ -167,6 +168,6 @@ impl FallbackChain {
     }
 }
 
-fn classify_breaker_call(result: &Result<f64>) -> Outcome {
+fn classify_breaker_call(result: &Result<Price>) -> Outcome {
     classify_breaker(result)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::price::{MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource};
+use super::price::{MAX_PRICE_RESPONSE_BYTES, Pair, Price, PriceSource};
 use crate::{Error, Result};
 
 /// The price sources' client: the timeout, no redirects (a price comes from the configured
@@ -80,15 +80,11 @@ async fn get_json(
     read_capped(response, upstream, MAX_PRICE_RESPONSE_BYTES).await
 }
 
-fn checked(upstream: &'static str, pair: &Pair, price: f64) -> Result<f64> {
-    if price.is_finite() && price > 0.0 {
-        Ok(price)
-    } else {
-        Err(Error::InvalidPrice {
-            upstream,
-            pair: pair.to_string(),
-        })
-    }
+fn checked(upstream: &'static str, pair: &Pair, text: &str) -> Result<Price> {
+    Price::parse(text).map_err(|_| Error::InvalidPrice {
+        upstream,
+        pair: pair.to_string(),
+    })
 }
 
 /// CoinGecko's `/api/v3/simple/price`.
@@ -142,7 +138,7 @@ impl PriceSource for CoinGecko {
         "coingecko"
     }
 
-    async fn price(&self, pair: &Pair) -> Result<f64> {
+    async fn price(&self, pair: &Pair) -> Result<Price> {
         let missing = || Error::MissingPrice {
             upstream: "coingecko",
             pair: pair.to_string(),
@@ -157,17 +153,17 @@ impl PriceSource for CoinGecko {
             &[("ids", id), ("vs_currencies", &vs)],
         )
         .await?;
-        let parsed: HashMap<String, HashMap<String, f64>> =
+        // The number's own text: read exactly, never through a float.
+        let parsed: HashMap<String, HashMap<String, Box<serde_json::value::RawValue>>> =
             serde_json::from_slice(&body).map_err(|source| Error::Decode {
                 upstream: "coingecko",
                 source,
             })?;
-        let price = parsed
+        let raw = parsed
             .get(id)
             .and_then(|m| m.get(&vs))
-            .copied()
             .ok_or_else(missing)?;
-        checked("coingecko", pair, price)
+        checked("coingecko", pair, raw.get())
     }
 }
 
@@ -203,7 +199,7 @@ impl PriceSource for Binance {
         "binance"
     }
 
-    async fn price(&self, pair: &Pair) -> Result<f64> {
+    async fn price(&self, pair: &Pair) -> Result<Price> {
         let quote = if pair.quote == "USD" {
             "USDT"
         } else {
@@ -227,7 +223,6 @@ impl PriceSource for Binance {
                 pair: pair.to_string(),
             });
         }
-        let price: f64 = ticker.price.parse().map_err(|_| invalid())?;
-        checked("binance", pair, price)
+        Price::parse(&ticker.price).map_err(|_| invalid())
     }
 }

@@ -15,4 +15,4 @@ pub use gate::RedisIntervalGate;
 pub use gate::{InMemoryIntervalGate, IntervalGate};
 #[cfg(feature = "http")]
 pub use http_price::{Binance, CoinGecko};
-pub use price::{MAX_PRICE_RESPONSE_BYTES, Pair, PriceSource};
+pub use price::{InvalidPrice, MAX_PRICE_RESPONSE_BYTES, Pair, Price, PriceSource};

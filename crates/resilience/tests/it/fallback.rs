@@ -65,7 +65,7 @@ fn stage(source: Arc<dyn PriceSource>, timeout: Duration) -> Stage {
     }
 }
 
-fn cache(clock: Arc<ManualClock>) -> TtlCache<Pair, (f64, String)> {
+fn cache(clock: Arc<ManualClock>) -> TtlCache<Pair, (haven_resilience::Price, String)> {
     TtlCache::with_clock(Duration::from_secs(30), Duration::from_secs(120), clock).unwrap()
 }
 
@@ -78,19 +78,65 @@ async fn sources_parse_their_upstream_formats() {
         .price(&pair)
         .await
         .unwrap();
-    assert_eq!(price, 3012.5);
+    assert_eq!(price.as_str(), "3012.5");
     assert!(cg.requests()[0].1.contains("ids=ethereum"));
     assert!(cg.requests()[0].1.contains("vs_currencies=usd"));
     let price = binance(bn.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap();
-    assert_eq!(price, 3001.25);
+    assert_eq!(price.as_str(), "3001.25");
     assert!(bn.requests()[0].1.ends_with("symbol=ETHUSDT"));
     let unknown = coingecko(cg.url(), Duration::from_secs(5))
         .price(&Pair::new("NOPE", "USD"))
         .await;
     assert!(matches!(unknown, Err(Error::MissingPrice { .. })));
+}
+
+/// Prices are read from the answer's text exactly: digits a binary float cannot hold come
+/// through unchanged, an exponent is expanded, zero is refused.
+#[tokio::test]
+async fn prices_are_exact_decimals_never_floats() {
+    let pair = Pair::new("eth", "usd");
+    for (answer, expected) in [
+        ("0.30000000000000000001", Some("0.30000000000000000001")),
+        ("0.1", Some("0.1")),
+        ("1.25e-7", Some("0.000000125")),
+        (
+            "123456789012345678901234567890",
+            Some("123456789012345678901234567890"),
+        ),
+        ("0", None),
+        ("1e400", None),
+    ] {
+        let body = format!(r#"{{"ethereum":{{"usd":{answer}}}}}"#);
+        let cg = MockHttp::start(move |_| Reply::json(body.clone())).await;
+        let price = coingecko(cg.url(), Duration::from_secs(5))
+            .price(&pair)
+            .await;
+        match expected {
+            Some(text) => assert_eq!(price.unwrap().as_str(), text, "{answer}"),
+            None => assert!(
+                matches!(
+                    price,
+                    Err(Error::InvalidPrice { .. }) | Err(Error::Decode { .. })
+                ),
+                "{answer}: {price:?}"
+            ),
+        }
+    }
+    let bn = MockHttp::start(|target: &str| {
+        Reply::json(format!(
+            r#"{{"symbol":"{}","price":"0.10000000000000000000"}}"#,
+            query(target)["symbol"]
+        ))
+    })
+    .await;
+    let price = binance(bn.url(), Duration::from_secs(5))
+        .price(&pair)
+        .await
+        .unwrap();
+    assert_eq!(price.as_str(), "0.1");
 }
 
 #[tokio::test]
@@ -173,7 +219,7 @@ async fn primary_timeout_falls_through_to_secondary() {
     );
     let quote = chain.quote(&Pair::new("ETH", "USD")).await.unwrap();
     assert_eq!(quote.source, "binance");
-    assert_eq!(quote.price, 3001.25);
+    assert_eq!(quote.price.as_str(), "3001.25");
     assert!(!quote.stale);
     assert_eq!(slow.count(), 1);
 }
@@ -211,7 +257,7 @@ async fn stale_values_are_served_only_within_the_bound() {
     clock.advance(Duration::from_secs(2));
     let stale = chain.quote(&pair).await.unwrap();
     assert!(stale.stale);
-    assert_eq!(stale.price, 3012.5);
+    assert_eq!(stale.price.as_str(), "3012.5");
     assert_eq!(stale.age, Duration::from_secs(31));
     assert_eq!(cg.count(), 2);
 
