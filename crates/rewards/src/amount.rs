@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 const DIGITS: u32 = 18;
 
 /// `10^18`: base units per HNV, and the fixed scale of a [`Decimal`].
-const SCALE: u128 = 1_000_000_000_000_000_000;
+pub(crate) const SCALE: u128 = 1_000_000_000_000_000_000;
 
 /// The longest text [`Hnv::parse`] and [`Decimal::parse`] look at; anything longer is refused
 /// before parsing (39 integer digits, a point and 18 fraction digits fit well below it).
@@ -349,6 +349,23 @@ pub(crate) fn product_units(factors: &[u128]) -> Option<u128> {
     }
     for _ in rest {
         acc = acc.div_small(SCALE as u64);
+    }
+    acc.to_u128()
+}
+
+/// `⌊∏ factors / ∏ divisors⌋`, exact whatever the size of the intermediate product;
+/// `None` when a divisor is zero or the result does not fit.
+pub(crate) fn mul_div_floor(factors: &[u128], divisors: &[u64]) -> Option<u128> {
+    let (first, rest) = factors.split_first()?;
+    let mut acc = U512::from_u128(*first);
+    for factor in rest {
+        acc = acc.checked_mul(*factor)?;
+    }
+    for &d in divisors {
+        if d == 0 {
+            return None;
+        }
+        acc = acc.div_small(d);
     }
     acc.to_u128()
 }

@@ -56,6 +56,7 @@ mod event;
 mod ledger;
 mod payload;
 mod rules;
+mod staking;
 
 pub use amount::{AmountError, Decimal, Hnv, MAX_INPUT_LEN};
 pub use decision::{Decision, Effect, decide, quote, try_decide};
@@ -63,6 +64,9 @@ pub use event::{EventName, EventSubject, MemberRef, PartnerEvent, Source, Unknow
 pub use ledger::{BusinessKey, RewardKind, RewardState};
 pub use payload::{MAX_ID_CHARS, PayloadError, parse_event};
 pub use rules::{DEFAULT_RULES, Rules, RulesError, StakingRules};
+pub use staking::{
+    DAYS_PER_YEAR, IsoWeek, WeekError, active_days, staking_interest, weekly_accrual,
+};
 
 /// The README's example runs as a doctest.
 #[cfg(doctest)]
