@@ -55,8 +55,8 @@ struct WorkerState {
 }
 
 /// Installs rustls' `ring` provider as the process's TLS crypto provider unless one is
-/// installed already. The libraries never choose it; [`run_with_jobs`] calls this before any
-/// job builds a client.
+/// installed already. The libraries never choose it; [`run`] and [`run_with_jobs`] call this
+/// before any job builds a client.
 pub fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // a concurrent install that won the race is just as good
@@ -143,6 +143,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    install_crypto_provider();
     let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
     let alerts_db = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)
         .context("DATABASE_URL")?;
@@ -186,15 +187,35 @@ pub async fn run(
             jobs.push(Arc::new(crate::jobs::chain_monitor::ChainMonitorJob::over(
                 chain.clone(),
             )));
-            jobs.push(Arc::new(crate::jobs::rewards::RewardsJob::new(
+            // The api's network statistics, invalidated here after a mint or burn.
+            let stats =
+                haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 2)
+                    .map(|redis| {
+                        Arc::new(haven_service::cache::SharedCache::new(
+                            Some(redis),
+                            format!("{}network:stats", config.redis_prefix),
+                            std::time::Duration::from_secs(300),
+                        ))
+                    })
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+            jobs.push(Arc::new(
+                crate::jobs::rewards::RewardsJob::new(
+                    chain.clone(),
+                    haven_db::PgRewards::new(pool.clone()),
+                    config.rewards,
+                )
+                .with_stats(stats.clone()),
+            ));
+            jobs.push(Arc::new(crate::jobs::movements::MovementsJob::new(
                 chain,
-                haven_db::PgRewards::new(pool),
-                config.rewards,
+                haven_db::PgTreasury::new(pool),
+                Some(stats),
+                config.rewards.interval,
             )));
         }
         Err(unset) => tracing::info!(
             unset = %unset.join(", "),
-            "chain_monitor and rewards jobs are off: their chain settings are unset"
+            "chain_monitor, rewards and token_movements jobs are off: their chain settings are unset"
         ),
     }
     run_with_jobs(config, listener, jobs, shutdown).await
