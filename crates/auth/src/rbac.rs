@@ -177,6 +177,12 @@ permissions! {
     ReadMembers = "members:read",
     /// Link member identities and register payout addresses.
     ManageMembers = "members:manage",
+    /// Redeem a member's tokens for fiat (a member-scoped key: its own member).
+    RedeemTokens = "tokens:redeem",
+    /// Withdraw a member's tokens to a registered payout address.
+    WithdrawTokens = "tokens:withdraw",
+    /// Approve, reject and mark paid redemptions.
+    ApproveRedemptions = "redemptions:approve",
 }
 
 /// The permission table: whether `role` holds `permission`.
@@ -191,7 +197,8 @@ pub const fn allows(role: Role, permission: Permission) -> bool {
             matches!(role, Admin | Operator | Viewer)
         }
         SignWithWallet | RetryTransaction | ReviewAlerts | MintTokens | BurnTokens
-        | TransferTokens | ManageWebhooks | ReportEvents | ManageMembers => {
+        | TransferTokens | ManageWebhooks | ReportEvents | ManageMembers | RedeemTokens
+        | WithdrawTokens | ApproveRedemptions => {
             matches!(role, Admin | Operator)
         }
         ManageApiKeys | ManageUsers | ReadAudit | ManageWallets => matches!(role, Admin),
@@ -292,6 +299,9 @@ mod tests {
         (Permission::ReportEvents, true, true, false),
         (Permission::ReadMembers, true, true, true),
         (Permission::ManageMembers, true, true, false),
+        (Permission::RedeemTokens, true, true, false),
+        (Permission::WithdrawTokens, true, true, false),
+        (Permission::ApproveRedemptions, true, true, false),
     ];
 
     #[test]

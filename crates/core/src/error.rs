@@ -114,6 +114,8 @@ error_codes! {
     CircuitOpen = (503, "CIRCUIT_OPEN", "This service is temporarily unavailable; please retry later."),
     /// A dependency (database, cache, node) is unavailable.
     ServiceUnavailable = (503, "SERVICE_UNAVAILABLE", "This service is temporarily unavailable; please retry later."),
+    /// No current price could be had (every source failed, the cached one is past its bound).
+    PriceUnavailable = (503, "PRICE_UNAVAILABLE", "No current price is available; please retry later."),
     /// The operation timed out.
     Timeout = (504, "TIMEOUT", "The request took too long; please retry later."),
 }

@@ -25,6 +25,12 @@ pub enum Error {
         /// The violated constraint.
         constraint: String,
     },
+    /// The request cannot be carried out as asked (a week not over, a zero amount, …).
+    #[error("invalid request: {reason}")]
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
     /// A stored value could not be decoded (corrupt row).
     #[error("corrupt {table} row: {reason}")]
     Corrupt {
@@ -41,6 +47,7 @@ impl Error {
         match self {
             Error::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::Invalid { .. } => ErrorCode::ValidationError,
             Error::Config { .. }
             | Error::Query(_)
             | Error::Migration(_)

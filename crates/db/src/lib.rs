@@ -33,6 +33,7 @@ mod nonce;
 mod pool;
 pub mod rewards;
 pub mod schema;
+pub mod treasury;
 mod users;
 mod webhooks;
 
@@ -49,6 +50,7 @@ pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_mig
 pub use nonce::PgNonceStore;
 pub use pool::{PgPool, connect, connect_lazy, ping, row_counts};
 pub use rewards::{PgRewards, RewardRecord};
+pub use treasury::PgTreasury;
 pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
 pub use webhooks::{
     AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgIdempotencyStore, PgReplayStore,

@@ -9,6 +9,7 @@
 //! ## Features
 //! No optional features.
 
+pub mod cache;
 pub mod config;
 pub mod metrics;
 pub mod probe;

@@ -77,6 +77,11 @@ impl Intake {
         }
     }
 
+    /// The fraud rules every reward is checked against.
+    pub fn fraud(&self) -> &Arc<Engine> {
+        &self.fraud
+    }
+
     /// The rules in force.
     pub fn rules(&self) -> &Rules {
         &self.rules

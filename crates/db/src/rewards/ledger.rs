@@ -150,7 +150,7 @@ pub(crate) async fn enqueue_subscribed(
 }
 
 /// The webhook event a reward in `state` announces.
-fn state_event(state: RewardState) -> Option<&'static str> {
+pub(crate) fn state_event(state: RewardState) -> Option<&'static str> {
     match state {
         RewardState::Pending => Some("reward.pending"),
         RewardState::Held => Some("reward.held"),

@@ -11,6 +11,7 @@
 //! - every state change is a compare-and-set on the row's state, and writes its webhook
 //!   messages (and audit row, when an operator caused it) in the same transaction.
 
+mod grant;
 mod intake;
 mod jobs;
 mod ledger;
@@ -22,6 +23,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use haven_rewards::{Hnv, RewardKind, RewardState};
 use uuid::Uuid;
 
+pub use grant::{AccrualReport, Grant, Granted, accrual_key};
 pub use intake::{Accepted, Intake, IntakeError};
 pub use jobs::{MemberLock, RewardAction, RewardJob};
 pub use ledger::{InboxEntry, Ingest, IngestOutcome, LedgerTotals, RewardUpdate};

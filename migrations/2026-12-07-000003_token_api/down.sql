@@ -1,0 +1,3 @@
+DROP TABLE token_movements;
+DROP TABLE withdrawals;
+DROP TABLE redemption_requests;
