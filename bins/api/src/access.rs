@@ -207,6 +207,50 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         "/api/v1/members/{id}/payout-addresses",
         Permission::ManageMembers,
     ),
+    permission(
+        "POST",
+        "/api/v1/members/{id}/withdrawals",
+        Permission::WithdrawTokens,
+    )
+    .idempotency(Idempotency::Required),
+    permission(
+        "GET",
+        "/api/v1/members/{id}/withdrawals/{withdrawal_id}",
+        Permission::ReadMembers,
+    ),
+    // The token API. A mint's key is optional (the caller's reference is its business key);
+    // a redemption moves a member's money and needs one.
+    permission("POST", "/api/v1/token/mint", Permission::MintTokens)
+        .idempotency(Idempotency::Optional),
+    permission("POST", "/api/v1/token/redeem", Permission::RedeemTokens)
+        .idempotency(Idempotency::Required),
+    permission(
+        "GET",
+        "/api/v1/admin/redemptions",
+        Permission::ApproveRedemptions,
+    ),
+    permission(
+        "GET",
+        "/api/v1/admin/redemptions/{id}",
+        Permission::ApproveRedemptions,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/redemptions/{id}/approve",
+        Permission::ApproveRedemptions,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/redemptions/{id}/reject",
+        Permission::ApproveRedemptions,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/redemptions/{id}/mark-paid",
+        Permission::ApproveRedemptions,
+    ),
+    // Aggregates only, cached: public like a block explorer's.
+    route("GET", "/api/v1/network/stats", Access::Public),
 ];
 
 /// The row of `method` on the registered pattern `path`.

@@ -1,6 +1,7 @@
 //! The api's configuration: the only place it reads the environment.
 
 pub mod auth;
+pub mod treasury;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct ApiConfig {
     pub rewards_rules: Option<std::path::PathBuf>,
     /// `HAVEN_TOKEN_ADDRESS`: the HAVEN token, for on-chain balances (none: not shown).
     pub token_address: Option<alloy::primitives::Address>,
+    /// Fiat prices and redemption rules (`HAVEN_PRICE_*`, `HAVEN_REDEMPTION_*`).
+    pub treasury: treasury::TreasuryConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +62,8 @@ struct Own {
     hardening: HardeningOwn,
     #[serde(flatten)]
     auth: auth::AuthOwn,
+    #[serde(flatten)]
+    treasury: treasury::TreasuryOwn,
 }
 
 #[derive(Debug, Serialize)]
@@ -320,6 +325,7 @@ impl ApiConfig {
             webhook_sources,
             rewards_rules,
             token_address,
+            treasury: treasury::treasury_from(own.treasury)?,
         })
     }
 
@@ -368,6 +374,7 @@ impl ApiConfig {
             webhook_sources: webhooks::WebhookSources::default(),
             rewards_rules: None,
             token_address: None,
+            treasury: treasury::TreasuryConfig::default(),
         }
     }
 }
@@ -388,6 +395,7 @@ mod tests {
             webhook_sources: String::new(),
             hardening: hardening(""),
             auth: auth::dev_own(),
+            treasury: treasury::TreasuryOwn::default(),
         }
     }
 

@@ -25,6 +25,7 @@ pub mod state;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 pub mod tls;
+pub mod treasury;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -150,6 +151,17 @@ impl Application {
                 .map(|token| chain::TokenReader::new(&config.common.eth_rpc_url, token))
                 .transpose()?,
         });
+        let treasury = web::Data::new(treasury::TreasuryService {
+            treasury: haven_db::PgTreasury::new(db.clone()),
+            prices: treasury::TreasuryService::prices(&config.treasury)
+                .context("price sources (HAVEN_PRICE_*)")?,
+            config: config.treasury.clone(),
+            stats: Arc::new(haven_service::cache::SharedCache::new(
+                Some(redis.clone()),
+                format!("{}network:stats", config.auth.redis_prefix),
+                std::time::Duration::from_secs(config.treasury.stats_cache_secs),
+            )),
+        });
         // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
         let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
             Arc::new(haven_webhooks::FallbackStore::new(
@@ -185,6 +197,7 @@ impl Application {
                 .app_data(metrics_access.clone())
                 .app_data(fraud.clone())
                 .app_data(rewards.clone())
+                .app_data(treasury.clone())
                 // The last wrap runs first. Authentication, authorization and rate limits are
                 // not here: each route's own guard applies them once the router has matched
                 // it (`access::RouteSet`).
@@ -270,7 +283,6 @@ impl Application {
     }
 }
 
-/// Builds and serves the api on `listener` until `shutdown` resolves.
 /// Installs rustls' `ring` provider as the process's TLS crypto provider unless one is
 /// installed already. The libraries never choose it; `main` and [`Application::build`] call
 /// this before any client or TLS listener exists.
@@ -281,6 +293,7 @@ pub fn install_crypto_provider() {
     }
 }
 
+/// Builds and serves the api on `listener` until `shutdown` resolves.
 pub async fn run(
     config: ApiConfig,
     listener: TcpListener,

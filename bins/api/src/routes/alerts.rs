@@ -252,6 +252,14 @@ pub async fn transition(
                 if !settled.is_empty() {
                     tracing::info!(alert = %id, rewards = settled.len(), approved = (to == ReviewState::FalsePositive), "held rewards settled");
                 }
+                let audit = event(&req, &principal, "withdrawal.settled", Severity::Medium);
+                let released = haven_db::PgTreasury::new(state.db.clone())
+                    .settle_held_withdrawals(id, to == ReviewState::FalsePositive, audit)
+                    .await
+                    .map_err(crate::routes::token::treasury_error)?;
+                if !released.is_empty() {
+                    tracing::info!(alert = %id, withdrawals = released.len(), approved = (to == ReviewState::FalsePositive), "held withdrawals settled");
+                }
             }
             Ok(HttpResponse::Ok().json(AlertView::from(record)))
         }

@@ -15,9 +15,12 @@ pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod members;
 pub(crate) mod rewards;
+pub(crate) mod stats;
+pub(crate) mod token;
 pub(crate) mod transactions;
 pub(crate) mod users;
 pub(crate) mod wallets;
+pub(crate) mod withdrawals;
 
 /// Every handler of the api, by method and full path pattern.
 pub fn standard() -> RouteSet {
@@ -96,14 +99,52 @@ pub fn standard() -> RouteSet {
             members::link,
         )
         .add(
-            get,
+            get.clone(),
             "/api/v1/members/{id}/payout-addresses",
             members::payout_addresses,
         )
         .add(
-            post,
+            post.clone(),
             "/api/v1/members/{id}/payout-addresses",
             members::add_payout_address,
-        );
+        )
+        .add(
+            post.clone(),
+            "/api/v1/members/{id}/withdrawals",
+            withdrawals::create,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/members/{id}/withdrawals/{withdrawal_id}",
+            withdrawals::get,
+        )
+        .add(post.clone(), "/api/v1/token/mint", token::mint)
+        .add(post.clone(), "/api/v1/token/redeem", token::redeem)
+        .add(
+            get.clone(),
+            "/api/v1/admin/redemptions",
+            token::list_redemptions,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/redemptions/{id}",
+            token::get_redemption,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/redemptions/{id}/approve",
+            token::approve,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/redemptions/{id}/reject",
+            token::reject,
+        )
+        .add(
+            post,
+            "/api/v1/admin/redemptions/{id}/mark-paid",
+            token::mark_paid,
+        )
+        .add(get, "/api/v1/network/stats", stats::network);
     r
 }
