@@ -29,6 +29,9 @@ pub struct WorkerConfig {
     pub inbound_relay: InboundRelayConfig,
     /// The rewards job (`HAVEN_REWARDS_POLL_MS`); it runs with the chain settings.
     pub rewards: crate::jobs::rewards::RewardsSettings,
+    /// `HAVEN_REDIS_PREFIX` (default `haven:`): the keys shared with the api (the network
+    /// statistics cache the worker invalidates after a mint or burn).
+    pub redis_prefix: String,
 }
 
 /// The inbound relay: which outbound endpoints receive each source's verified events.
@@ -57,6 +60,10 @@ fn default_inbound_relay_secs() -> u64 {
 
 fn default_rewards_poll_ms() -> u64 {
     500
+}
+
+fn default_redis_prefix() -> String {
+    "haven:".to_owned()
 }
 
 impl InboundRelayConfig {
@@ -188,6 +195,8 @@ struct Own {
     inbound_relay_secs: u64,
     #[serde(default = "default_rewards_poll_ms")]
     rewards_poll_ms: u64,
+    #[serde(default = "default_redis_prefix")]
+    redis_prefix: String,
     worker_addr: String,
     worker_tick_secs: u64,
     #[serde(default)]
@@ -293,6 +302,7 @@ impl WorkerConfig {
             webhooks,
             inbound_relay,
             rewards,
+            redis_prefix: own.redis_prefix,
         })
     }
 
@@ -314,6 +324,7 @@ impl WorkerConfig {
             webhooks: WebhookDeliveryConfig::default(),
             inbound_relay: InboundRelayConfig::default(),
             rewards: crate::jobs::rewards::RewardsSettings::default(),
+            redis_prefix: default_redis_prefix(),
         }
     }
 }

@@ -4,5 +4,6 @@ pub mod chain_alerts;
 pub mod chain_monitor;
 pub mod fraud_delivery;
 pub mod inbound_relay;
+pub mod movements;
 pub mod rewards;
 pub mod webhook_delivery;

@@ -72,6 +72,7 @@ pub struct RewardsJob {
     chain: Arc<Chain>,
     rewards: PgRewards,
     settings: RewardsSettings,
+    stats: Option<Arc<haven_service::cache::SharedCache>>,
 }
 
 /// What one job's step concluded.
@@ -102,6 +103,19 @@ impl RewardsJob {
             chain,
             rewards,
             settings,
+            stats: None,
+        }
+    }
+
+    /// Invalidates `stats` (the network statistics) after each confirmed mint or burn.
+    pub fn with_stats(mut self, stats: Arc<haven_service::cache::SharedCache>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    async fn supply_changed(&self) {
+        if let Some(stats) = &self.stats {
+            stats.invalidate().await;
         }
     }
 
@@ -262,6 +276,7 @@ impl RewardsJob {
         self.rewards
             .update_reward(reward.id, RewardState::Submitted, update)
             .await?;
+        self.supply_changed().await;
         Ok(Next::Done)
     }
 
@@ -365,6 +380,7 @@ impl RewardsJob {
         self.rewards
             .update_reward(reward.id, RewardState::Confirmed, update)
             .await?;
+        self.supply_changed().await;
         Ok(Next::Done)
     }
 }

@@ -7,6 +7,7 @@ mod rewards;
 mod rewards_property;
 mod rewards_webhooks;
 mod stack;
+mod token_api;
 mod webhook_delivery;
 
 use std::sync::Arc;

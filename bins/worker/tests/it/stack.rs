@@ -64,7 +64,11 @@ impl Stack {
         )
         .await;
         let rpc = anvil.endpoint();
+        // The api's and the worker's shared Redis keys (the statistics cache).
+        let redis_prefix = format!("haven:e2e:{}:", Uuid::new_v4().simple());
+        let api_prefix = redis_prefix.clone();
         let api = spawn_api_on(db, |c| {
+            c.auth.redis_prefix = api_prefix;
             c.common.eth_rpc_url = rpc.clone();
             c.token_address = Some(token);
             c.webhook_sources = WebhookSources::from_verifiers([
@@ -96,6 +100,7 @@ impl Stack {
             ("HAVEN_CHAIN_MONITOR_SECS".to_owned(), "1".to_owned()),
             ("HAVEN_REWARDS_POLL_MS".to_owned(), "100".to_owned()),
             ("HAVEN_LOG_FORMAT".to_owned(), "json".to_owned()),
+            ("HAVEN_REDIS_PREFIX".to_owned(), redis_prefix),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
         ];
         let mut stack = Self {
@@ -225,20 +230,31 @@ impl Stack {
 
     /// An access token of an admin (created on first use).
     pub async fn admin_token(&self) -> String {
+        self.user_token("e2e-admin@example.com", haven_db::Role::Admin)
+            .await
+    }
+
+    /// An access token of the user `email` with `role` (created on first use).
+    pub async fn user_token(&self, email: &str, role: haven_db::Role) -> String {
         let users = haven_db::UserRepo::new(self.pool.clone());
-        let admin = match users.find_by_email("e2e-admin@example.com").await.unwrap() {
+        let user = match users.find_by_email(email).await.unwrap() {
             Some(user) => user.id,
             None => {
                 users
                     .create(haven_db::NewUser {
-                        email: "e2e-admin@example.com".into(),
+                        email: email.into(),
                         password_hash: None,
-                        role: haven_db::Role::Admin,
+                        role,
                     })
                     .await
                     .unwrap()
                     .id
             }
+        };
+        let role = match role {
+            haven_db::Role::Admin => haven_auth::Role::Admin,
+            haven_db::Role::Operator => haven_auth::Role::Operator,
+            haven_db::Role::Viewer => haven_auth::Role::Viewer,
         };
         haven_auth::Jwt::new(
             haven_auth::JwtConfig::new("haven", "haven-api"),
@@ -250,10 +266,40 @@ impl Stack {
                 .unwrap(),
             ),
         )
-        .issue_access(admin, haven_auth::Role::Admin, chrono::Utc::now())
+        .issue_access(user, role, chrono::Utc::now())
         .unwrap()
         .as_str()
         .to_owned()
+    }
+
+    /// Sends `method path` with `body` as the bearer of `token` (and `Idempotency-Key`
+    /// when `key` is given): the status, the `X-Cache` header and the JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Option<String>, Value) {
+        let mut req = self.client.request(method, self.api.url(path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let cache = res
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, cache, res.json().await.unwrap_or(Value::Null))
     }
 
     /// The token's balance of `holder`.
