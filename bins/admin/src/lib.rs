@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 pub mod custody;
 pub mod rewards;
+pub mod staking;
 pub mod sync;
 pub mod users;
 pub mod webhooks;
@@ -66,6 +67,9 @@ pub enum Command {
     /// a partner's recent events into the ledger.
     #[command(subcommand)]
     Rewards(rewards::RewardsCommand),
+    /// Staking: record a week's staking rewards for the worker to mint.
+    #[command(subcommand)]
+    Staking(staking::StakingCommand),
 }
 
 /// `migrate` options.
@@ -144,6 +148,7 @@ pub async fn run(
         Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
         Command::Users(cmd) => users::run(cmd, input, out).await,
         Command::Rewards(cmd) => rewards::run(cmd, input, out).await,
+        Command::Staking(cmd) => staking::run(cmd, out).await,
     }
 }
 

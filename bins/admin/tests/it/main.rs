@@ -5,6 +5,7 @@ mod audit;
 mod chain;
 mod custody;
 mod rewards;
+mod staking;
 mod sync;
 mod users;
 mod webhooks;
