@@ -23,13 +23,35 @@ struct Own {
     min_decryption_version: Option<u32>,
 }
 
+/// The defaults of the commands that use the master keys: unset.
 #[derive(Debug, Serialize)]
-struct Defaults {}
+struct Defaults {
+    master_keys: &'static str,
+    min_decryption_version: Option<u32>,
+}
+
+const DEFAULTS: Defaults = Defaults {
+    master_keys: "",
+    min_decryption_version: None,
+};
+
+/// Every environment variable the admin CLI reads (each command reads its part), sorted.
+pub fn variables() -> Vec<String> {
+    use haven_service::config::variables;
+    let mut names = haven_service::config::common_variables();
+    names.extend(variables(&DEFAULTS));
+    names.extend(variables(&DEPLOY_DEFAULTS));
+    names.extend(variables(&SYNC_DEFAULTS));
+    names.extend([WEBHOOK_SECRET_VAR, REWARDS_RULES_VAR].map(str::to_owned));
+    names.sort();
+    names.dedup();
+    names
+}
 
 impl AdminConfig {
     /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
     pub fn load() -> Result<Self, ConfigError> {
-        let (common, own) = load_with_common::<Own>(Defaults {})?;
+        let (common, own) = load_with_common::<Own>(DEFAULTS)?;
         Ok(Self {
             common,
             master_keys: own.master_keys.filter(|k| {
@@ -85,14 +107,19 @@ struct DeployOwn {
 }
 
 #[derive(Debug, Serialize)]
-struct DeployDefaults {}
+struct DeployDefaults {
+    deployer_key: &'static str,
+}
+
+/// `chain deploy`: no key (development falls back to anvil's first dev account).
+const DEPLOY_DEFAULTS: DeployDefaults = DeployDefaults { deployer_key: "" };
 
 impl DeployConfig {
     /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
     pub fn load() -> Result<Self, ConfigError> {
         use haven_service::config::Environment;
         use secrecy::ExposeSecret;
-        let (common, own) = load_with_common::<DeployOwn>(DeployDefaults {})?;
+        let (common, own) = load_with_common::<DeployOwn>(DEPLOY_DEFAULTS)?;
         let given = own
             .deployer_key
             .filter(|k| !k.expose_secret().trim().is_empty());
@@ -150,13 +177,28 @@ struct SyncOwn {
     tribe_api_key: Option<SecretString>,
     #[serde(default)]
     rewards_rules: String,
-    #[serde(default = "default_redis_prefix")]
     redis_prefix: String,
 }
 
-fn default_redis_prefix() -> String {
-    "haven:".into()
+#[derive(Debug, Serialize)]
+struct SyncDefaults {
+    aurora_url: &'static str,
+    aurora_api_key: &'static str,
+    tribe_url: &'static str,
+    tribe_api_key: &'static str,
+    rewards_rules: &'static str,
+    redis_prefix: &'static str,
 }
+
+/// `rewards sync`: no partner configured, the shipped rules, the api's Redis prefix.
+const SYNC_DEFAULTS: SyncDefaults = SyncDefaults {
+    aurora_url: "",
+    aurora_api_key: "",
+    tribe_url: "",
+    tribe_api_key: "",
+    rewards_rules: "",
+    redis_prefix: "haven:",
+};
 
 fn partner(
     url: &str,
@@ -187,7 +229,7 @@ fn partner(
 impl SyncConfig {
     /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
     pub fn load() -> Result<Self, ConfigError> {
-        let (common, own) = load_with_common::<SyncOwn>(Defaults {})?;
+        let (common, own) = load_with_common::<SyncOwn>(SYNC_DEFAULTS)?;
         let rewards_rules = match own.rewards_rules.trim() {
             "" => None,
             path => Some(std::path::PathBuf::from(path)),

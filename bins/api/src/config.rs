@@ -50,9 +50,7 @@ pub struct ApiConfig {
 struct Own {
     api_addr: String,
     redis_prefix: String,
-    #[serde(default)]
     rewards_rules: String,
-    #[serde(default)]
     token_address: String,
     body_limit: usize,
     request_timeout_secs: u64,
@@ -70,6 +68,8 @@ struct Own {
 struct Defaults {
     api_addr: &'static str,
     redis_prefix: &'static str,
+    rewards_rules: &'static str,
+    token_address: &'static str,
     body_limit: usize,
     request_timeout_secs: u64,
     cors_origins: &'static str,
@@ -78,18 +78,33 @@ struct Defaults {
     hardening: HardeningDefaults,
     #[serde(flatten)]
     auth: auth::AuthDefaults,
+    #[serde(flatten)]
+    treasury: treasury::TreasuryDefaults,
 }
 
+/// Every default of the api, in one place (with the hardening and auth parts it flattens);
+/// every key the api reads has one, so [`variables`] lists every setting.
 const DEFAULTS: Defaults = Defaults {
     api_addr: "127.0.0.1:8080",
     redis_prefix: "haven:",
+    rewards_rules: "",
+    token_address: "",
     body_limit: 1024 * 1024,
     request_timeout_secs: 30,
     cors_origins: "",
     webhook_sources: "",
     hardening: HARDENING_DEFAULTS,
     auth: auth::DEFAULTS,
+    treasury: treasury::DEFAULTS,
 };
+
+/// Every environment variable the api reads, sorted.
+pub fn variables() -> Vec<String> {
+    let mut names = haven_service::config::common_variables();
+    names.extend(haven_service::config::variables(&DEFAULTS));
+    names.sort();
+    names
+}
 
 /// Rate limits, trusted proxies and TLS.
 #[derive(Debug, Deserialize)]

@@ -124,55 +124,7 @@ impl Application {
             auth::AuthContext::build(&config.auth, db.clone(), redis.clone())
                 .context("authentication")?,
         );
-        let engine = Arc::new(
-            haven_fraud::Engine::new(
-                Arc::new(haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES)?),
-                Arc::new(haven_fraud::RedisWindowStore::new(redis.clone())),
-            )
-            .with_key_prefix(format!("{}fraud:", config.auth.redis_prefix)),
-        );
-        let fraud = web::Data::new(routes::fraud::FraudService {
-            engine: engine.clone(),
-            alerts: Arc::new(haven_db::PgAlertStore::new(db.clone())),
-        });
-        let rules = match &config.rewards_rules {
-            Some(path) => haven_rewards::Rules::from_path(path)
-                .with_context(|| format!("HAVEN_REWARDS_RULES={}", path.display()))?,
-            None => haven_rewards::Rules::shipped(),
-        };
-        let rewards = web::Data::new(routes::rewards::RewardsService {
-            intake: haven_db::rewards::Intake::new(
-                haven_db::PgRewards::new(db.clone()),
-                engine,
-                Arc::new(rules),
-            ),
-            chain: config
-                .token_address
-                .map(|token| chain::TokenReader::new(&config.common.eth_rpc_url, token))
-                .transpose()?,
-        });
-        let treasury = web::Data::new(treasury::TreasuryService {
-            treasury: haven_db::PgTreasury::new(db.clone()),
-            prices: treasury::TreasuryService::prices(&config.treasury)
-                .context("price sources (HAVEN_PRICE_*)")?,
-            config: config.treasury.clone(),
-            stats: Arc::new(haven_service::cache::SharedCache::new(
-                Some(redis.clone()),
-                format!("{}network:stats", config.auth.redis_prefix),
-                std::time::Duration::from_secs(config.treasury.stats_cache_secs),
-            )),
-        });
-        // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
-        let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
-            Arc::new(haven_webhooks::FallbackStore::new(
-                haven_webhooks::RedisIdempotencyStore::new(
-                    redis.clone(),
-                    config.auth.redis_prefix.clone(),
-                ),
-                haven_db::PgIdempotencyStore::new(db.clone()),
-            )),
-            haven_webhooks::IdempotencyConfig::default(),
-        ));
+        let domain = Domain::build(&config, &db, &redis)?;
         let public_host = config.public_host.clone();
         let state = AppState {
             config: Arc::new(config),
@@ -193,11 +145,11 @@ impl Application {
                 .app_data(rate_limits.clone())
                 .app_data(policy.clone())
                 .app_data(auth.clone())
-                .app_data(idempotency.clone())
+                .app_data(domain.idempotency.clone())
                 .app_data(metrics_access.clone())
-                .app_data(fraud.clone())
-                .app_data(rewards.clone())
-                .app_data(treasury.clone())
+                .app_data(domain.fraud.clone())
+                .app_data(domain.rewards.clone())
+                .app_data(domain.treasury.clone())
                 // The last wrap runs first. Authentication, authorization and rate limits are
                 // not here: each route's own guard applies them once the router has matched
                 // it (`access::RouteSet`).
@@ -302,4 +254,76 @@ pub async fn run(
     Application::build(config, listener)?
         .run_until(shutdown)
         .await
+}
+
+/// The domain services the handlers reach through `web::Data`.
+struct Domain {
+    fraud: web::Data<routes::fraud::FraudService>,
+    rewards: web::Data<routes::rewards::RewardsService>,
+    treasury: web::Data<treasury::TreasuryService>,
+    idempotency: web::Data<idempotency::IdempotencyGate>,
+}
+
+impl Domain {
+    fn build(
+        config: &ApiConfig,
+        db: &haven_db::PgPool,
+        redis: &deadpool_redis::Pool,
+    ) -> anyhow::Result<Self> {
+        let engine = Arc::new(
+            haven_fraud::Engine::new(
+                Arc::new(haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES)?),
+                Arc::new(haven_fraud::RedisWindowStore::new(redis.clone())),
+            )
+            .with_key_prefix(format!("{}fraud:", config.auth.redis_prefix)),
+        );
+        let fraud = web::Data::new(routes::fraud::FraudService {
+            engine: engine.clone(),
+            alerts: Arc::new(haven_db::PgAlertStore::new(db.clone())),
+        });
+        let rules = match &config.rewards_rules {
+            Some(path) => haven_rewards::Rules::from_path(path)
+                .with_context(|| format!("HAVEN_REWARDS_RULES={}", path.display()))?,
+            None => haven_rewards::Rules::shipped(),
+        };
+        let rewards = web::Data::new(routes::rewards::RewardsService {
+            intake: haven_db::rewards::Intake::new(
+                haven_db::PgRewards::new(db.clone()),
+                engine,
+                Arc::new(rules),
+            ),
+            chain: config
+                .token_address
+                .map(|token| chain::TokenReader::new(&config.common.eth_rpc_url, token))
+                .transpose()?,
+        });
+        let treasury = web::Data::new(treasury::TreasuryService {
+            treasury: haven_db::PgTreasury::new(db.clone()),
+            prices: treasury::TreasuryService::prices(&config.treasury)
+                .context("price sources (HAVEN_PRICE_*)")?,
+            config: config.treasury.clone(),
+            stats: Arc::new(haven_service::cache::SharedCache::new(
+                Some(redis.clone()),
+                format!("{}network:stats", config.auth.redis_prefix),
+                std::time::Duration::from_secs(config.treasury.stats_cache_secs),
+            )),
+        });
+        // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
+        let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
+            Arc::new(haven_webhooks::FallbackStore::new(
+                haven_webhooks::RedisIdempotencyStore::new(
+                    redis.clone(),
+                    config.auth.redis_prefix.clone(),
+                ),
+                haven_db::PgIdempotencyStore::new(db.clone()),
+            )),
+            haven_webhooks::IdempotencyConfig::default(),
+        ));
+        Ok(Self {
+            fraud,
+            rewards,
+            treasury,
+            idempotency,
+        })
+    }
 }

@@ -14,6 +14,9 @@ pub struct TestApi {
     pub port: u16,
     /// The api's database.
     pub db: TestDb,
+    /// The api's Redis key prefix (sessions, lockout, idempotency keys, rate-limit buckets
+    /// all live under it), removed when the test ends.
+    pub redis: TestRedis,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow_like::Result>>,
 }
@@ -60,8 +63,12 @@ pub async fn spawn_api_with(adjust: impl FnOnce(&mut ApiConfig)) -> TestApi {
 
 /// Like [`spawn_api_with`], on a database the test prepared (wallets, a deployed token, …).
 pub async fn spawn_api_on(db: TestDb, adjust: impl FnOnce(&mut ApiConfig)) -> TestApi {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = ApiConfig::for_tests(db.url(), &TestRedis::server_url());
+    haven_testkit::install_crypto_provider();
+    let redis = TestRedis::new().await;
+    let mut config = ApiConfig::for_tests(db.url(), redis.url());
+    // everything the api keeps in Redis goes under the test's own prefix
+    config.auth.redis_prefix = redis.prefix().to_owned();
+    config.rate_limits.key_prefix = format!("{}ratelimit:", redis.prefix());
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap_or_else(|e| panic!("cannot bind a test port: {e}"));
@@ -80,6 +87,7 @@ pub async fn spawn_api_on(db: TestDb, adjust: impl FnOnce(&mut ApiConfig)) -> Te
         address: format!("http://127.0.0.1:{port}"),
         port,
         db,
+        redis,
         stop: Some(stop),
         server: Some(server),
     }

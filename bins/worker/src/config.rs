@@ -49,21 +49,9 @@ impl Default for InboundRelayConfig {
     fn default() -> Self {
         Self {
             routes: haven_db::RelayRoutes::new(),
-            interval: Duration::from_secs(default_inbound_relay_secs()),
+            interval: Duration::from_secs(DEFAULTS.inbound_relay_secs),
         }
     }
-}
-
-fn default_inbound_relay_secs() -> u64 {
-    5
-}
-
-fn default_rewards_poll_ms() -> u64 {
-    500
-}
-
-fn default_redis_prefix() -> String {
-    "haven:".to_owned()
 }
 
 impl InboundRelayConfig {
@@ -155,7 +143,7 @@ impl ChainJobConfig {
             wallet: None,
             master_keys: None,
             min_decryption_version: None,
-            monitor_interval: Duration::from_secs(60),
+            monitor_interval: Duration::from_secs(DEFAULTS.chain_monitor_secs),
         }
     }
 
@@ -181,29 +169,22 @@ impl ChainJobConfig {
     }
 }
 
+/// The worker's settings as read from the configuration layers: every key has its default
+/// in [`DEFAULTS`] (empty text for "unset"), so the defaults are written once and
+/// [`variables`] lists every setting.
 #[derive(Debug, Deserialize)]
 struct Own {
-    #[serde(default)]
     webhook_allow: String,
-    #[serde(default)]
     webhook_allow_http: bool,
-    #[serde(default = "default_webhook_delivery_secs")]
     webhook_delivery_secs: u64,
-    #[serde(default)]
     inbound_relay: String,
-    #[serde(default = "default_inbound_relay_secs")]
     inbound_relay_secs: u64,
-    #[serde(default = "default_rewards_poll_ms")]
     rewards_poll_ms: u64,
-    #[serde(default = "default_redis_prefix")]
     redis_prefix: String,
     worker_addr: String,
     worker_tick_secs: u64,
-    #[serde(default)]
     token_address: Option<String>,
-    #[serde(default)]
     chain_wallet: Option<String>,
-    #[serde(default)]
     master_keys: Option<SecretString>,
     #[serde(default)]
     min_decryption_version: Option<u32>,
@@ -215,21 +196,14 @@ struct Own {
     fraud_delivery_backoff_secs: u64,
     fraud_delivery_max_backoff_secs: u64,
     fraud_delivery_lease_secs: u64,
-    #[serde(default)]
     fraud_webhook_url: Option<String>,
-    #[serde(default)]
     fraud_webhook_secret: Option<SecretString>,
-    #[serde(default)]
     fraud_smtp_host: Option<String>,
     fraud_smtp_port: u16,
     fraud_smtp_security: String,
-    #[serde(default)]
     fraud_smtp_user: Option<String>,
-    #[serde(default)]
     fraud_smtp_password: Option<SecretString>,
-    #[serde(default)]
     fraud_smtp_from: Option<String>,
-    #[serde(default)]
     fraud_smtp_to: Option<String>,
     fraud_smtp_timeout_secs: u64,
 }
@@ -238,6 +212,17 @@ struct Own {
 struct Defaults {
     worker_addr: &'static str,
     worker_tick_secs: u64,
+    webhook_allow: &'static str,
+    webhook_allow_http: bool,
+    webhook_delivery_secs: u64,
+    inbound_relay: &'static str,
+    inbound_relay_secs: u64,
+    rewards_poll_ms: u64,
+    redis_prefix: &'static str,
+    token_address: &'static str,
+    chain_wallet: &'static str,
+    master_keys: &'static str,
+    min_decryption_version: Option<u32>,
     chain_monitor_secs: u64,
     fraud_delivery_secs: u64,
     fraud_delivery_batch: u64,
@@ -246,29 +231,65 @@ struct Defaults {
     fraud_delivery_backoff_secs: u64,
     fraud_delivery_max_backoff_secs: u64,
     fraud_delivery_lease_secs: u64,
+    fraud_webhook_url: &'static str,
+    fraud_webhook_secret: &'static str,
+    fraud_smtp_host: &'static str,
     fraud_smtp_port: u16,
     fraud_smtp_security: &'static str,
+    fraud_smtp_user: &'static str,
+    fraud_smtp_password: &'static str,
+    fraud_smtp_from: &'static str,
+    fraud_smtp_to: &'static str,
     fraud_smtp_timeout_secs: u64,
+}
+
+/// Every default of the worker, in one place (the README's configuration table lists them).
+const DEFAULTS: Defaults = Defaults {
+    worker_addr: "127.0.0.1:8081",
+    worker_tick_secs: 60,
+    webhook_allow: "",
+    webhook_allow_http: false,
+    webhook_delivery_secs: 5,
+    inbound_relay: "",
+    inbound_relay_secs: 5,
+    rewards_poll_ms: 500,
+    redis_prefix: "haven:",
+    token_address: "",
+    chain_wallet: "",
+    master_keys: "",
+    min_decryption_version: None,
+    chain_monitor_secs: 60,
+    fraud_delivery_secs: 5,
+    fraud_delivery_batch: 50,
+    fraud_delivery_concurrency: 8,
+    fraud_delivery_max_attempts: 8,
+    fraud_delivery_backoff_secs: 30,
+    fraud_delivery_max_backoff_secs: 3600,
+    fraud_delivery_lease_secs: 300,
+    fraud_webhook_url: "",
+    fraud_webhook_secret: "",
+    fraud_smtp_host: "",
+    fraud_smtp_port: 587,
+    fraud_smtp_security: "starttls",
+    fraud_smtp_user: "",
+    fraud_smtp_password: "",
+    fraud_smtp_from: "",
+    fraud_smtp_to: "",
+    fraud_smtp_timeout_secs: 10,
+};
+
+/// Every environment variable the worker reads, sorted.
+pub fn variables() -> Vec<String> {
+    let mut names = haven_service::config::common_variables();
+    names.extend(haven_service::config::variables(&DEFAULTS));
+    names.sort();
+    names
 }
 
 impl WorkerConfig {
     /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
     pub fn load() -> Result<Self, ConfigError> {
-        let (common, own) = load_with_common::<Own>(Defaults {
-            worker_addr: "127.0.0.1:8081",
-            worker_tick_secs: 60,
-            chain_monitor_secs: 60,
-            fraud_delivery_secs: 5,
-            fraud_delivery_batch: 50,
-            fraud_delivery_concurrency: 8,
-            fraud_delivery_max_attempts: 8,
-            fraud_delivery_backoff_secs: 30,
-            fraud_delivery_max_backoff_secs: 3600,
-            fraud_delivery_lease_secs: 300,
-            fraud_smtp_port: 587,
-            fraud_smtp_security: "starttls",
-            fraud_smtp_timeout_secs: 10,
-        })?;
+        let (common, own) = load_with_common::<Own>(DEFAULTS)?;
         let addr = own.worker_addr.parse().map_err(|e| ConfigError::Invalid {
             var: "HAVEN_WORKER_ADDR",
             reason: format!("{:?} is not host:port ({e})", own.worker_addr),
@@ -318,13 +339,16 @@ impl WorkerConfig {
                 db_pool_size: 4,
             },
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tick_secs: 60,
+            tick_secs: DEFAULTS.worker_tick_secs,
             chain: ChainJobConfig::off(),
             fraud: FraudDeliveryConfig::log_only(),
             webhooks: WebhookDeliveryConfig::default(),
             inbound_relay: InboundRelayConfig::default(),
-            rewards: crate::jobs::rewards::RewardsSettings::default(),
-            redis_prefix: default_redis_prefix(),
+            rewards: crate::jobs::rewards::RewardsSettings {
+                interval: Duration::from_millis(DEFAULTS.rewards_poll_ms),
+                ..crate::jobs::rewards::RewardsSettings::default()
+            },
+            redis_prefix: DEFAULTS.redis_prefix.to_owned(),
         }
     }
 }
@@ -420,14 +444,14 @@ impl FraudDeliveryConfig {
     pub fn log_only() -> Self {
         Self {
             policy: crate::jobs::fraud_delivery::DeliveryPolicy {
-                batch: 50,
-                concurrency: 8,
-                max_attempts: 8,
-                backoff: Duration::from_secs(30),
-                max_backoff: Duration::from_secs(3600),
-                lease: Duration::from_secs(300),
+                batch: DEFAULTS.fraud_delivery_batch as usize,
+                concurrency: DEFAULTS.fraud_delivery_concurrency as usize,
+                max_attempts: DEFAULTS.fraud_delivery_max_attempts as u32,
+                backoff: Duration::from_secs(DEFAULTS.fraud_delivery_backoff_secs),
+                max_backoff: Duration::from_secs(DEFAULTS.fraud_delivery_max_backoff_secs),
+                lease: Duration::from_secs(DEFAULTS.fraud_delivery_lease_secs),
             },
-            interval: Duration::from_secs(5),
+            interval: Duration::from_secs(DEFAULTS.fraud_delivery_secs),
             webhook: None,
             smtp: None,
         }
@@ -536,10 +560,6 @@ impl FraudDeliveryConfig {
     }
 }
 
-fn default_webhook_delivery_secs() -> u64 {
-    5
-}
-
 /// Outbound webhook delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookDeliveryConfig {
@@ -560,7 +580,7 @@ impl Default for WebhookDeliveryConfig {
         Self {
             allow: Vec::new(),
             allow_http: false,
-            interval: Duration::from_secs(default_webhook_delivery_secs()),
+            interval: Duration::from_secs(DEFAULTS.webhook_delivery_secs),
         }
     }
 }
@@ -615,6 +635,19 @@ impl WebhookDeliveryConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key the worker reads has its default in `DEFAULTS`: the defaults alone (no
+    /// file, no environment) give a whole, valid configuration.
+    #[test]
+    fn the_defaults_alone_are_a_whole_configuration() {
+        let own: Own = figment::Figment::from(figment::providers::Serialized::defaults(DEFAULTS))
+            .extract()
+            .unwrap_or_else(|e| panic!("a key without a default: {e}"));
+        assert_eq!(own.worker_tick_secs, 60);
+        assert!(FraudDeliveryConfig::from_own(&own).is_ok());
+        assert!(ChainJobConfig::from_own(&own).is_ok_and(|c| c.settings().is_err()));
+        assert!(variables().contains(&"HAVEN_INBOUND_RELAY".to_owned()));
+    }
 
     #[test]
     fn inbound_relay_routes_parse_and_bad_ones_name_the_variable() {

@@ -143,6 +143,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // before any job builds its HTTP clients
     install_crypto_provider();
     let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
     let alerts_db = haven_db::connect_lazy(config.common.database_url.expose_secret(), 4)

@@ -53,7 +53,8 @@
 //!   wrapped by HashiCorp Vault Transit (`encrypt`, `decrypt`, `rewrap`) over HTTP with
 //!   reqwest and rustls.
 //! - `test-utils`: the `conformance` module, a suite that every [`WalletStore`] implementation
-//!   (e.g. the Postgres one) must pass.
+//!   (e.g. the Postgres one) must pass, and `FaultyWalletStore`, which wraps any store and
+//!   makes rewrap writes fail or hang and reads serve tampered ciphertexts.
 
 mod custody;
 pub mod envelope;
@@ -66,12 +67,16 @@ mod types;
 
 #[cfg(feature = "test-utils")]
 pub mod conformance;
+#[cfg(feature = "test-utils")]
+mod faulty;
 #[cfg(feature = "vault")]
 pub mod vault;
 
 pub use custody::{Custody, CustodyConfig, ExportedKey, RewrapProgress};
 pub use envelope::DataKey;
 pub use error::{BoxError, Error, MasterKeyProblem, Result, SecretKind};
+#[cfg(feature = "test-utils")]
+pub use faulty::{FaultyWalletStore, RewrapFault};
 pub use keys::{ChainSignature, evm_address, sign_evm_prehash};
 pub use provider::{KeyProvider, LocalKeyProvider, NoKeyProvider};
 pub use signer::CustodySigner;

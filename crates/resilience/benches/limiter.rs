@@ -45,7 +45,9 @@ where
         })
         .collect();
     for t in tasks {
-        let _ = t.await;
+        // a failed operation panicked its task: the measurement is void
+        t.await
+            .unwrap_or_else(|e| panic!("a benchmark task failed: {e}"));
     }
     // Normalise to exactly `iters` operations.
     start
@@ -113,10 +115,15 @@ fn decisions(c: &mut Criterion) {
                     let pool = pool.clone();
                     let key = format!("{PREFIX}incr:{}", keys[task]);
                     async move {
-                        if let Ok(mut conn) = pool.get().await {
-                            let _: redis::RedisResult<i64> =
-                                redis::cmd("INCR").arg(&key).query_async(&mut conn).await;
-                        }
+                        let mut conn = pool
+                            .get()
+                            .await
+                            .unwrap_or_else(|e| panic!("no Redis connection: {e}"));
+                        let _: i64 = redis::cmd("INCR")
+                            .arg(&key)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or_else(|e| panic!("INCR failed: {e}"));
                     }
                 }),
             )
@@ -134,7 +141,11 @@ fn decisions(c: &mut Criterion) {
                     let limiter = Arc::clone(&limiter);
                     let keys = Arc::clone(&keys);
                     async move {
-                        let _ = limiter.check(&keys[task]).await;
+                        // an error is not a decision: timing it would flatter the limiter
+                        limiter
+                            .check(&keys[task])
+                            .await
+                            .unwrap_or_else(|e| panic!("the limiter's Redis call failed: {e}"));
                     }
                 }),
             )

@@ -135,6 +135,36 @@ fn figment(defaults: impl Serialize) -> Result<Figment, ConfigError> {
     Ok(figment)
 }
 
+/// The environment variable that sets each key of `defaults` (`api_addr` →
+/// `HAVEN_API_ADDR`, `database_url` → `DATABASE_URL`), sorted. A binary whose defaults
+/// name every key it reads — the convention of every `config.rs` here — lists its settings
+/// with this, and the README table is checked against that list.
+pub fn variables(defaults: &impl Serialize) -> Vec<String> {
+    let mut names: Vec<String> = match serde_json::to_value(defaults) {
+        Ok(serde_json::Value::Object(keys)) => keys
+            .keys()
+            .map(|key| {
+                STANDARD_NAMES
+                    .iter()
+                    .find(|(_, k)| k == key)
+                    .map(|(var, _)| (*var).to_owned())
+                    .unwrap_or_else(|| format!("HAVEN_{}", key.to_uppercase()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// The variables of the [`CommonConfig`] and `HAVEN_CONFIG`, which every binary reads.
+pub fn common_variables() -> Vec<String> {
+    let mut names = variables(&CommonDefaults::default());
+    names.push("HAVEN_CONFIG".to_owned());
+    names.sort();
+    names
+}
+
 /// The settings every binary shares.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CommonConfig {
@@ -342,5 +372,38 @@ mod tests {
             assert!(err.contains("REDIS_URL"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn variables_name_each_key_as_its_environment_variable() {
+        #[derive(Serialize)]
+        struct Keys {
+            worker_tick_secs: u64,
+            database_url: &'static str,
+            master_keys: Option<u32>,
+        }
+        let keys = Keys {
+            worker_tick_secs: 60,
+            database_url: "",
+            master_keys: None,
+        };
+        assert_eq!(
+            variables(&keys),
+            [
+                "DATABASE_URL",
+                "HAVEN_MASTER_KEYS",
+                "HAVEN_WORKER_TICK_SECS"
+            ]
+        );
+        let common = common_variables();
+        for var in [
+            "HAVEN_CONFIG",
+            "HAVEN_ENV",
+            "HAVEN_DB_POOL_SIZE",
+            "REDIS_URL",
+            "ETH_RPC_URL",
+        ] {
+            assert!(common.iter().any(|v| v == var), "{var} in {common:?}");
+        }
     }
 }

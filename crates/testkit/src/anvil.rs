@@ -101,11 +101,15 @@ impl Anvil {
 
     fn start(&mut self) {
         let bin = binary();
-        let mut command = Command::new(&bin);
-        command
-            .args(["--host", "127.0.0.1", "--port", &self.port().to_string()])
-            .arg("--silent")
-            .args(&self.args);
+        let args = self.args.clone();
+        let command = |port: u16| {
+            let mut command = Command::new(&bin);
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .arg("--silent")
+                .args(&args);
+            command
+        };
         self.server.start(
             &format!("anvil ({})", bin.display()),
             command,

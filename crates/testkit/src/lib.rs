@@ -5,11 +5,14 @@
 //! [`MetricsCapture`] records what code reports through the `metrics` facade, and
 //! [`StubServer`] stands in for an HTTP partner, receiver or upstream, and
 //! [`install_crypto_provider`] chooses the TLS crypto provider for a test process.
+//! [`assert_answers_help_and_version`] runs a binary's `--help` and `--version` with every
+//! service address pointing at a trap.
 //!
 //! A helper that cannot reach its service panics with a message saying how to start it:
 //! tests never skip silently.
 
 mod anvil;
+mod cli;
 mod crypto;
 #[cfg(feature = "postgres")]
 mod db;
@@ -20,6 +23,7 @@ mod redis_server;
 mod stub_http;
 
 pub use anvil::Anvil;
+pub use cli::{assert_answers_help_and_version, run_without_side_effects};
 pub use crypto::install_crypto_provider;
 #[cfg(feature = "postgres")]
 pub use db::TestDb;

@@ -42,10 +42,13 @@ impl RedisServer {
     }
 
     fn start(&mut self) {
-        let mut command = Command::new("redis-server");
-        command
-            .args(["--bind", "127.0.0.1", "--port", &self.port().to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        let command = |port: u16| {
+            let mut command = Command::new("redis-server");
+            command
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+            command
+        };
         self.server
             .start("redis-server", command, Duration::from_secs(10), |port| {
                 redis::Client::open(url(port))

@@ -2,7 +2,7 @@
 //! talk to: every request is answered by a handler and recorded.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -18,6 +18,8 @@ pub struct StubRequest {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// When its head had arrived (for tests of spacing between calls).
+    pub received_at: Instant,
 }
 
 impl StubRequest {
@@ -190,6 +192,7 @@ async fn serve(
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
+    let received_at = Instant::now();
     let length = headers
         .iter()
         .find(|(n, _)| n == "content-length")
@@ -202,6 +205,7 @@ async fn serve(
         target,
         headers,
         body,
+        received_at,
     };
     let response = handler(&request);
     log.lock()

@@ -3,6 +3,7 @@
 mod address;
 mod audit;
 mod chain;
+mod cli;
 mod custody;
 mod rewards;
 mod staking;

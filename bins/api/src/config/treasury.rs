@@ -2,7 +2,7 @@
 
 use haven_rewards::Hnv;
 use haven_service::config::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Fiat prices and redemption rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,16 +30,21 @@ pub struct TreasuryConfig {
 }
 
 impl Default for TreasuryConfig {
+    /// [`DEFAULTS`], validated (a test holds the two equal).
     fn default() -> Self {
         Self {
             price_primary_url: None,
-            price_coingecko_id: default_coingecko_id(),
+            price_coingecko_id: DEFAULTS.price_coingecko_id.into(),
             price_secondary_url: None,
-            price_fresh_secs: default_fresh(),
-            price_stale_secs: default_stale(),
-            redemption_currencies: vec!["CAD".into(), "USD".into(), "EUR".into()],
+            price_fresh_secs: DEFAULTS.price_fresh_secs,
+            price_stale_secs: DEFAULTS.price_stale_secs,
+            redemption_currencies: DEFAULTS
+                .redemption_currencies
+                .split(',')
+                .map(Into::into)
+                .collect(),
             dual_approval_at: Hnv::from_whole(10_000),
-            stats_cache_secs: default_stats(),
+            stats_cache_secs: DEFAULTS.stats_cache_secs,
         }
     }
 }
@@ -47,56 +52,54 @@ impl Default for TreasuryConfig {
 /// The environment's view, before validation.
 #[derive(Debug, Deserialize)]
 pub(crate) struct TreasuryOwn {
-    #[serde(default)]
     price_primary_url: String,
-    #[serde(default = "default_coingecko_id")]
     price_coingecko_id: String,
-    #[serde(default)]
     price_secondary_url: String,
-    #[serde(default = "default_fresh")]
     price_fresh_secs: u64,
-    #[serde(default = "default_stale")]
     price_stale_secs: u64,
-    #[serde(default = "default_currencies")]
     redemption_currencies: String,
-    #[serde(default = "default_dual")]
     redemption_dual_approval_hnv: String,
-    #[serde(default = "default_stats")]
     stats_cache_secs: u64,
 }
+
+/// The token API's defaults, flattened into the api's `DEFAULTS`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TreasuryDefaults {
+    price_primary_url: &'static str,
+    price_coingecko_id: &'static str,
+    price_secondary_url: &'static str,
+    price_fresh_secs: u64,
+    price_stale_secs: u64,
+    redemption_currencies: &'static str,
+    redemption_dual_approval_hnv: &'static str,
+    stats_cache_secs: u64,
+}
+
+/// Every default of the token API's settings.
+pub(crate) const DEFAULTS: TreasuryDefaults = TreasuryDefaults {
+    price_primary_url: "",
+    price_coingecko_id: "haven",
+    price_secondary_url: "",
+    price_fresh_secs: 60,
+    price_stale_secs: 300,
+    redemption_currencies: "CAD,USD,EUR",
+    redemption_dual_approval_hnv: "10000",
+    stats_cache_secs: 300,
+};
 
 impl Default for TreasuryOwn {
     fn default() -> Self {
         Self {
-            price_primary_url: String::new(),
-            price_coingecko_id: default_coingecko_id(),
-            price_secondary_url: String::new(),
-            price_fresh_secs: default_fresh(),
-            price_stale_secs: default_stale(),
-            redemption_currencies: default_currencies(),
-            redemption_dual_approval_hnv: default_dual(),
-            stats_cache_secs: default_stats(),
+            price_primary_url: DEFAULTS.price_primary_url.into(),
+            price_coingecko_id: DEFAULTS.price_coingecko_id.into(),
+            price_secondary_url: DEFAULTS.price_secondary_url.into(),
+            price_fresh_secs: DEFAULTS.price_fresh_secs,
+            price_stale_secs: DEFAULTS.price_stale_secs,
+            redemption_currencies: DEFAULTS.redemption_currencies.into(),
+            redemption_dual_approval_hnv: DEFAULTS.redemption_dual_approval_hnv.into(),
+            stats_cache_secs: DEFAULTS.stats_cache_secs,
         }
     }
-}
-
-fn default_coingecko_id() -> String {
-    "haven".into()
-}
-fn default_fresh() -> u64 {
-    60
-}
-fn default_stale() -> u64 {
-    300
-}
-fn default_currencies() -> String {
-    "CAD,USD,EUR".into()
-}
-fn default_dual() -> String {
-    "10000".into()
-}
-fn default_stats() -> u64 {
-    300
 }
 
 fn url(var: &'static str, raw: &str) -> Result<Option<String>, ConfigError> {
@@ -169,6 +172,15 @@ mod tests {
     #[test]
     fn defaults_and_refusals() {
         let config = treasury_from(own()).unwrap();
+        assert_eq!(config.price_coingecko_id, "haven");
+        assert_eq!(
+            (config.price_fresh_secs, config.price_stale_secs),
+            (60, 300)
+        );
+        assert_eq!(config.redemption_currencies, ["CAD", "USD", "EUR"]);
+        assert_eq!(config.dual_approval_at, Hnv::from_whole(10_000));
+        assert_eq!(config.stats_cache_secs, 300);
+        assert_eq!(config.price_primary_url, None);
         assert_eq!(config, TreasuryConfig::default());
         let refused = |change: fn(&mut TreasuryOwn)| {
             let mut o = own();

@@ -402,6 +402,12 @@ async fn a_failed_transaction_is_requeued_once_whatever_the_replays() {
     assert_eq!(replay.status, StatusCode::ACCEPTED);
     assert!(replay.replayed);
     assert_eq!(replay.bytes, first.bytes, "the same answer, byte for byte");
+    // the record it replayed lives under the test's own Redis prefix, not the shared one
+    assert!(
+        api.redis.key_count() > 0,
+        "nothing under {}",
+        api.redis.prefix()
+    );
 
     let again = retry(&auth, "f-1", Some("retry-f-1-0002")).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);

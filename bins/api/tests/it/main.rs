@@ -3,6 +3,7 @@
 mod addresses;
 mod admin;
 mod auth;
+mod cli;
 mod errors;
 mod health;
 mod idempotency;

@@ -9,112 +9,61 @@ use std::time::Duration;
 use haven_db::PgAlertStore;
 use haven_fraud::conformance::sample_alert;
 use haven_fraud::{AlertSink, AlertStore, LogSink, Severity, StandardWebhookSigner, WebhookSink};
-use haven_testkit::TestDb;
+use haven_testkit::{StubRequest, StubResponse, StubServer, TestDb};
 use haven_worker::Job;
 use haven_worker::jobs::fraud_delivery::{DeliveryPolicy, FraudDelivery};
 use secrecy::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// One request the receiver got.
+/// One request the receiver got, and the status it answered.
 #[derive(Debug, Clone)]
 struct Hit {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    request: StubRequest,
     answered: u16,
 }
 
 impl Hit {
     fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .unwrap()
+        self.request.header(name).unwrap()
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap()
+        serde_json::from_slice(&self.request.body).unwrap()
     }
 }
 
-/// A minimal HTTP/1.1 endpoint: answers the queued statuses in order, then 200.
+/// A webhook endpoint (the test kit's [`StubServer`]): answers the queued statuses in
+/// order, then 200.
 struct Receiver {
     url: String,
     hits: Arc<Mutex<Vec<Hit>>>,
+    _server: StubServer,
 }
 
 impl Receiver {
     async fn spawn(statuses: Vec<u16>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/alerts", listener.local_addr().unwrap());
         let hits = Arc::new(Mutex::new(Vec::new()));
-        let statuses = Arc::new(Mutex::new(VecDeque::from(statuses)));
-        let (h, s) = (hits.clone(), statuses.clone());
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                tokio::spawn(serve(stream, h.clone(), s.clone()));
-            }
-        });
-        Self { url, hits }
+        let statuses = Mutex::new(VecDeque::from(statuses));
+        let log = hits.clone();
+        let server = StubServer::start(move |request| {
+            let status = statuses.lock().unwrap().pop_front().unwrap_or(200);
+            log.lock().unwrap().push(Hit {
+                request: request.clone(),
+                answered: status,
+            });
+            StubResponse::status(status)
+        })
+        .await;
+        Self {
+            url: format!("{}/alerts", server.url()),
+            hits,
+            _server: server,
+        }
     }
 
     fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
-    }
-}
-
-async fn serve(
-    mut stream: TcpStream,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    statuses: Arc<Mutex<VecDeque<u16>>>,
-) {
-    let mut buf = Vec::new();
-    loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let headers: Vec<(String, String)> = head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap_or(0);
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = buf[head_end..head_end + length].to_vec();
-        buf.drain(..head_end + length);
-        let status = statuses.lock().unwrap().pop_front().unwrap_or(200);
-        hits.lock().unwrap().push(Hit {
-            headers,
-            body,
-            answered: status,
-        });
-        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
-        if stream.write_all(reply.as_bytes()).await.is_err() {
-            return;
-        }
     }
 }
 
@@ -130,7 +79,7 @@ fn policy() -> DeliveryPolicy {
 }
 
 async fn job(db: &TestDb, receiver: &Receiver) -> FraudDelivery {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    haven_testkit::install_crypto_provider();
     let pool = haven_db::connect(db.url(), 4).await.unwrap();
     let signer =
         StandardWebhookSigner::from_secret(&SecretString::from(SECRET.to_owned())).unwrap();
@@ -173,7 +122,7 @@ async fn an_alert_is_delivered_exactly_once_across_two_steps() {
     let ts: i64 = hit.header("webhook-timestamp").parse().unwrap();
     assert_eq!(
         hit.header("webhook-signature"),
-        signer.signature(&msg_id, ts, &hit.body),
+        signer.signature(&msg_id, ts, &hit.request.body),
         "the webhook is signed over the bytes received"
     );
 

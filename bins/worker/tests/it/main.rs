@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod chain_monitor;
+mod cli;
 mod fraud_delivery;
 mod inbound_relay;
+mod readme_config;
 mod rewards;
 mod rewards_property;
 mod rewards_webhooks;

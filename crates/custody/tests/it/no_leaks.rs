@@ -16,7 +16,7 @@ use haven_custody::{
 };
 use secrecy::SecretString;
 
-use crate::support::{FaultyStore, Fixture, decrypt_stored, master_key, wid};
+use crate::support::{FaultyStore, Fixture, all_keys, decrypt_stored, master_key, wid};
 use crate::vault_mock::{MockVault, TOKEN};
 
 #[derive(Clone, Default)]
@@ -104,7 +104,7 @@ async fn exercise_everything() -> (String, Vec<Vec<u8>>) {
     let (v2, raw2) = master_key(2);
     let mut secrets: Vec<Vec<u8>> = vec![raw1, raw2];
 
-    let store = Arc::new(FaultyStore::new());
+    let store = Arc::new(FaultyStore::default());
     let config = CustodyConfig {
         allow_export: true,
         rewrap_batch_size: 2,
@@ -127,7 +127,7 @@ async fn exercise_everything() -> (String, Vec<Vec<u8>>) {
         .unwrap(),
     );
     surface.note(format!("{vault_provider:?}"));
-    let vault_store = Arc::new(FaultyStore::new());
+    let vault_store = Arc::new(FaultyStore::default());
     let fv = Fixture::with_store(vault_store.clone(), vault_provider.clone(), config);
     vault_operations(&mut surface, &fv, &vault).await;
 
@@ -291,7 +291,7 @@ async fn stored_secrets(
     provider: &dyn KeyProvider,
 ) -> Vec<Vec<u8>> {
     let mut secrets = Vec::new();
-    for (wallet, key) in store.all_keys().await {
+    for (wallet, key) in all_keys(store).await {
         surface.note(format!("{key:?}"));
         let plaintext = decrypt_stored(provider, &wallet, &key).await.unwrap();
         secrets.push(plaintext.to_vec());

@@ -10,7 +10,9 @@ use haven_custody::{
     WalletStore,
 };
 
-use crate::support::{FaultyStore, Fixture, action_outcome, decrypt_stored, master_key, wid};
+use crate::support::{
+    FaultyStore, Fixture, action_outcome, all_keys, decrypt_stored, master_key, wid,
+};
 
 /// Wallets in every state: active, rotated (two versions), revoked; both chains.
 async fn populate(fx: &Fixture, n: usize) {
@@ -35,7 +37,7 @@ async fn populate(fx: &Fixture, n: usize) {
 }
 
 async fn assert_all_decrypt(store: &FaultyStore, provider: &dyn KeyProvider) -> usize {
-    let keys = store.all_keys().await;
+    let keys = all_keys(store).await;
     for (wallet, key) in &keys {
         decrypt_stored(provider, wallet, key).await.unwrap();
     }
@@ -47,7 +49,7 @@ async fn rewrap_killed_midway_then_rerun_loses_nothing() {
     let (v1, _) = master_key(1);
     let (v2, _) = master_key(2);
     let only_v1: Arc<dyn KeyProvider> = Arc::new(LocalKeyProvider::parse(&v1).unwrap());
-    let store = Arc::new(FaultyStore::new());
+    let store = Arc::new(FaultyStore::default());
     let config = CustodyConfig {
         allow_export: false,
         rewrap_batch_size: 4,
@@ -57,7 +59,7 @@ async fn rewrap_killed_midway_then_rerun_loses_nothing() {
     let total_keys = assert_all_decrypt(&store, only_v1.as_ref()).await;
     assert!(total_keys > 30, "some wallets have two key versions");
     // a copy of a v1-wrapped key, kept to prove v1 is retired at the end
-    let (stale_wallet, stale_key) = store.all_keys().await.remove(0);
+    let (stale_wallet, stale_key) = all_keys(&store).await.remove(0);
     assert_eq!(stale_key.sealed.wrapped_dek.kek_version, 1);
 
     // v2 added: new keys wrap under v2, the old ones still open under v1
@@ -146,7 +148,7 @@ async fn rewrap_killed_midway_then_rerun_loses_nothing() {
         total_keys + 1
     );
     let retired = Fixture::with_store(store.clone(), v2_only.clone(), config);
-    for (wallet, key) in store.all_keys().await {
+    for (wallet, key) in all_keys(&store).await {
         assert_eq!(key.info.kek_version, 2);
         if key.info.status == KeyStatus::Active {
             retired
@@ -214,7 +216,7 @@ async fn rewrap_refuses_a_target_the_provider_does_not_encrypt_with() {
 async fn a_wallet_created_before_min_version_was_raised_fails_until_rewrapped() {
     let (v1, _) = master_key(1);
     let (v2, _) = master_key(2);
-    let store = Arc::new(FaultyStore::new());
+    let store = Arc::new(FaultyStore::default());
     let old = Fixture::with_store(
         store.clone(),
         Arc::new(LocalKeyProvider::parse(&v1).unwrap()),

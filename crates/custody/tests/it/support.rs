@@ -1,160 +1,42 @@
 //! Fixtures: a custody over a store that can fail or serve tampered rows on demand.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use alloy::signers::local::PrivateKeySigner;
-use async_trait::async_trait;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use haven_core::audit::{AuditRecord, MemoryAuditLog};
 use haven_custody::envelope::{Purpose, associated_data, open};
 use haven_custody::{
-    Caller, Chain, Custody, CustodyConfig, Error, KeyCursor, KeyProvider, KeyRecord,
-    LocalKeyProvider, MemoryWalletStore, PageRequest, Result, SealedKey, SecretKind, Wallet,
-    WalletFilter, WalletId, WalletPage, WalletRecord, WalletStore, WrappedDek,
+    Caller, Chain, Custody, CustodyConfig, FaultyWalletStore, KeyProvider, KeyRecord,
+    LocalKeyProvider, MemoryWalletStore, PageRequest, Result, SecretKind, WalletFilter, WalletId,
+    WalletRecord, WalletStore,
 };
 use zeroize::Zeroizing;
 
-/// A [`MemoryWalletStore`] that can fail `replace_wrapped_dek` after k successes (a rewrap
-/// killed midway) and serve replaced sealed keys on reads (tampering).
-#[derive(Debug, Default)]
-pub struct FaultyStore {
-    inner: MemoryWalletStore,
-    /// Remaining successful rewrap writes; negative means unlimited.
-    writes_left: AtomicI64,
-    overrides: Mutex<HashMap<(WalletId, u32), SealedKey>>,
-}
+/// The custody tests' store: a [`MemoryWalletStore`] with injectable faults.
+pub type FaultyStore = FaultyWalletStore<MemoryWalletStore>;
 
-impl FaultyStore {
-    pub fn new() -> Self {
-        Self {
-            writes_left: AtomicI64::new(-1),
-            ..Default::default()
-        }
-    }
-
-    /// Lets `k` more rewrap writes succeed, then fails every one.
-    pub fn fail_rewrap_after(&self, k: i64) {
-        self.writes_left.store(k, Ordering::SeqCst);
-    }
-
-    /// Removes the write limit.
-    pub fn heal(&self) {
-        self.writes_left.store(-1, Ordering::SeqCst);
-    }
-
-    /// Serves `sealed` instead of the stored ciphertexts of this key.
-    pub fn tamper(&self, id: &WalletId, version: u32, sealed: SealedKey) {
-        self.overrides
-            .lock()
-            .unwrap()
-            .insert((id.clone(), version), sealed);
-    }
-
-    pub fn untamper(&self) {
-        self.overrides.lock().unwrap().clear();
-    }
-
-    /// Every key record of every wallet, as stored.
-    pub async fn all_keys(&self) -> Vec<(WalletRecord, KeyRecord)> {
-        let mut out = Vec::new();
-        let mut page = PageRequest::first(500);
-        loop {
-            let got = self
-                .inner
-                .list(&WalletFilter::default(), &page)
-                .await
-                .unwrap();
-            for wallet in &got.wallets {
-                for key in &wallet.keys {
-                    let (w, k) = self
-                        .inner
-                        .signing_key(wallet.id(), Some(key.version))
-                        .await
-                        .unwrap()
-                        .unwrap();
-                    out.push((w, k));
-                }
-            }
-            match got.next {
-                Some(next) => page.after = Some(next),
-                None => return out,
+/// Every key record of every wallet of `store`, as stored.
+pub async fn all_keys(store: &FaultyStore) -> Vec<(WalletRecord, KeyRecord)> {
+    let inner = store.inner();
+    let mut out = Vec::new();
+    let mut page = PageRequest::first(500);
+    loop {
+        let got = inner.list(&WalletFilter::default(), &page).await.unwrap();
+        for wallet in &got.wallets {
+            for key in &wallet.keys {
+                let (w, k) = inner
+                    .signing_key(wallet.id(), Some(key.version))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                out.push((w, k));
             }
         }
-    }
-}
-
-#[async_trait]
-impl WalletStore for FaultyStore {
-    async fn insert(&self, wallet: &WalletRecord, key: &KeyRecord) -> Result<()> {
-        self.inner.insert(wallet, key).await
-    }
-    async fn get(&self, id: &WalletId) -> Result<Option<Wallet>> {
-        self.inner.get(id).await
-    }
-    async fn list(&self, filter: &WalletFilter, page: &PageRequest) -> Result<WalletPage> {
-        self.inner.list(filter, page).await
-    }
-    async fn signing_key(
-        &self,
-        id: &WalletId,
-        version: Option<u32>,
-    ) -> Result<Option<(WalletRecord, KeyRecord)>> {
-        let found = self.inner.signing_key(id, version).await?;
-        Ok(found.map(|(w, mut k)| {
-            if let Some(sealed) = self
-                .overrides
-                .lock()
-                .unwrap()
-                .get(&(id.clone(), k.info.version))
-            {
-                k.sealed = sealed.clone();
-            }
-            (w, k)
-        }))
-    }
-    async fn rotate(
-        &self,
-        id: &WalletId,
-        expected_version: u32,
-        new_key: &KeyRecord,
-        at: DateTime<Utc>,
-    ) -> Result<Wallet> {
-        self.inner.rotate(id, expected_version, new_key, at).await
-    }
-    async fn revoke(&self, id: &WalletId, at: DateTime<Utc>) -> Result<Wallet> {
-        self.inner.revoke(id, at).await
-    }
-    async fn keys_to_rewrap(
-        &self,
-        kek_version: u32,
-        after: Option<&KeyCursor>,
-        limit: usize,
-    ) -> Result<Vec<KeyRecord>> {
-        self.inner.keys_to_rewrap(kek_version, after, limit).await
-    }
-    async fn count_keys_to_rewrap(&self, kek_version: u32) -> Result<u64> {
-        self.inner.count_keys_to_rewrap(kek_version).await
-    }
-    async fn replace_wrapped_dek(
-        &self,
-        id: &WalletId,
-        version: u32,
-        expected: &WrappedDek,
-        new: &WrappedDek,
-    ) -> Result<bool> {
-        let left = self.writes_left.load(Ordering::SeqCst);
-        if left == 0 {
-            return Err(Error::Storage("simulated crash during rewrap".into()));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => return out,
         }
-        if left > 0 {
-            self.writes_left.fetch_sub(1, Ordering::SeqCst);
-        }
-        self.inner
-            .replace_wrapped_dek(id, version, expected, new)
-            .await
     }
 }
 
@@ -176,7 +58,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(provider: Arc<dyn KeyProvider>, config: CustodyConfig) -> Self {
-        let store = Arc::new(FaultyStore::new());
+        let store = Arc::new(FaultyStore::default());
         Self::with_store(store, provider, config)
     }
 

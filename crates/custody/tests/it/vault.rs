@@ -11,7 +11,7 @@ use haven_custody::{
 use secrecy::SecretString;
 
 use crate::evm::install_crypto;
-use crate::support::{FaultyStore, Fixture, action_outcome, decrypt_stored, wid};
+use crate::support::{FaultyStore, Fixture, action_outcome, all_keys, decrypt_stored, wid};
 use crate::vault_mock::{MockVault, TOKEN};
 
 fn provider(vault: &MockVault, token: &str) -> VaultTransitKeyProvider {
@@ -139,7 +139,7 @@ async fn an_unreachable_vault_is_unavailable() {
 async fn custody_over_vault_rotates_kek_with_a_resumed_rewrap() {
     let vault = MockVault::start().await;
     let p: Arc<dyn KeyProvider> = Arc::new(provider(&vault, TOKEN));
-    let store = Arc::new(FaultyStore::new());
+    let store = Arc::new(FaultyStore::default());
     let fx = Fixture::with_store(
         store.clone(),
         p.clone(),
@@ -168,7 +168,7 @@ async fn custody_over_vault_rotates_kek_with_a_resumed_rewrap() {
         .rotate_wallet(&wid("vault-0"), &fx.caller)
         .await
         .unwrap();
-    let total = store.all_keys().await.len() as u64;
+    let total = all_keys(&store).await.len() as u64;
     assert_eq!(total, 11);
 
     vault.rotate("haven-wallets");
@@ -192,7 +192,7 @@ async fn custody_over_vault_rotates_kek_with_a_resumed_rewrap() {
     assert_eq!(store.count_keys_to_rewrap(2).await.unwrap(), 0);
 
     set_min_decryption_version(&vault, 2).await;
-    for (wallet, key) in store.all_keys().await {
+    for (wallet, key) in all_keys(&store).await {
         assert_eq!(key.info.kek_version, 2);
         decrypt_stored(p.as_ref(), &wallet, &key).await.unwrap();
     }

@@ -11,9 +11,8 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use haven_testkit::{StubRequest, StubResponse, StubServer};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 pub const TOKEN: &str = "hvs.test-root-token";
 
@@ -84,36 +83,37 @@ impl TransitKey {
     }
 }
 
-/// A running mock; the server task stops when the test's runtime ends.
+/// The transit engine's state, shared by the mock's handle and its HTTP handler.
+#[derive(Default)]
+struct Transit {
+    keys: Mutex<HashMap<String, TransitKey>>,
+    decrypts: AtomicUsize,
+}
+
+/// A running mock (the test kit's [`StubServer`]); it stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct MockVault {
     pub address: String,
-    keys: Arc<Mutex<HashMap<String, TransitKey>>>,
-    decrypts: Arc<AtomicUsize>,
+    transit: Arc<Transit>,
+    _server: Arc<StubServer>,
 }
 
 impl MockVault {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        let vault = Self {
-            address,
-            keys: Arc::default(),
-            decrypts: Arc::default(),
-        };
-        let server = vault.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move { server.serve(stream).await });
-            }
-        });
-        vault
+        let transit = Arc::new(Transit::default());
+        let handler = Arc::clone(&transit);
+        let server = StubServer::start(move |request| handler.answer(request)).await;
+        Self {
+            address: server.url().to_owned(),
+            transit,
+            _server: Arc::new(server),
+        }
     }
 
     /// Adds a key version, as `vault write -f transit/keys/<name>/rotate`.
     pub fn rotate(&self, name: &str) {
-        self.keys
+        self.transit
+            .keys
             .lock()
             .unwrap()
             .entry(name.into())
@@ -124,7 +124,8 @@ impl MockVault {
     /// The key bytes of every version of `name` (to search logs for them).
     #[allow(dead_code)] // used by the no_leaks test binary only
     pub fn key_material(&self, name: &str) -> Vec<Vec<u8>> {
-        self.keys
+        self.transit
+            .keys
             .lock()
             .unwrap()
             .get(name)
@@ -134,58 +135,24 @@ impl MockVault {
 
     /// How many `decrypt` calls succeeded.
     pub fn decrypts(&self) -> usize {
-        self.decrypts.load(Ordering::SeqCst)
+        self.transit.decrypts.load(Ordering::SeqCst)
     }
+}
 
-    async fn serve(&self, mut stream: TcpStream) {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let header_end = loop {
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-        let mut lines = head.lines();
-        let mut request_line = lines.next().unwrap_or_default().split_whitespace();
-        let method = request_line.next().unwrap_or_default().to_owned();
-        let path = request_line.next().unwrap_or_default().to_owned();
-        let mut content_length = 0usize;
-        let mut token = None;
-        for line in lines {
-            if let Some((name, value)) = line.split_once(':') {
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => content_length = value.trim().parse().unwrap_or(0),
-                    "x-vault-token" => token = Some(value.trim().to_owned()),
-                    _ => {}
-                }
-            }
-        }
-        while buf.len() < header_end + content_length {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body: Value = serde_json::from_slice(&buf[header_end..header_end + content_length])
-            .unwrap_or(Value::Null);
-        let (status, reply) = if token.as_deref() != Some(TOKEN) {
+impl Transit {
+    /// Vault's answer to one request: 403 without the token, else the route's.
+    fn answer(&self, request: &StubRequest) -> StubResponse {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let (status, reply) = if request.header("x-vault-token") != Some(TOKEN) {
             (403, json!({"errors": ["permission denied"]}))
         } else {
-            self.route(&method, &path, &body)
+            self.route(&request.method, request.path(), &body)
         };
-        let reply = reply.to_string();
-        let reason = if status == 200 { "OK" } else { "Error" };
-        let response = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-            reply.len()
-        );
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
+        StubResponse {
+            status,
+            body: reply.to_string().into_bytes(),
+            ..StubResponse::json("")
+        }
     }
 
     fn route(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {

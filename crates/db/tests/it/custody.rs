@@ -2,21 +2,18 @@
 //! a ciphertext moved to another wallet's row, racing rotations, and a database that is down.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use haven_core::audit::MemoryAuditLog;
 use haven_custody::envelope::{Purpose, associated_data, open};
 use haven_custody::{
-    Caller, Chain, Custody, CustodyConfig, Error, KeyCursor, KeyProvider, KeyRecord, KeyStatus,
-    LocalKeyProvider, PageRequest, Result, SecretKind, Wallet, WalletFilter, WalletId, WalletPage,
-    WalletRecord, WalletStatus, WalletStore, WrappedDek, conformance,
+    Caller, Chain, Custody, CustodyConfig, Error, FaultyWalletStore, KeyProvider, KeyRecord,
+    KeyStatus, LocalKeyProvider, PageRequest, SecretKind, WalletFilter, WalletId, WalletRecord,
+    WalletStatus, WalletStore, conformance,
 };
 use haven_db::PgWalletStore;
 use haven_testkit::TestDb;
-use tokio::sync::Notify;
 
 fn wid(raw: &str) -> WalletId {
     WalletId::new(raw).unwrap()
@@ -94,72 +91,6 @@ async fn passes_the_conformance_suite() {
     conformance::run_all(pg_store(&db).await.as_ref()).await;
 }
 
-/// A [`PgWalletStore`] whose rewrap writes stop after `k`: the next one never returns, as if
-/// the process died there, so the test can abort the run at exactly that point.
-struct KillAfter {
-    inner: Arc<PgWalletStore>,
-    writes_left: AtomicI64,
-    stuck: Notify,
-}
-
-#[async_trait]
-impl WalletStore for KillAfter {
-    async fn insert(&self, wallet: &WalletRecord, key: &KeyRecord) -> Result<()> {
-        self.inner.insert(wallet, key).await
-    }
-    async fn get(&self, id: &WalletId) -> Result<Option<Wallet>> {
-        self.inner.get(id).await
-    }
-    async fn list(&self, filter: &WalletFilter, page: &PageRequest) -> Result<WalletPage> {
-        self.inner.list(filter, page).await
-    }
-    async fn signing_key(
-        &self,
-        id: &WalletId,
-        version: Option<u32>,
-    ) -> Result<Option<(WalletRecord, KeyRecord)>> {
-        self.inner.signing_key(id, version).await
-    }
-    async fn rotate(
-        &self,
-        id: &WalletId,
-        expected_version: u32,
-        new_key: &KeyRecord,
-        at: DateTime<Utc>,
-    ) -> Result<Wallet> {
-        self.inner.rotate(id, expected_version, new_key, at).await
-    }
-    async fn revoke(&self, id: &WalletId, at: DateTime<Utc>) -> Result<Wallet> {
-        self.inner.revoke(id, at).await
-    }
-    async fn keys_to_rewrap(
-        &self,
-        kek_version: u32,
-        after: Option<&KeyCursor>,
-        limit: usize,
-    ) -> Result<Vec<KeyRecord>> {
-        self.inner.keys_to_rewrap(kek_version, after, limit).await
-    }
-    async fn count_keys_to_rewrap(&self, kek_version: u32) -> Result<u64> {
-        self.inner.count_keys_to_rewrap(kek_version).await
-    }
-    async fn replace_wrapped_dek(
-        &self,
-        id: &WalletId,
-        version: u32,
-        expected: &WrappedDek,
-        new: &WrappedDek,
-    ) -> Result<bool> {
-        if self.writes_left.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            self.stuck.notify_one();
-            std::future::pending::<()>().await;
-        }
-        self.inner
-            .replace_wrapped_dek(id, version, expected, new)
-            .await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rewrap_killed_midway_then_rerun_loses_nothing() {
     let db = TestDb::new().await;
@@ -193,17 +124,15 @@ async fn rewrap_killed_midway_then_rerun_loses_nothing() {
 
     // v2 added; the rewrap dies after 5 writes, in the middle of its second batch
     let both = provider(&format!("{},{}", v1.as_str(), v2.as_str()));
-    let killable = Arc::new(KillAfter {
-        inner: store.clone(),
-        writes_left: AtomicI64::new(5),
-        stuck: Notify::new(),
-    });
+    // the sixth rewrap write never returns, as if the process died there
+    let killable = Arc::new(FaultyWalletStore::new(store.clone()));
+    killable.hang_rewrap_after(5);
     let doomed = Arc::new(custody(killable.clone(), both.clone()));
     let run = tokio::spawn({
         let doomed = doomed.clone();
         async move { doomed.rewrap_all(2, &Caller::system(), &mut |_| {}).await }
     });
-    killable.stuck.notified().await;
+    killable.stuck().await;
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
     assert_eq!(store.count_keys_to_rewrap(2).await.unwrap(), total - 5);

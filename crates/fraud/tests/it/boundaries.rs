@@ -4,15 +4,7 @@ use haven_fraud::Severity;
 
 use crate::helpers::*;
 
-const VELOCITY: &str = r#"
-[[rule]]
-id = "rapid_purchase"
-kind = "velocity"
-events = ["purchase"]
-threshold = 3
-window_secs = 300
-severity = "high"
-"#;
+const VELOCITY: &str = include_str!("../fixtures/velocity.toml");
 
 #[tokio::test]
 async fn velocity_counts_within_the_window_only() {
@@ -59,15 +51,7 @@ async fn velocity_counts_within_the_window_only() {
     }
 }
 
-const TIERS: &str = r#"
-[[rule]]
-id = "unusual_amount"
-kind = "amount_tiers"
-currency = "NGN"
-minimum = "100"
-high = "1000000"
-very_high = "5000000"
-"#;
+const TIERS: &str = include_str!("../fixtures/amount_tiers.toml");
 
 #[tokio::test]
 async fn amount_tiers_put_a_limit_in_the_upper_tier() {
@@ -115,15 +99,7 @@ async fn amount_tiers_put_a_limit_in_the_upper_tier() {
     }
 }
 
-const CUMULATIVE: &str = r#"
-[[rule]]
-id = "cumulative"
-kind = "cumulative_amount"
-currency = "NGN"
-threshold = "1000"
-window_secs = 3600
-severity = "high"
-"#;
+const CUMULATIVE: &str = include_str!("../fixtures/cumulative_amount.toml");
 
 #[tokio::test]
 async fn cumulative_amount_reaches_the_threshold_inside_the_window() {
@@ -167,13 +143,7 @@ async fn cumulative_amount_reaches_the_threshold_inside_the_window() {
     }
 }
 
-const NEW_DESTINATION: &str = r#"
-[[rule]]
-id = "new_destination"
-kind = "new_destination"
-min_amount = "1000"
-severity = "medium"
-"#;
+const NEW_DESTINATION: &str = include_str!("../fixtures/new_destination.toml");
 
 #[tokio::test]
 async fn new_destination_alerts_on_first_use_at_or_above_the_amount() {
@@ -218,19 +188,7 @@ async fn new_destination_alerts_on_first_use_at_or_above_the_amount() {
     }
 }
 
-const AUTH: &str = r#"
-[[rule]]
-id = "auth_principal"
-kind = "auth_failures"
-by = "principal"
-severity = "high"
-
-[[rule]]
-id = "auth_ip"
-kind = "auth_failures"
-by = "ip"
-severity = "high"
-"#;
+const AUTH: &str = include_str!("../fixtures/auth_failures.toml");
 
 #[tokio::test]
 async fn nine_authentication_failures_do_not_alert_ten_do() {
@@ -297,18 +255,7 @@ async fn ipv6_failures_are_aggregated_by_64() {
     }
 }
 
-const GAS: &str = r#"
-[[rule]]
-id = "gas"
-kind = "gas_spike"
-multiplier = 2.0
-window_secs = 600
-max_samples = 20
-min_samples = 5
-max_wei = 100000000000000
-severity = "medium"
-data_quality_severity = "low"
-"#;
+const GAS: &str = include_str!("../fixtures/gas_spike.toml");
 
 const GWEI: i128 = 1_000_000_000;
 
@@ -381,18 +328,7 @@ async fn gas_spike_boundary_is_inclusive() {
     }
 }
 
-const TX: &str = r#"
-[[rule]]
-id = "tx_pending"
-kind = "tx_pending"
-threshold_secs = 300
-severity = "medium"
-
-[[rule]]
-id = "tx_failed"
-kind = "tx_failed"
-severity = "high"
-"#;
+const TX: &str = include_str!("../fixtures/transactions.toml");
 
 #[tokio::test]
 async fn pending_more_than_five_minutes_and_failures_alert() {
@@ -415,15 +351,7 @@ async fn pending_more_than_five_minutes_and_failures_alert() {
     }
 }
 
-const ERRORS: &str = r#"
-[[rule]]
-id = "http_5xx"
-kind = "error_rate"
-max_error_percent = 1.0
-window_secs = 300
-min_requests = 100
-severity = "high"
-"#;
+const ERRORS: &str = include_str!("../fixtures/error_rate.toml");
 
 #[tokio::test]
 async fn error_rate_must_exceed_one_percent_over_five_minutes() {
@@ -454,14 +382,8 @@ async fn error_rate_must_exceed_one_percent_over_five_minutes() {
     }
 }
 
-const NEW_DESTINATION_SHORT_MEMORY: &str = r#"
-[[rule]]
-id = "new_destination"
-kind = "new_destination"
-min_amount = "1000"
-remember_secs = 1
-severity = "medium"
-"#;
+const NEW_DESTINATION_SHORT_MEMORY: &str =
+    include_str!("../fixtures/new_destination_short_memory.toml");
 
 /// A known destination is forgotten after `remember_secs` of quiet: marks expire instead of
 /// piling up forever, and a pair unused that long counts as new again.

@@ -7,25 +7,7 @@ use haven_fraud::Alert;
 
 use crate::helpers::*;
 
-const RULES: &str = r#"
-[[rule]]
-id = "rapid_purchase"
-kind = "velocity"
-events = ["purchase"]
-threshold = 3
-window_secs = 300
-severity = "high"
-cooldown_secs = 300
-
-[[rule]]
-id = "unusual_amount"
-kind = "amount_tiers"
-currency = "NGN"
-minimum = "100"
-high = "1000000"
-very_high = "5000000"
-cooldown_secs = 300
-"#;
+const RULES: &str = include_str!("../fixtures/velocity_and_tiers.toml");
 
 /// Events per burst; `FRAUD_BURST` scales it up for soak runs.
 fn burst_size() -> i64 {

@@ -13,12 +13,12 @@ use haven_fraud::{
     Alert, AlertSink, DeliveryError, Dispatcher, LogSink, Severity, SmtpConfig, SmtpSecurity,
     SmtpSink, StandardWebhookSigner, WebhookSink,
 };
+use haven_testkit::{StubRequest, StubResponse, StubServer};
 use secrecy::SecretString;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 const ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
@@ -171,65 +171,25 @@ async fn smtp_addresses_with_crlf_are_refused_and_a_dead_server_is_an_error() {
     ));
 }
 
-struct Received {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no {name} header"))
+/// A receiver answering every request with `status` and `headers`, recording what it got.
+async fn receiver(status: u16, headers: &[(&str, &str)]) -> StubServer {
+    let mut answer = StubResponse::status(status);
+    for (name, value) in headers {
+        answer = answer.with_header(name, value);
     }
+    StubServer::start(move |_| answer.clone()).await
 }
 
-/// A one-shot HTTP receiver answering `status`.
-async fn receiver(status: u16) -> (String, oneshot::Receiver<Received>) {
-    receiver_with(status, "").await
-}
-
-/// A one-shot HTTP receiver answering `status` with `extra` header lines (each ending in
-/// CRLF).
-async fn receiver_with(status: u16, extra: &str) -> (String, oneshot::Receiver<Received>) {
-    let extra = extra.to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let mut reader = BufReader::new(socket);
-        let mut headers = Vec::new();
-        let mut line = String::new();
-        reader.read_line(&mut line).await.unwrap();
-        assert!(line.starts_with("POST /alerts "), "{line}");
-        loop {
-            line.clear();
-            reader.read_line(&mut line).await.unwrap();
-            let trimmed = line.trim_end();
-            if trimmed.is_empty() {
-                break;
-            }
-            let (n, v) = trimmed.split_once(':').unwrap();
-            headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .unwrap();
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).await.unwrap();
-        let mut socket = reader.into_inner();
-        let reply =
-            format!("HTTP/1.1 {status} X\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n");
-        socket.write_all(reply.as_bytes()).await.unwrap();
-        socket.flush().await.unwrap();
-        let _ = tx.send(Received { headers, body });
-    });
-    (url, rx)
+/// The one request `stub` received, a `POST /alerts`.
+fn the_alert_post(stub: &StubServer) -> StubRequest {
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = requests.into_iter().next().unwrap();
+    assert_eq!(
+        (request.method.as_str(), request.path()),
+        ("POST", "/alerts")
+    );
+    request
 }
 
 /// The sink's signer; every webhook test builds one before its sink, so this is also where
@@ -242,22 +202,23 @@ fn signer() -> StandardWebhookSigner {
 
 #[tokio::test]
 async fn webhook_posts_a_signed_redacted_payload() {
-    let (url, rx) = receiver(204).await;
+    let stub = receiver(204, &[]).await;
+    let url = format!("{}/alerts", stub.url());
     let sink = WebhookSink::new(&url, Arc::new(signer())).unwrap();
     let alert = hostile_alert();
     sink.deliver(&alert).await.unwrap();
-    let got = rx.await.unwrap();
+    let got = the_alert_post(&stub);
+    let header = |name: &str| {
+        got.header(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+    };
 
-    let id = got.header("webhook-id");
+    let id = header("webhook-id");
     assert_eq!(id, format!("msg_{}", alert.id.simple()));
-    let ts: i64 = got.header("webhook-timestamp").parse().unwrap();
+    let ts: i64 = header("webhook-timestamp").parse().unwrap();
     let expected = signer().signature(id, ts, &got.body);
-    assert_eq!(
-        got.header("webhook-signature"),
-        expected,
-        "signature verifies"
-    );
-    assert_eq!(got.header("content-type"), "application/json");
+    assert_eq!(header("webhook-signature"), expected, "signature verifies");
+    assert_eq!(header("content-type"), "application/json");
 
     let body = String::from_utf8(got.body.clone()).unwrap();
     assert!(!body.contains(ADDRESS), "{body}");
@@ -273,14 +234,15 @@ async fn webhook_posts_a_signed_redacted_payload() {
 
 #[tokio::test]
 async fn webhook_non_2xx_is_an_error() {
-    let (url, rx) = receiver(500).await;
+    let stub = receiver(500, &[]).await;
+    let url = format!("{}/alerts", stub.url());
     let sink = WebhookSink::new(&url, Arc::new(signer())).unwrap();
     let err = sink.deliver(&hostile_alert()).await.unwrap_err();
     assert!(
         matches!(err, DeliveryError::Status { status: 500 }),
         "{err:?}"
     );
-    rx.await.unwrap();
+    the_alert_post(&stub);
     assert!(matches!(
         WebhookSink::new("ftp://x", Arc::new(signer())),
         Err(DeliveryError::InvalidConfig { field: "url" })
@@ -291,17 +253,19 @@ async fn webhook_non_2xx_is_an_error() {
 /// does not name.
 #[tokio::test]
 async fn webhook_redirects_are_not_followed() {
-    let (elsewhere, elsewhere_rx) = receiver(204).await;
-    let (url, rx) = receiver_with(307, &format!("location: {elsewhere}\r\n")).await;
+    let elsewhere = receiver(204, &[]).await;
+    let target = format!("{}/alerts", elsewhere.url());
+    let stub = receiver(307, &[("location", &target)]).await;
+    let url = format!("{}/alerts", stub.url());
     let sink = WebhookSink::new(&url, Arc::new(signer())).unwrap();
     let err = sink.deliver(&hostile_alert()).await.unwrap_err();
     assert!(
         matches!(err, DeliveryError::Status { status: 307 }),
         "{err:?}"
     );
-    rx.await.unwrap();
-    let followed = tokio::time::timeout(Duration::from_millis(500), elsewhere_rx).await;
-    assert!(followed.is_err(), "the redirect target was called");
+    the_alert_post(&stub);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(elsewhere.count(), 0, "the redirect target was called");
 }
 
 /// Plain-text SMTP is for a relay on this machine only.

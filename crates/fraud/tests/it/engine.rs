@@ -4,18 +4,7 @@ use haven_fraud::{DEFAULT_RULES, RulesError};
 
 use crate::helpers::*;
 
-const VELOCITY: &str = r#"
-[engine]
-allowed_lateness_secs = 30
-
-[[rule]]
-id = "rapid_purchase"
-kind = "velocity"
-events = ["purchase"]
-threshold = 3
-window_secs = 300
-severity = "high"
-"#;
+const VELOCITY: &str = include_str!("../fixtures/velocity_with_lateness.toml");
 
 #[tokio::test]
 async fn windows_follow_event_time_not_arrival_order() {
@@ -133,24 +122,7 @@ async fn the_default_rules_reproduce_the_seed_thresholds() {
 /// replayed event id, not while a cooldown holds, and under the rule that raised it.
 #[tokio::test]
 async fn each_alert_is_counted_once_under_its_rule() {
-    const RULES: &str = r#"
-[[rule]]
-id = "rapid_purchase"
-kind = "velocity"
-events = ["purchase"]
-threshold = 2
-window_secs = 300
-severity = "high"
-cooldown_secs = 600
-
-[[rule]]
-id = "tiny_purchase"
-kind = "amount_tiers"
-currency = "NGN"
-minimum = "100"
-high = "1000000"
-very_high = "5000000"
-"#;
+    const RULES: &str = include_str!("../fixtures/velocity_and_tiny_amounts.toml");
     for b in backends().await {
         let capture = haven_testkit::MetricsCapture::new();
         let _local = capture.set_local();

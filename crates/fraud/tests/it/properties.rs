@@ -110,16 +110,7 @@ proptest! {
     }
 }
 
-const COOLDOWN_RULES: &str = r#"
-[[rule]]
-id = "big"
-kind = "amount_tiers"
-currency = "NGN"
-minimum = "1"
-high = "10"
-very_high = "100"
-cooldown_secs = 60
-"#;
+const COOLDOWN_RULES: &str = include_str!("../fixtures/amount_tiers_with_cooldown.toml");
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]

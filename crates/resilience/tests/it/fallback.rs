@@ -10,7 +10,7 @@ use haven_resilience::{
     classify_breaker,
 };
 
-use crate::support::{MockHttp, Reply, query};
+use haven_testkit::{StubRequest, StubResponse, StubServer};
 
 /// A CoinGecko source; the test process chooses the TLS crypto provider first (the
 /// library never does).
@@ -25,20 +25,21 @@ fn binance(url: impl Into<String>, timeout: Duration) -> Binance {
     Binance::new(url, timeout)
 }
 
-fn coingecko_reply(target: &str) -> Reply {
-    let q = query(target);
-    assert!(target.starts_with("/api/v3/simple/price"), "{target}");
-    Reply::json(format!(
+fn coingecko_reply(request: &StubRequest) -> StubResponse {
+    assert_eq!(request.path(), "/api/v3/simple/price", "{}", request.target);
+    let param = |name: &str| request.query(name).unwrap_or_default();
+    StubResponse::json(format!(
         r#"{{"{}":{{"{}":3012.5}}}}"#,
-        q["ids"], q["vs_currencies"]
+        param("ids"),
+        param("vs_currencies")
     ))
 }
 
-fn binance_reply(target: &str) -> Reply {
-    assert!(target.starts_with("/api/v3/ticker/price"), "{target}");
-    Reply::json(format!(
+fn binance_reply(request: &StubRequest) -> StubResponse {
+    assert_eq!(request.path(), "/api/v3/ticker/price", "{}", request.target);
+    StubResponse::json(format!(
         r#"{{"symbol":"{}","price":"3001.25000000"}}"#,
-        query(target)["symbol"]
+        request.query("symbol").unwrap_or_default()
     ))
 }
 
@@ -71,22 +72,22 @@ fn cache(clock: Arc<ManualClock>) -> TtlCache<Pair, (haven_resilience::Price, St
 
 #[tokio::test]
 async fn sources_parse_their_upstream_formats() {
-    let cg = MockHttp::start(coingecko_reply).await;
-    let bn = MockHttp::start(binance_reply).await;
+    let cg = StubServer::start(coingecko_reply).await;
+    let bn = StubServer::start(binance_reply).await;
     let pair = Pair::new("eth", "usd");
     let price = coingecko(cg.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap();
     assert_eq!(price.as_str(), "3012.5");
-    assert!(cg.requests()[0].1.contains("ids=ethereum"));
-    assert!(cg.requests()[0].1.contains("vs_currencies=usd"));
+    assert!(cg.requests()[0].target.contains("ids=ethereum"));
+    assert!(cg.requests()[0].target.contains("vs_currencies=usd"));
     let price = binance(bn.url(), Duration::from_secs(5))
         .price(&pair)
         .await
         .unwrap();
     assert_eq!(price.as_str(), "3001.25");
-    assert!(bn.requests()[0].1.ends_with("symbol=ETHUSDT"));
+    assert!(bn.requests()[0].target.ends_with("symbol=ETHUSDT"));
     let unknown = coingecko(cg.url(), Duration::from_secs(5))
         .price(&Pair::new("NOPE", "USD"))
         .await;
@@ -110,7 +111,7 @@ async fn prices_are_exact_decimals_never_floats() {
         ("1e400", None),
     ] {
         let body = format!(r#"{{"ethereum":{{"usd":{answer}}}}}"#);
-        let cg = MockHttp::start(move |_| Reply::json(body.clone())).await;
+        let cg = StubServer::start(move |_| StubResponse::json(body.clone())).await;
         let price = coingecko(cg.url(), Duration::from_secs(5))
             .price(&pair)
             .await;
@@ -125,10 +126,10 @@ async fn prices_are_exact_decimals_never_floats() {
             ),
         }
     }
-    let bn = MockHttp::start(|target: &str| {
-        Reply::json(format!(
+    let bn = StubServer::start(|request: &StubRequest| {
+        StubResponse::json(format!(
             r#"{{"symbol":"{}","price":"0.10000000000000000000"}}"#,
-            query(target)["symbol"]
+            request.query("symbol").unwrap_or_default()
         ))
     })
     .await;
@@ -141,9 +142,10 @@ async fn prices_are_exact_decimals_never_floats() {
 
 #[tokio::test]
 async fn upstream_errors_are_classified() {
-    let limited = MockHttp::start(|_| Reply::status(429).with_header("Retry-After", "7")).await;
-    let bad = MockHttp::start(|_| Reply::status(400)).await;
-    let garbage = MockHttp::start(|_| Reply::json(r#"{"ethereum":{"usd":-1}}"#)).await;
+    let limited =
+        StubServer::start(|_| StubResponse::status(429).with_header("Retry-After", "7")).await;
+    let bad = StubServer::start(|_| StubResponse::status(400)).await;
+    let garbage = StubServer::start(|_| StubResponse::json(r#"{"ethereum":{"usd":-1}}"#)).await;
     let pair = Pair::new("ETH", "USD");
     let err = coingecko(limited.url(), Duration::from_secs(5))
         .price(&pair)
@@ -168,13 +170,14 @@ async fn upstream_errors_are_classified() {
 /// price is refused without being kept.
 #[tokio::test]
 async fn redirects_are_not_followed_and_answers_are_capped() {
-    let elsewhere = MockHttp::start(coingecko_reply).await;
+    let elsewhere = StubServer::start(coingecko_reply).await;
     let target = format!(
         "{}/api/v3/simple/price?ids=ethereum&vs_currencies=usd",
         elsewhere.url()
     );
     let redirecting =
-        MockHttp::start(move |_| Reply::status(302).with_header("Location", &target)).await;
+        StubServer::start(move |_| StubResponse::status(302).with_header("Location", &target))
+            .await;
     let pair = Pair::new("ETH", "USD");
     let err = coingecko(redirecting.url(), Duration::from_secs(5))
         .price(&pair)
@@ -187,8 +190,8 @@ async fn redirects_are_not_followed_and_answers_are_capped() {
     assert_eq!(elsewhere.count(), 0, "the redirect was not followed");
 
     let padding = "x".repeat(haven_resilience::MAX_PRICE_RESPONSE_BYTES);
-    let huge = MockHttp::start(move |_| {
-        Reply::json(format!(r#"{{"ethereum":{{"usd":1}},"pad":"{padding}"}}"#))
+    let huge = StubServer::start(move |_| {
+        StubResponse::json(format!(r#"{{"ethereum":{{"usd":1}},"pad":"{padding}"}}"#))
     })
     .await;
     let err = coingecko(huge.url(), Duration::from_secs(5))
@@ -200,8 +203,8 @@ async fn redirects_are_not_followed_and_answers_are_capped() {
 
 #[tokio::test]
 async fn primary_timeout_falls_through_to_secondary() {
-    let slow = MockHttp::start(|t| coingecko_reply(t).delayed(Duration::from_secs(5))).await;
-    let bn = MockHttp::start(binance_reply).await;
+    let slow = StubServer::start(|t| coingecko_reply(t).delayed(Duration::from_secs(5))).await;
+    let bn = StubServer::start(binance_reply).await;
     let clock = Arc::new(ManualClock::new());
     let chain = FallbackChain::new(
         vec![
@@ -228,9 +231,9 @@ async fn primary_timeout_falls_through_to_secondary() {
 async fn stale_values_are_served_only_within_the_bound() {
     let failing = Arc::new(AtomicBool::new(false));
     let flag = failing.clone();
-    let cg = MockHttp::start(move |t| {
+    let cg = StubServer::start(move |t| {
         if flag.load(Ordering::SeqCst) {
-            Reply::status(503)
+            StubResponse::status(503)
         } else {
             coingecko_reply(t)
         }
@@ -271,7 +274,7 @@ async fn stale_values_are_served_only_within_the_bound() {
 
 #[tokio::test]
 async fn retries_go_through_the_breaker_and_honour_the_interval_gate() {
-    let cg = MockHttp::start(|_| Reply::status(502)).await;
+    let cg = StubServer::start(|_| StubResponse::status(502)).await;
     let gate: Arc<dyn IntervalGate> = Arc::new(InMemoryIntervalGate::default());
     let retry = Arc::new(
         Retry::with_seed(
@@ -332,7 +335,9 @@ mod cross_process {
     use haven_testkit::TestRedis;
 
     use super::{coingecko, coingecko_reply, once};
-    use crate::support::{MockHttp, Reports, pool, report, spawn_child};
+    use haven_testkit::StubServer;
+
+    use crate::support::{Reports, pool, report, spawn_child};
 
     const RUN: Duration = Duration::from_millis(2500);
     const INTERVAL: Duration = Duration::from_millis(500);
@@ -385,7 +390,7 @@ mod cross_process {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn minimum_interval_holds_across_two_processes() {
         let redis = TestRedis::new().await;
-        let upstream = MockHttp::start(coingecko_reply).await;
+        let upstream = StubServer::start(coingecko_reply).await;
         let prefix = redis.key("gate:");
         let mut child = spawn_child(
             "gate-poll",
@@ -422,7 +427,7 @@ mod cross_process {
         );
         // Claims are spaced by the interval on the Redis clock; arrival at the upstream adds
         // each client's scheduling delay, so allow half an interval of jitter on a busy host.
-        let mut at: Vec<_> = calls.iter().map(|(t, _)| *t).collect();
+        let mut at: Vec<_> = calls.iter().map(|r| r.received_at).collect();
         at.sort();
         for w in at.windows(2) {
             let gap = w[1] - w[0];

@@ -1,10 +1,11 @@
 //! Workspace rules checked as ordinary tests: what domain crates may link
 //! ([`frameworks`]), which crate may use which ([`edges`]), who chooses the TLS crypto
-//! provider ([`crypto_provider`]).
+//! provider ([`crypto_provider`]) and how long a file or a function may grow ([`sizes`]).
 
 mod crypto_provider;
 mod edges;
 mod frameworks;
+mod sizes;
 
 /// The workspace root.
 fn workspace_root() -> std::path::PathBuf {
