@@ -8,6 +8,7 @@
 pub mod chain;
 pub mod config;
 pub mod custody;
+pub mod jobs;
 pub mod rewards;
 pub mod staking;
 pub mod sync;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Staking: record a week's staking rewards for the worker to mint.
     #[command(subcommand)]
     Staking(staking::StakingCommand),
+    /// The worker's job runs: list, dead letters, retry.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 /// `migrate` options.
@@ -149,6 +153,7 @@ pub async fn run(
         Command::Users(cmd) => users::run(cmd, input, out).await,
         Command::Rewards(cmd) => rewards::run(cmd, input, out).await,
         Command::Staking(cmd) => staking::run(cmd, out).await,
+        Command::Jobs(cmd) => jobs::run(cmd, out).await,
     }
 }
 

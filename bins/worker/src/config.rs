@@ -1,5 +1,7 @@
 //! The worker's configuration: the only place it reads the environment.
 
+pub mod jobs;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -32,6 +34,13 @@ pub struct WorkerConfig {
     /// `HAVEN_REDIS_PREFIX` (default `haven:`): the keys shared with the api (the network
     /// statistics cache the worker invalidates after a mint or burn).
     pub redis_prefix: String,
+    /// Schedules, attempts, timeouts, the shutdown bound and retention (`HAVEN_SCHEDULE_*`,
+    /// `HAVEN_JOB_*`, `HAVEN_JOBS_TIMEZONE`, `HAVEN_SHUTDOWN_GRACE_SECS`,
+    /// `HAVEN_RETENTION_*`).
+    pub jobs: jobs::JobsConfig,
+    /// `HAVEN_REWARDS_RULES`: the tokenomics rules file (default: the shipped rules); the
+    /// staking accrual reads its rate.
+    pub rewards_rules: Option<std::path::PathBuf>,
 }
 
 /// The inbound relay: which outbound endpoints receive each source's verified events.
@@ -40,7 +49,7 @@ pub struct InboundRelayConfig {
     /// `HAVEN_INBOUND_RELAY`: `source=<endpoint id>[,<endpoint id>…]` entries separated by
     /// `;` (e.g. `aurora=0190…,0190…;tribe=0190…`). Empty (the default) turns the job off.
     pub routes: haven_db::RelayRoutes,
-    /// `HAVEN_INBOUND_RELAY_SECS` (5): how often the job looks for new events.
+    /// `HAVEN_INBOUND_RELAY_SECS` (1): how often the job looks for new events.
     pub interval: Duration,
 }
 
@@ -116,8 +125,6 @@ pub struct ChainJobConfig {
     pub master_keys: Option<SecretString>,
     /// `HAVEN_MIN_DECRYPTION_VERSION`: master-key versions below it no longer decrypt.
     pub min_decryption_version: Option<u32>,
-    /// `HAVEN_CHAIN_MONITOR_SECS`: how often the monitoring cycle runs (default 60).
-    pub monitor_interval: Duration,
 }
 
 /// Complete chain settings: what the monitoring job is composed from.
@@ -131,8 +138,6 @@ pub struct ChainSettings {
     pub master_keys: SecretString,
     /// Master-key versions below it no longer decrypt.
     pub min_decryption_version: Option<u32>,
-    /// How often the monitoring cycle runs.
-    pub monitor_interval: Duration,
 }
 
 impl ChainJobConfig {
@@ -143,7 +148,6 @@ impl ChainJobConfig {
             wallet: None,
             master_keys: None,
             min_decryption_version: None,
-            monitor_interval: Duration::from_secs(DEFAULTS.chain_monitor_secs),
         }
     }
 
@@ -155,7 +159,6 @@ impl ChainJobConfig {
                 wallet: wallet.clone(),
                 master_keys: master_keys.clone(),
                 min_decryption_version: self.min_decryption_version,
-                monitor_interval: self.monitor_interval,
             }),
             (token, wallet, keys) => Err([
                 ("HAVEN_TOKEN_ADDRESS", token.is_none()),
@@ -181,6 +184,7 @@ struct Own {
     inbound_relay_secs: u64,
     rewards_poll_ms: u64,
     redis_prefix: String,
+    rewards_rules: String,
     worker_addr: String,
     worker_tick_secs: u64,
     token_address: Option<String>,
@@ -188,7 +192,6 @@ struct Own {
     master_keys: Option<SecretString>,
     #[serde(default)]
     min_decryption_version: Option<u32>,
-    chain_monitor_secs: u64,
     fraud_delivery_secs: u64,
     fraud_delivery_batch: u64,
     fraud_delivery_concurrency: u64,
@@ -206,6 +209,8 @@ struct Own {
     fraud_smtp_from: Option<String>,
     fraud_smtp_to: Option<String>,
     fraud_smtp_timeout_secs: u64,
+    #[serde(flatten)]
+    jobs: jobs::JobsOwn,
 }
 
 #[derive(Debug, Serialize)]
@@ -219,11 +224,11 @@ struct Defaults {
     inbound_relay_secs: u64,
     rewards_poll_ms: u64,
     redis_prefix: &'static str,
+    rewards_rules: &'static str,
     token_address: &'static str,
     chain_wallet: &'static str,
     master_keys: &'static str,
     min_decryption_version: Option<u32>,
-    chain_monitor_secs: u64,
     fraud_delivery_secs: u64,
     fraud_delivery_batch: u64,
     fraud_delivery_concurrency: u64,
@@ -241,6 +246,8 @@ struct Defaults {
     fraud_smtp_from: &'static str,
     fraud_smtp_to: &'static str,
     fraud_smtp_timeout_secs: u64,
+    #[serde(flatten)]
+    jobs: jobs::JobsDefaults,
 }
 
 /// Every default of the worker, in one place (the README's configuration table lists them).
@@ -249,17 +256,17 @@ const DEFAULTS: Defaults = Defaults {
     worker_tick_secs: 60,
     webhook_allow: "",
     webhook_allow_http: false,
-    webhook_delivery_secs: 5,
+    webhook_delivery_secs: 1,
     inbound_relay: "",
-    inbound_relay_secs: 5,
+    inbound_relay_secs: 1,
     rewards_poll_ms: 500,
     redis_prefix: "haven:",
+    rewards_rules: "",
     token_address: "",
     chain_wallet: "",
     master_keys: "",
     min_decryption_version: None,
-    chain_monitor_secs: 60,
-    fraud_delivery_secs: 5,
+    fraud_delivery_secs: 1,
     fraud_delivery_batch: 50,
     fraud_delivery_concurrency: 8,
     fraud_delivery_max_attempts: 8,
@@ -276,6 +283,7 @@ const DEFAULTS: Defaults = Defaults {
     fraud_smtp_from: "",
     fraud_smtp_to: "",
     fraud_smtp_timeout_secs: 10,
+    jobs: jobs::DEFAULTS,
 };
 
 /// Every environment variable the worker reads, sorted.
@@ -324,6 +332,10 @@ impl WorkerConfig {
             inbound_relay,
             rewards,
             redis_prefix: own.redis_prefix,
+            jobs: jobs::JobsConfig::from_own(own.jobs)?,
+            rewards_rules: Some(own.rewards_rules.trim())
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from),
         })
     }
 
@@ -349,6 +361,13 @@ impl WorkerConfig {
                 ..crate::jobs::rewards::RewardsSettings::default()
             },
             redis_prefix: DEFAULTS.redis_prefix.to_owned(),
+            jobs: jobs::JobsConfig {
+                attempts: 3,
+                backoff: Duration::from_millis(50),
+                shutdown_grace: Duration::from_secs(5),
+                ..jobs::JobsConfig::test_defaults()
+            },
+            rewards_rules: None,
         }
     }
 }
@@ -377,12 +396,6 @@ impl ChainJobConfig {
                 })
             })
             .transpose()?;
-        if own.chain_monitor_secs == 0 {
-            return Err(ConfigError::Invalid {
-                var: "HAVEN_CHAIN_MONITOR_SECS",
-                reason: "must be at least 1".into(),
-            });
-        }
         Ok(Self {
             token_address,
             wallet,
@@ -391,7 +404,6 @@ impl ChainJobConfig {
                 .clone()
                 .filter(|k| !k.expose_secret().trim().is_empty()),
             min_decryption_version: own.min_decryption_version,
-            monitor_interval: Duration::from_secs(own.chain_monitor_secs),
         })
     }
 }
@@ -403,7 +415,7 @@ pub struct FraudDeliveryConfig {
     /// `HAVEN_FRAUD_DELIVERY_BATCH` (50), `…_CONCURRENCY` (8), `…_MAX_ATTEMPTS` (8),
     /// `…_BACKOFF_SECS` (30), `…_MAX_BACKOFF_SECS` (3600), `…_LEASE_SECS` (300).
     pub policy: crate::jobs::fraud_delivery::DeliveryPolicy,
-    /// `HAVEN_FRAUD_DELIVERY_SECS` (5): how often the delivery job looks for due alerts.
+    /// `HAVEN_FRAUD_DELIVERY_SECS` (1): how often the delivery job looks for due alerts.
     pub interval: Duration,
     /// `HAVEN_FRAUD_WEBHOOK_URL` and `HAVEN_FRAUD_WEBHOOK_SECRET`; off when the URL is empty.
     pub webhook: Option<FraudWebhookConfig>,
@@ -570,7 +582,7 @@ pub struct WebhookDeliveryConfig {
     /// `HAVEN_WEBHOOK_ALLOW_HTTP`: also send to plain `http` URLs (development and tests;
     /// refused in production). Default `false`.
     pub allow_http: bool,
-    /// `HAVEN_WEBHOOK_DELIVERY_SECS` (5): how often the delivery job looks for due attempts.
+    /// `HAVEN_WEBHOOK_DELIVERY_SECS` (1): how often the delivery job looks for due attempts.
     pub interval: Duration,
 }
 
@@ -689,10 +701,7 @@ mod tests {
         assert_eq!(chain.settings().err(), Some(vec!["HAVEN_MASTER_KEYS"]));
         chain.master_keys = Some("v1:a2V5".to_owned().into());
         let settings = chain.settings().ok();
-        assert_eq!(
-            settings.map(|s| (s.token, s.monitor_interval)),
-            Some((Address::repeat_byte(1), Duration::from_secs(60)))
-        );
+        assert_eq!(settings.map(|s| s.token), Some(Address::repeat_byte(1)));
     }
 
     #[test]
@@ -736,7 +745,7 @@ mod tests {
         assert!(parsed.allow_http);
         assert_eq!(parsed.interval, Duration::from_secs(2));
         assert_eq!(
-            WebhookDeliveryConfig::parse(Environment::Development, "", false, 5).unwrap(),
+            WebhookDeliveryConfig::parse(Environment::Development, "", false, 1).unwrap(),
             WebhookDeliveryConfig::default()
         );
         for (allow, http, secs, var) in [

@@ -7,7 +7,6 @@
 //! `/jobs`) while Postgres or the node is down.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use alloy::providers::{Provider, ProviderBuilder};
 use anyhow::Context;
@@ -126,7 +125,7 @@ impl Chain {
     }
 }
 
-/// Runs the chain monitoring cycle every `HAVEN_CHAIN_MONITOR_SECS`.
+/// Runs the chain monitoring cycle on `HAVEN_SCHEDULE_CHAIN_MONITOR` (every minute).
 #[derive(Debug)]
 pub struct ChainMonitorJob {
     chain: Arc<Chain>,
@@ -163,10 +162,6 @@ impl ChainMonitorJob {
 impl Job for ChainMonitorJob {
     fn name(&self) -> &'static str {
         "chain_monitor"
-    }
-
-    fn interval(&self) -> Option<Duration> {
-        Some(self.chain.settings.monitor_interval)
     }
 
     fn step(&self) -> BoxFuture<'_, anyhow::Result<()>> {

@@ -6,4 +6,5 @@ pub mod fraud_delivery;
 pub mod inbound_relay;
 pub mod movements;
 pub mod rewards;
+pub mod scheduled;
 pub mod webhook_delivery;

@@ -221,7 +221,8 @@ async fn run_registers_the_job_only_when_configured() {
         let mut config = WorkerConfig::for_tests(s.db.url(), &TestRedis::server_url());
         config.common.eth_rpc_url = s.anvil.endpoint();
         config.chain = chain;
-        config.chain.monitor_interval = Duration::from_secs(1);
+        config.jobs.chain_monitor =
+            haven_worker::config::jobs::CronExpr::parse("test", "* * * * * *").unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

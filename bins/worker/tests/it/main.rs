@@ -4,6 +4,7 @@ mod chain_monitor;
 mod cli;
 mod fraud_delivery;
 mod inbound_relay;
+mod jobs;
 mod readme_config;
 mod rewards;
 mod rewards_property;

@@ -97,7 +97,10 @@ impl Stack {
             ("HAVEN_TOKEN_ADDRESS".to_owned(), token.to_string()),
             ("HAVEN_CHAIN_WALLET".to_owned(), "minter".to_owned()),
             ("HAVEN_MASTER_KEYS".to_owned(), master_keys),
-            ("HAVEN_CHAIN_MONITOR_SECS".to_owned(), "1".to_owned()),
+            (
+                "HAVEN_SCHEDULE_CHAIN_MONITOR".to_owned(),
+                "* * * * * *".to_owned(),
+            ),
             ("HAVEN_REWARDS_POLL_MS".to_owned(), "100".to_owned()),
             ("HAVEN_LOG_FORMAT".to_owned(), "json".to_owned()),
             ("HAVEN_REDIS_PREFIX".to_owned(), redis_prefix),
