@@ -183,6 +183,7 @@ struct Own {
     inbound_relay: String,
     inbound_relay_secs: u64,
     rewards_poll_ms: u64,
+    rewards_lease_secs: u64,
     redis_prefix: String,
     rewards_rules: String,
     worker_addr: String,
@@ -223,6 +224,7 @@ struct Defaults {
     inbound_relay: &'static str,
     inbound_relay_secs: u64,
     rewards_poll_ms: u64,
+    rewards_lease_secs: u64,
     redis_prefix: &'static str,
     rewards_rules: &'static str,
     token_address: &'static str,
@@ -260,6 +262,7 @@ const DEFAULTS: Defaults = Defaults {
     inbound_relay: "",
     inbound_relay_secs: 1,
     rewards_poll_ms: 500,
+    rewards_lease_secs: 120,
     redis_prefix: "haven:",
     rewards_rules: "",
     token_address: "",
@@ -320,6 +323,7 @@ impl WorkerConfig {
         }
         let rewards = crate::jobs::rewards::RewardsSettings {
             interval: Duration::from_millis(own.rewards_poll_ms),
+            lease: Duration::from_secs(own.rewards_lease_secs.max(1)),
             ..crate::jobs::rewards::RewardsSettings::default()
         };
         Ok(Self {

@@ -205,6 +205,9 @@ pub struct TxRecord {
     pub confirmed_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version: 1 on insert, +1 on every update.
     pub version: u64,
+    /// The nonce lease the current signed version was signed under (committed before any
+    /// broadcast; see [`TokenOps`](crate::TokenOps) on crash safety).
+    pub nonce_lease: Option<haven_nonce::LeaseId>,
 }
 
 impl TxRecord {
@@ -250,6 +253,7 @@ impl TxRecord {
             broadcast_at: None,
             confirmed_at: None,
             version: 1,
+            nonce_lease: None,
         }
     }
 

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::OptionalExtension;
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{
+    Array, BigInt, Bytea, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::RunQueryDsl;
 use haven_chain::{Error, Inserted, Result, TxKind, TxRecord, TxStatus, TxStore};
 
@@ -104,7 +106,7 @@ const COLUMNS: &str = "tx_id, kind, chain_id, token, from_address, to_address, \
      max_fee_per_gas::text AS max_fee_per_gas, \
      max_priority_fee_per_gas::text AS max_priority_fee_per_gas, attempts, replacements, \
      error, block_number, block_hash, created_at, updated_at, broadcast_at, confirmed_at, version, \
-     reorgs, holder";
+     reorgs, holder, nonce_lease";
 
 #[derive(QueryableByName)]
 struct TxRow {
@@ -162,6 +164,8 @@ struct TxRow {
     reorgs: i32,
     #[diesel(sql_type = Nullable<Bytea>)]
     holder: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    nonce_lease: Option<uuid::Uuid>,
 }
 
 fn parse_status(raw: &str) -> Option<TxStatus> {
@@ -180,6 +184,7 @@ impl TxRow {
                 .map(|a| address("to_address", &a))
                 .transpose()?,
             holder: self.holder.map(|a| address("holder", &a)).transpose()?,
+            nonce_lease: self.nonce_lease.map(haven_nonce::LeaseId::from),
             amount: self.amount.parse::<U256>().map_err(|_| corrupt("amount"))?,
             status: parse_status(&self.status).ok_or_else(|| corrupt("status"))?,
             nonce: self.nonce.map(|n| to_u64("nonce", n)).transpose()?,
@@ -230,7 +235,7 @@ struct Encoded {
     version: i64,
 }
 
-/// Binds every column of `record` as `$1`…`$27` in the order of [`COLUMNS`] (the insert and
+/// Binds every column of `record` as `$1`…`$28` in the order of [`COLUMNS`] (the insert and
 /// the compare-and-set update use the same numbering).
 fn bind_record<'a>(
     query: diesel::query_builder::SqlQuery,
@@ -265,6 +270,7 @@ fn bind_record<'a>(
         .bind::<BigInt, _>(e.version)
         .bind::<Integer, _>(e.reorgs)
         .bind::<Nullable<Bytea>, _>(record.holder.map(|a| a.to_vec()))
+        .bind::<Nullable<SqlUuid>, _>(record.nonce_lease.map(|l| l.as_uuid()))
 }
 
 fn encode(record: &TxRecord) -> Result<Encoded, PgTxError> {
@@ -316,10 +322,11 @@ impl TxStore for PgTxStore {
             "INSERT INTO transactions (tx_id, kind, chain_id, token, from_address, to_address, \
              amount, status, nonce, hash, raw_tx, previous_hashes, gas_limit, max_fee_per_gas, \
              max_priority_fee_per_gas, attempts, replacements, error, block_number, block_hash, \
-             created_at, updated_at, broadcast_at, confirmed_at, version, reorgs, holder) \
+             created_at, updated_at, broadcast_at, confirmed_at, version, reorgs, holder, \
+             nonce_lease) \
              VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9, $10, $11, $12, $13, \
              $14::numeric, $15::numeric, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
-             $26, $27) \
+             $26, $27, $28) \
              ON CONFLICT (tx_id) DO NOTHING RETURNING {COLUMNS}"
         );
         let inserted: Option<TxRow> = bind_record(diesel::sql_query(query), &record, &e)
@@ -372,7 +379,7 @@ impl TxStore for PgTxStore {
              max_fee_per_gas = $14::numeric, max_priority_fee_per_gas = $15::numeric, \
              attempts = $16, replacements = $17, error = $18, block_number = $19, \
              block_hash = $20, created_at = $21, updated_at = $22, broadcast_at = $23, \
-             confirmed_at = $24, version = $25, reorgs = $26, holder = $27 \
+             confirmed_at = $24, version = $25, reorgs = $26, holder = $27, nonce_lease = $28 \
              WHERE tx_id = $1 AND version = $25 - 1 RETURNING {COLUMNS}"
             )),
             record,
@@ -505,7 +512,8 @@ impl PgTxStore {
                 "UPDATE transactions SET status = 'queued', nonce = NULL, hash = NULL, \
                  raw_tx = NULL, previous_hashes = '{{}}', max_fee_per_gas = NULL, \
                  max_priority_fee_per_gas = NULL, replacements = 0, block_number = NULL, \
-                 block_hash = NULL, broadcast_at = NULL, updated_at = $3, version = version + 1 \
+                 block_hash = NULL, broadcast_at = NULL, nonce_lease = NULL, updated_at = $3, \
+                 version = version + 1 \
                  WHERE tx_id = $1 AND status = 'failed' AND version = $2 RETURNING {COLUMNS}"
             ))
             .bind::<Text, _>(tx_id)

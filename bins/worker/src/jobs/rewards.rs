@@ -37,8 +37,6 @@ use crate::jobs::chain_monitor::Chain;
 
 /// Who custody's audit log records as creating member wallets.
 const CALLER: &str = "haven-worker:rewards";
-/// How long a claimed job is ours.
-const LEASE: Duration = Duration::from_secs(120);
 /// How soon a job waiting for a confirmation looks again.
 const POLL: Duration = Duration::from_secs(1);
 /// How soon a job looks at a transaction it just sent (a fast chain has mined it already).
@@ -54,6 +52,9 @@ pub struct RewardsSettings {
     /// Jobs of a step worked on at the same time (each is a different reward; a member's
     /// reversals still run one at a time under the member's lock).
     pub concurrency: usize,
+    /// How long a claimed job is ours (`HAVEN_REWARDS_LEASE_SECS`): after a crash, its jobs
+    /// wait this long before another step claims them.
+    pub lease: Duration,
 }
 
 impl Default for RewardsSettings {
@@ -62,6 +63,7 @@ impl Default for RewardsSettings {
             interval: Duration::from_millis(500),
             batch: 64,
             concurrency: 64,
+            lease: Duration::from_secs(120),
         }
     }
 }
@@ -130,7 +132,7 @@ impl RewardsJob {
         }
         let jobs = self
             .rewards
-            .claim_jobs(self.settings.batch, LEASE)
+            .claim_jobs(self.settings.batch, self.settings.lease)
             .await
             .context("claiming reward jobs")?;
         let (claimed, started) = (jobs.len(), std::time::Instant::now());

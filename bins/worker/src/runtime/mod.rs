@@ -1,9 +1,10 @@
 //! The job runtime, on apalis: one apalis worker per job under one `Monitor`.
 //!
-//! Each job's stack, outermost first: tracing → concurrency limit (1: a job never overlaps
-//! itself in one process) → [`ledger`] (the claim in `job_runs` and the run's outcome) →
-//! retry ([`retry::AttemptPolicy`]: record, back off, try again) → catch-panic (a panic is
-//! a failed attempt, not a dead process) → timeout → the job's `step`.
+//! Each job's stack, outermost first: concurrency limit (1: a job never overlaps itself in
+//! one process) → [`ledger`] (the claim in `job_runs` and the run's outcome) → retry
+//! ([`retry::AttemptPolicy`]: record, back off, try again) → catch-panic (a panic is a
+//! failed attempt, not a dead process) → timeout → tracing (a span per attempt) → the
+//! job's `step`.
 //!
 //! Occurrences come from [`streams`]: a dispatcher's pulse (outbox jobs; replicas share the
 //! rows through `FOR UPDATE SKIP LOCKED`, so every replica pulses), an apalis-cron schedule
@@ -338,7 +339,6 @@ fn register(
                 catch_up,
                 queued.clone(),
             ))
-            .enable_tracing()
             .concurrency(1)
             .layer(ledger::LedgerLayer {
                 shared: shared.clone(),
@@ -348,6 +348,7 @@ fn register(
             })
             .layer(CatchPanicLayer::with_panic_handler(retry::on_panic))
             .timeout(shared.settings.timeout)
+            .enable_tracing()
             .build(JobService { job })
     })
 }

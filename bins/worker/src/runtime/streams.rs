@@ -27,21 +27,7 @@ pub fn occurrences(
     let own = match schedule {
         Schedule::Every(every) => pulses(job, *every),
         Schedule::Cron { expr, timezone } => {
-            let ticks = CronScheduler::new(expr.schedule().clone())
-                .with_timezone(*timezone)
-                .into_stream()
-                .filter_map(move |tick| async move {
-                    match tick {
-                        Ok(tick) => i64::try_from(tick.get_timestamp())
-                            .ok()
-                            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
-                            .map(|at| Occurrence::scheduled(job, at)),
-                        Err(e) => {
-                            tracing::warn!(job, error = %e, "the schedule produced no tick");
-                            None
-                        }
-                    }
-                });
+            let ticks = cron_ticks(job, expr.schedule().clone(), *timezone);
             stream::iter(catch_up.map(|at| Occurrence::scheduled(job, at)))
                 .chain(ticks)
                 .boxed()
@@ -50,6 +36,43 @@ pub fn occurrences(
     stream::select(own, queued_runs(job, queued))
         .map(Ok)
         .boxed()
+}
+
+/// The schedule's ticks from apalis-cron. The scheduler computes its next tick when one
+/// fires; when the run takes past that next tick, the scheduler reports it out of range on
+/// every later poll, so a fresh scheduler (counting from now) replaces it: a tick missed
+/// while the job ran is skipped, like a busy dispatcher's pulse.
+fn cron_ticks(
+    job: &'static str,
+    schedule: cron::Schedule,
+    timezone: chrono_tz::Tz,
+) -> BoxStream<'static, Occurrence> {
+    let fresh = move || {
+        CronScheduler::new(schedule.clone())
+            .with_timezone(timezone)
+            .into_stream()
+            .boxed()
+    };
+    stream::unfold(fresh(), move |mut ticks| {
+        let fresh = fresh.clone();
+        async move {
+            loop {
+                match ticks.next().await? {
+                    Ok(tick) => {
+                        let at = i64::try_from(tick.get_timestamp())
+                            .ok()
+                            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())?;
+                        return Some((Occurrence::scheduled(job, at), ticks));
+                    }
+                    Err(e) => {
+                        tracing::debug!(job, error = %e, "a tick passed while the job ran; counting from now");
+                        ticks = fresh();
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// A pulse now, then every `every` (a pulse missed while the job was busy is skipped).

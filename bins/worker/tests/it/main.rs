@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod chain_monitor;
+mod chaos;
 mod cli;
 mod fraud_delivery;
 mod inbound_relay;

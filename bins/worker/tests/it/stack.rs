@@ -181,41 +181,15 @@ impl Stack {
 
     /// Sends a partner event signed for timestamp `ts` (a new `ts` is a new message).
     pub async fn send_at(&self, event: &str, body: &str, ts: i64) -> (u16, Value) {
-        let (source, _) = event.split_once('/').unwrap();
-        let (scheme, secret, ts_header, sig_header) = match source {
-            "aurora" => (
-                Scheme::Aurora,
-                AURORA_SECRET,
-                "x-aurora-timestamp",
-                "x-aurora-signature",
-            ),
-            _ => (
-                Scheme::Tribe,
-                TRIBE_SECRET,
-                "x-tribe-timestamp",
-                "x-tribe-signature",
-            ),
-        };
-        let sig = sign_header(
-            scheme,
-            &Secret::raw(secret).unwrap(),
-            None,
-            ts,
-            body.as_bytes(),
-        )
-        .unwrap();
-        let res = self
-            .client
-            .post(self.api.url(&format!("/api/v1/webhooks/{event}")))
-            .header("content-type", "application/json")
-            .header(ts_header, ts.to_string())
-            .header(sig_header, sig)
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
+        self.sender().send_at(event, body, ts).await
+    }
+
+    /// A handle that sends signed partner events, independent of the stack's borrow.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            client: self.client.clone(),
+            base: self.api.url(""),
+        }
     }
 
     /// The member as the api shows it (operator view, a dev token of a real admin).
@@ -360,6 +334,66 @@ impl Stack {
     /// A random partner id.
     pub fn id(prefix: &str) -> String {
         format!("{prefix}-{}", Uuid::new_v4().simple())
+    }
+}
+
+/// Sends signed partner events to the api.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Sender {
+    /// Sends a signed partner event now; the status and body.
+    pub async fn send(&self, event: &str, body: &str) -> (u16, Value) {
+        self.send_at(event, body, chrono::Utc::now().timestamp())
+            .await
+    }
+
+    /// Sends a partner event signed for timestamp `ts`; the status and body (status 0 when
+    /// the api could not be reached).
+    pub async fn send_at(&self, event: &str, body: &str, ts: i64) -> (u16, Value) {
+        let (source, _) = event.split_once('/').unwrap();
+        let (scheme, secret, ts_header, sig_header) = match source {
+            "aurora" => (
+                Scheme::Aurora,
+                AURORA_SECRET,
+                "x-aurora-timestamp",
+                "x-aurora-signature",
+            ),
+            _ => (
+                Scheme::Tribe,
+                TRIBE_SECRET,
+                "x-tribe-timestamp",
+                "x-tribe-signature",
+            ),
+        };
+        let sig = sign_header(
+            scheme,
+            &Secret::raw(secret).unwrap(),
+            None,
+            ts,
+            body.as_bytes(),
+        )
+        .unwrap();
+        let Ok(res) = self
+            .client
+            .post(format!(
+                "{}/api/v1/webhooks/{event}",
+                self.base.trim_end_matches('/')
+            ))
+            .header("content-type", "application/json")
+            .header(ts_header, ts.to_string())
+            .header(sig_header, sig)
+            .body(body.to_owned())
+            .send()
+            .await
+        else {
+            return (0, Value::Null);
+        };
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
     }
 }
 

@@ -147,6 +147,12 @@ pub trait FaultHook: Send + Sync + std::fmt::Debug {
     /// Called after the signed transaction was recorded and before it is broadcast;
     /// `true` stops the submission there as if the process had died.
     fn stop_after_signed(&self, record: &TxRecord) -> bool;
+
+    /// Called after the signed transaction was recorded and before its nonce lease is
+    /// committed; `true` stops the submission there as if the process had died.
+    fn stop_before_commit(&self, _record: &TxRecord) -> bool {
+        false
+    }
 }
 
 /// What one [`TokenOps::monitor_once`] did.
@@ -197,8 +203,11 @@ pub struct TxSummary {
 ///   and its version check refuses a second signed transaction for the same record;
 /// - a recorded signed transaction is only ever rebroadcast byte for byte, or replaced by
 ///   one with the same nonce and fees at least 12.5 % higher;
-/// - a nonce lease is committed only after the signed transaction is durably recorded, and
-///   released when signing or recording failed (it never left the process);
+/// - a nonce lease is committed only after the signed transaction is durably recorded (with
+///   the lease's id), and released when signing or recording failed (it never left the
+///   process); a signed record is only broadcast once its lease is committed, so a signer
+///   that died between recording and committing never leaks a nonce another transaction
+///   took: the record is signed anew instead;
 /// - the private key never leaves custody.
 #[derive(Debug, Clone)]
 pub struct TokenOps {
@@ -477,7 +486,7 @@ impl TokenOps {
                     });
                 }
                 match existing.status {
-                    TxStatus::Signed => self.broadcast(existing).await,
+                    TxStatus::Signed => self.resume_signed(existing).await,
                     _ => Ok(existing),
                 }
             }

@@ -84,7 +84,7 @@ impl TokenOps {
 
         for record in store.list_by_status(TxStatus::Signed, config.batch).await? {
             let tx_id = record.tx_id.clone();
-            match self.broadcast(record).await {
+            match self.resume_signed(record).await {
                 Ok(_) => report.rebroadcast += 1,
                 Err(e) => report.errors.push(format!("{tx_id}: {e}")),
             }

@@ -35,10 +35,21 @@ impl TokenOps {
         record.raw = Some(raw);
         record.max_fee_per_gas = Some(fees.max_fee_per_gas);
         record.max_priority_fee_per_gas = Some(fees.max_priority_fee_per_gas);
+        record.nonce_lease = Some(lease.lease_id);
         let record = match self.save(record, Utc::now()).await {
             Ok(record) => record,
             Err(e) => return Err(self.release(&lease, e).await),
         };
+        #[cfg(feature = "test-utils")]
+        {
+            let hook = inner.fault.lock().ok().and_then(|h| h.clone());
+            if hook.is_some_and(|h| h.stop_before_commit(&record)) {
+                return Err(Error::Interrupted {
+                    tx_id: record.tx_id,
+                    stage: "recorded",
+                });
+            }
+        }
         // Durably recorded: from here on the nonce belongs to this record.
         inner.nonces.commit(&lease).await?;
 
@@ -53,6 +64,44 @@ impl TokenOps {
             }
         }
         self.broadcast(record).await
+    }
+
+    /// Broadcasts a `signed` record found after its signer stopped: its nonce lease is
+    /// committed first (idempotent). A signer that died between recording and committing
+    /// left the lease to expire; when its nonce went to another lease meanwhile, the signed
+    /// bytes never left that process and must never leave now — the record goes back to
+    /// `queued` and is signed anew with a fresh nonce.
+    pub(super) async fn resume_signed(&self, record: TxRecord) -> Result<TxRecord> {
+        let (Some(nonce), Some(lease_id)) = (record.nonce, record.nonce_lease) else {
+            return self.broadcast(record).await;
+        };
+        let now = Utc::now();
+        let lease = Lease {
+            key: self.inner.nonce_key,
+            nonce,
+            lease_id,
+            leased_at: now,
+            expires_at: now,
+            chain_synced: true,
+        };
+        match self.inner.nonces.commit(&lease).await {
+            Ok(()) => self.broadcast(record).await,
+            Err(haven_nonce::Error::LeaseLost { .. }) => {
+                tracing::warn!(tx_id = %record.tx_id, nonce, "the signer stopped before committing its nonce and the nonce went to another transaction: signing anew");
+                let mut queued = record;
+                queued.status = TxStatus::Queued;
+                queued.nonce = None;
+                queued.nonce_lease = None;
+                queued.hash = None;
+                queued.raw = None;
+                queued.max_fee_per_gas = None;
+                queued.max_priority_fee_per_gas = None;
+                queued.error = Some(format!("nonce {nonce} lost before broadcast; signed anew"));
+                let queued = self.save(queued, now).await?;
+                self.sign_and_send(queued).await
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(super) async fn release(&self, lease: &Lease, error: Error) -> Error {

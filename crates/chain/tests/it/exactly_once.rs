@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::primitives::U256;
 use futures::StreamExt;
@@ -164,6 +165,74 @@ impl FaultHook for CrashAfterSigning {
     fn stop_after_signed(&self, _record: &TxRecord) -> bool {
         true
     }
+}
+
+#[derive(Debug)]
+pub struct CrashBeforeCommit;
+
+impl FaultHook for CrashBeforeCommit {
+    fn stop_after_signed(&self, _record: &TxRecord) -> bool {
+        false
+    }
+    fn stop_before_commit(&self, _record: &TxRecord) -> bool {
+        true
+    }
+}
+
+/// A crash after the signed transaction was recorded and before its nonce was committed:
+/// the lease expires and another transaction takes the nonce. The record is then signed
+/// anew with a fresh nonce, never broadcast with the nonce another transaction used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nonce_lost_before_its_commit_is_never_broadcast_and_the_record_is_signed_anew() {
+    let anvil = Anvil::spawn();
+    let config = ChainConfig {
+        lease_ttl: Duration::from_secs(1),
+        ..ChainConfig::default()
+    };
+    let env = setup(&anvil, config).await;
+    let amount = U256::from(11u64);
+
+    env.ops.set_fault_hook(Some(Arc::new(CrashBeforeCommit)));
+    let err = env
+        .ops
+        .mint("reward:lost-nonce", user(4), amount)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Interrupted {
+                stage: "recorded",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let stranded = env.store_record("reward:lost-nonce").await;
+    assert_eq!(stranded.status, TxStatus::Signed);
+    assert_eq!(stranded.nonce, Some(0));
+    env.ops.set_fault_hook(None);
+
+    // the lease runs out and the next transaction takes nonce 0
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let other = env.ops.mint("reward:other", user(5), amount).await.unwrap();
+    assert_eq!(other.nonce, Some(0));
+
+    // the stranded record resumes: signed anew with nonce 1, not broadcast with nonce 0
+    let resumed = env
+        .ops
+        .mint("reward:lost-nonce", user(4), amount)
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, TxStatus::Broadcast, "{resumed:?}");
+    assert_eq!(resumed.nonce, Some(1));
+    assert_ne!(resumed.hash, stranded.hash);
+    confirm_all(&env, 2).await;
+    assert_eq!(
+        total_supply(&env.reader, env.token).await,
+        amount * U256::from(2)
+    );
+    assert_eq!(chain_nonce(&env.reader, env.ops.from_address()).await, 2);
 }
 
 /// A3: a crash between signing and broadcasting; the rerun sends the recorded bytes.
