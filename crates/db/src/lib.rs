@@ -21,6 +21,7 @@
 
 mod api_keys;
 mod audit;
+mod backlog;
 mod auth;
 mod chain;
 mod custody;
@@ -40,6 +41,7 @@ mod webhooks;
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
 pub use audit::{ChainReport, PgAuditLog};
 pub use auth::PgSessionStore;
+pub use backlog::{Backlog, OUTBOXES, PoolUse, outbox_backlogs};
 pub use chain::{PgTxStore, Requeue};
 pub use custody::PgWalletStore;
 pub use error::{Error, Result};
