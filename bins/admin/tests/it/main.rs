@@ -5,6 +5,7 @@ mod audit;
 mod chain;
 mod cli;
 mod custody;
+mod deploy;
 mod rewards;
 mod staking;
 mod sync;
