@@ -21,8 +21,8 @@
 
 mod api_keys;
 mod audit;
-mod backlog;
 mod auth;
+mod backlog;
 mod chain;
 mod custody;
 mod error;
@@ -39,7 +39,7 @@ mod users;
 mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
-pub use audit::{ChainReport, PgAuditLog};
+pub use audit::{AuditFilter, ChainReport, PgAuditLog};
 pub use auth::PgSessionStore;
 pub use backlog::{Backlog, OUTBOXES, PoolUse, outbox_backlogs};
 pub use chain::{PgTxStore, Requeue};

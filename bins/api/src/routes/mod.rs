@@ -9,11 +9,14 @@ pub(crate) mod addresses;
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod breakers;
 pub(crate) mod fraud;
 pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod members;
+pub(crate) mod nonces;
 pub(crate) mod rewards;
 pub(crate) mod stats;
 pub(crate) mod token;
@@ -86,6 +89,42 @@ pub fn standard() -> RouteSet {
             alerts::transition,
         )
         .add(get.clone(), "/api/v1/admin/wallets", wallets::list)
+        .add(
+            get.clone(),
+            "/api/v1/admin/nonces/{chain}/{address}",
+            nonces::get,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/nonces/{chain}/{address}/reset",
+            nonces::reset,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/health/circuit-breakers",
+            breakers::list,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/reset",
+            breakers::reset,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/force-open",
+            breakers::force_open,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/disable",
+            breakers::disable,
+        )
+        .add(get.clone(), "/api/v1/admin/audit/verify", audit::verify)
+        .add(
+            get.clone(),
+            "/api/v1/admin/audit/wallet-logs",
+            audit::wallet_logs,
+        )
         .add(post.clone(), "/api/v1/fraud/events", fraud::report)
         .add(get.clone(), "/api/v1/members/{id}", members::get)
         .add(
