@@ -5,9 +5,13 @@
 //! process. Commands that need no database (address validation, signing helpers) do not
 //! load the database configuration.
 
+pub mod audit_logs;
+pub mod breakers;
 pub mod chain;
 pub mod config;
 pub mod custody;
+pub mod nonces;
+pub mod output;
 pub mod rewards;
 pub mod staking;
 pub mod sync;
@@ -70,6 +74,12 @@ pub enum Command {
     /// Staking: record a week's staking rewards for the worker to mint.
     #[command(subcommand)]
     Staking(staking::StakingCommand),
+    /// EVM nonce accounts: show one, reset one to the chain's pending nonce.
+    #[command(subcommand)]
+    Nonces(nonces::NoncesCommand),
+    /// The running api's circuit breakers: list, reset, force open, disable.
+    #[command(subcommand)]
+    Breakers(breakers::BreakersCommand),
 }
 
 /// `migrate` options.
@@ -93,6 +103,8 @@ pub enum AuditCommand {
     },
     /// Print the head (last sequence number and hash) for anchoring outside the database.
     Head,
+    /// The custody wallets' records (wallet.*), newest first, as a table or --json lines.
+    WalletLogs(audit_logs::WalletLogsArgs),
 }
 
 /// `address` subcommands.
@@ -149,6 +161,8 @@ pub async fn run(
         Command::Users(cmd) => users::run(cmd, input, out).await,
         Command::Rewards(cmd) => rewards::run(cmd, input, out).await,
         Command::Staking(cmd) => staking::run(cmd, out).await,
+        Command::Nonces(cmd) => nonces::run(cmd, input, out).await,
+        Command::Breakers(cmd) => breakers::run(cmd, input, out).await,
     }
 }
 
@@ -187,12 +201,15 @@ async fn audit(
     cmd: AuditCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
-        .await
-        .context("connecting to DATABASE_URL")?;
-    let log = haven_db::PgAuditLog::new(pool);
+    let log = async || -> anyhow::Result<haven_db::PgAuditLog> {
+        let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
+            .await
+            .context("connecting to DATABASE_URL")?;
+        Ok(haven_db::PgAuditLog::new(pool))
+    };
     match cmd {
-        AuditCommand::Verify { anchors } => match log.verify_anchored(&anchors).await? {
+        AuditCommand::WalletLogs(args) => audit_logs::wallet_logs(config, args, out).await,
+        AuditCommand::Verify { anchors } => match log().await?.verify_anchored(&anchors).await? {
             Ok(report) => {
                 writeln!(
                     out,
@@ -212,7 +229,7 @@ async fn audit(
             }
         },
         AuditCommand::Head => {
-            let head = log.head().await?;
+            let head = log().await?.head().await?;
             let (seq, hash) = head.unwrap_or((0, haven_core::audit::GENESIS_HASH));
             writeln!(
                 out,

@@ -6,6 +6,7 @@ mod chain;
 mod cli;
 mod custody;
 mod deploy;
+mod operators;
 mod rewards;
 mod staking;
 mod sync;
