@@ -89,42 +89,6 @@ pub fn standard() -> RouteSet {
             alerts::transition,
         )
         .add(get.clone(), "/api/v1/admin/wallets", wallets::list)
-        .add(
-            get.clone(),
-            "/api/v1/admin/nonces/{chain}/{address}",
-            nonces::get,
-        )
-        .add(
-            post.clone(),
-            "/api/v1/admin/nonces/{chain}/{address}/reset",
-            nonces::reset,
-        )
-        .add(
-            get.clone(),
-            "/api/v1/admin/health/circuit-breakers",
-            breakers::list,
-        )
-        .add(
-            post.clone(),
-            "/api/v1/admin/health/circuit-breakers/{name}/reset",
-            breakers::reset,
-        )
-        .add(
-            post.clone(),
-            "/api/v1/admin/health/circuit-breakers/{name}/force-open",
-            breakers::force_open,
-        )
-        .add(
-            post.clone(),
-            "/api/v1/admin/health/circuit-breakers/{name}/disable",
-            breakers::disable,
-        )
-        .add(get.clone(), "/api/v1/admin/audit/verify", audit::verify)
-        .add(
-            get.clone(),
-            "/api/v1/admin/audit/wallet-logs",
-            audit::wallet_logs,
-        )
         .add(post.clone(), "/api/v1/fraud/events", fraud::report)
         .add(get.clone(), "/api/v1/members/{id}", members::get)
         .add(
@@ -185,5 +149,47 @@ pub fn standard() -> RouteSet {
             token::mark_paid,
         )
         .add(get, "/api/v1/network/stats", stats::network);
+    operators(&mut r);
     r
+}
+
+/// Operating the running system: nonce accounts, circuit breakers, the audit log.
+fn operators(r: &mut RouteSet) {
+    let (get, post) = (Method::GET, Method::POST);
+    r.add(
+        get.clone(),
+        "/api/v1/admin/nonces/{chain}/{address}",
+        nonces::get,
+    )
+    .add(
+        post.clone(),
+        "/api/v1/admin/nonces/{chain}/{address}/reset",
+        nonces::reset,
+    )
+    .add(
+        get.clone(),
+        "/api/v1/admin/health/circuit-breakers",
+        breakers::list,
+    )
+    .add(
+        post.clone(),
+        "/api/v1/admin/health/circuit-breakers/{name}/reset",
+        breakers::reset,
+    )
+    .add(
+        post.clone(),
+        "/api/v1/admin/health/circuit-breakers/{name}/force-open",
+        breakers::force_open,
+    )
+    .add(
+        post.clone(),
+        "/api/v1/admin/health/circuit-breakers/{name}/disable",
+        breakers::disable,
+    )
+    .add(get.clone(), "/api/v1/admin/audit/verify", audit::verify)
+    .add(
+        get.clone(),
+        "/api/v1/admin/audit/wallet-logs",
+        audit::wallet_logs,
+    );
 }
