@@ -16,6 +16,7 @@ pub mod rewards;
 pub mod staking;
 pub mod sync;
 pub mod users;
+pub mod wallets;
 pub mod webhooks;
 
 use std::io::{BufRead, Write};
@@ -156,7 +157,7 @@ pub async fn run(
             let config = config::AdminConfig::load()?;
             audit(&config, cmd, out).await
         }
-        Command::Custody(cmd) => custody::run(cmd, out).await,
+        Command::Custody(cmd) => custody::run(cmd, input, out).await,
         Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
         Command::Users(cmd) => users::run(cmd, input, out).await,
         Command::Rewards(cmd) => rewards::run(cmd, input, out).await,

@@ -183,6 +183,16 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         Permission::ReviewAlerts,
     ),
     permission("GET", "/api/v1/admin/wallets", Permission::ManageWallets),
+    permission(
+        "GET",
+        "/api/v1/admin/wallets/{id}",
+        Permission::ManageWallets,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/wallets/{id}/revoke",
+        Permission::ManageWallets,
+    ),
     // Operating the running system: nonce accounts and circuit breakers. An API key needs
     // the `system:operate` scope, which only an admin can grant (`haven-admin breakers`
     // uses one).

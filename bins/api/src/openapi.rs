@@ -320,6 +320,8 @@ pub struct InboundAccepted {
         crate::routes::alerts::list,
         crate::routes::alerts::transition,
         crate::routes::wallets::list,
+        crate::routes::wallets::get,
+        crate::routes::wallets::revoke,
         crate::routes::nonces::get,
         crate::routes::nonces::reset,
         crate::routes::breakers::list,

@@ -249,3 +249,83 @@ async fn breakers_are_listed_and_changed_through_the_api_after_confirmation() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("401"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custody_wallet_show_rotate_and_revoke_ask_first_and_are_audited() {
+    let db = TestDb::new().await;
+    let master = haven_custody::LocalKeyProvider::generate_entry(1)
+        .unwrap()
+        .to_string();
+    let with_keys = [
+        ("DATABASE_URL", db.url()),
+        ("HAVEN_MASTER_KEYS", master.as_str()),
+    ];
+    let without_keys = [("DATABASE_URL", db.url())];
+    let (code, _, err) = admin(
+        &[
+            "custody", "wallet", "create", "--id", "payouts", "--chain", "evm",
+        ],
+        &with_keys,
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = admin(
+        &["custody", "wallet", "show", "payouts"],
+        &without_keys,
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("status") && out.contains("active") && out.contains("KEY"),
+        "{out}"
+    );
+
+    let (code, _, err) = admin(
+        &["custody", "wallet", "rotate", "payouts"],
+        &with_keys,
+        Some("no\n"),
+    );
+    assert_eq!(code, 1, "not confirmed: {err}");
+    let (code, out, err) = admin(
+        &["custody", "wallet", "rotate", "payouts", "--yes", "--json"],
+        &with_keys,
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rotated["current_version"], 2);
+    // rotation seals a new key: without the master keys it is refused
+    let (code, _, err) = admin(
+        &["custody", "wallet", "rotate", "payouts", "--yes"],
+        &without_keys,
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("HAVEN_MASTER_KEYS"), "{err}");
+
+    let (code, out, err) = admin(
+        &["custody", "wallet", "revoke", "payouts", "--json"],
+        &without_keys,
+        Some("yes\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let revoked: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(revoked["status"], "revoked");
+    let (code, _, err) = admin(
+        &["custody", "wallet", "rotate", "payouts", "--yes"],
+        &with_keys,
+        None,
+    );
+    assert_eq!(code, 1, "a revoked wallet is never rotated: {err}");
+    for action in ["wallet.rotate", "wallet.revoke"] {
+        let rows = audit_rows(db.url(), action).await;
+        assert!(!rows.is_empty(), "{action}");
+        assert!(
+            rows.iter()
+                .all(|r| r.event.actor.starts_with("haven-admin:"))
+        );
+    }
+    let (code, _, _) = admin(&["custody", "wallet", "show", "nope"], &without_keys, None);
+    assert_eq!(code, 1);
+}

@@ -153,43 +153,49 @@ pub fn standard() -> RouteSet {
     r
 }
 
-/// Operating the running system: nonce accounts, circuit breakers, the audit log.
+/// Operating the running system: wallets, nonce accounts, circuit breakers, the audit log.
 fn operators(r: &mut RouteSet) {
     let (get, post) = (Method::GET, Method::POST);
-    r.add(
-        get.clone(),
-        "/api/v1/admin/nonces/{chain}/{address}",
-        nonces::get,
-    )
-    .add(
-        post.clone(),
-        "/api/v1/admin/nonces/{chain}/{address}/reset",
-        nonces::reset,
-    )
-    .add(
-        get.clone(),
-        "/api/v1/admin/health/circuit-breakers",
-        breakers::list,
-    )
-    .add(
-        post.clone(),
-        "/api/v1/admin/health/circuit-breakers/{name}/reset",
-        breakers::reset,
-    )
-    .add(
-        post.clone(),
-        "/api/v1/admin/health/circuit-breakers/{name}/force-open",
-        breakers::force_open,
-    )
-    .add(
-        post.clone(),
-        "/api/v1/admin/health/circuit-breakers/{name}/disable",
-        breakers::disable,
-    )
-    .add(get.clone(), "/api/v1/admin/audit/verify", audit::verify)
-    .add(
-        get.clone(),
-        "/api/v1/admin/audit/wallet-logs",
-        audit::wallet_logs,
-    );
+    r.add(get.clone(), "/api/v1/admin/wallets/{id}", wallets::get)
+        .add(
+            post.clone(),
+            "/api/v1/admin/wallets/{id}/revoke",
+            wallets::revoke,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/nonces/{chain}/{address}",
+            nonces::get,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/nonces/{chain}/{address}/reset",
+            nonces::reset,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/health/circuit-breakers",
+            breakers::list,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/reset",
+            breakers::reset,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/force-open",
+            breakers::force_open,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/disable",
+            breakers::disable,
+        )
+        .add(get.clone(), "/api/v1/admin/audit/verify", audit::verify)
+        .add(
+            get.clone(),
+            "/api/v1/admin/audit/wallet-logs",
+            audit::wallet_logs,
+        );
 }

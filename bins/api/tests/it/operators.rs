@@ -297,3 +297,76 @@ async fn audit_routes_refuse_bad_filters_and_non_admins() {
         assert_eq!(client.get(logs).await.0, StatusCode::FORBIDDEN);
     }
 }
+
+/// A custody wallet `id` created with a throwaway master key, as `haven-admin` would.
+async fn seed_wallet(api: &TestApi, id: &str) {
+    use haven_custody::{Caller, Chain, Custody, CustodyConfig, LocalKeyProvider, WalletId};
+    let master = LocalKeyProvider::generate_entry(1).unwrap();
+    let custody = Custody::new(
+        std::sync::Arc::new(haven_db::PgWalletStore::new(pool(api).await)),
+        std::sync::Arc::new(LocalKeyProvider::parse(&master).unwrap()),
+        std::sync::Arc::new(haven_core::audit::MemoryAuditLog::new()),
+        CustodyConfig::default(),
+    );
+    custody
+        .create_wallet(
+            WalletId::new(id).unwrap(),
+            Chain::Evm,
+            json!({}),
+            &Caller::system(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wallet_is_read_and_revoked_once_named_twice_with_audit() {
+    let api = spawn_api().await;
+    seed_wallet(&api, "payouts").await;
+    let admin = client_as(&api, Role::Admin).await;
+    let (status, wallet) = admin.get("/api/v1/admin/wallets/payouts").await;
+    assert_eq!(status, StatusCode::OK, "{wallet}");
+    assert_eq!(wallet["status"], "active");
+    assert!(wallet["address"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(audit_rows(&api, "wallet.get").await.len(), 1);
+
+    let revoke = "/api/v1/admin/wallets/payouts/revoke";
+    let (status, body) = admin.post(revoke, json!({"confirm": "other"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["details"]["field"], "confirm");
+    let (_, still) = admin.get("/api/v1/admin/wallets/payouts").await;
+    assert_eq!(still["status"], "active");
+
+    let (status, body) = admin.post(revoke, json!({"confirm": "payouts"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "revoked");
+    assert_eq!(body["keys"][0]["status"], "revoked");
+    let rows = audit_rows(&api, "wallet.revoke").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].event.target.as_deref(), Some("payouts"));
+    assert!(rows[0].event.actor.starts_with("user:"));
+
+    let (status, _) = admin.get("/api/v1/admin/wallets/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = admin.get("/api/v1/admin/wallets/bad%20id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wallet_routes_refuse_operators_and_viewers() {
+    let api = spawn_api().await;
+    seed_wallet(&api, "payouts").await;
+    for role in [Role::Operator, Role::Viewer] {
+        let client = client_as(&api, role).await;
+        let (status, _) = client.get("/api/v1/admin/wallets/payouts").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+        let (status, _) = client
+            .post(
+                "/api/v1/admin/wallets/payouts/revoke",
+                json!({"confirm": "payouts"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+    }
+    assert!(audit_rows(&api, "wallet.revoke").await.is_empty());
+}
