@@ -9,6 +9,7 @@ pub mod audit_logs;
 pub mod breakers;
 pub mod chain;
 pub mod config;
+pub mod config_check;
 pub mod custody;
 pub mod nonces;
 pub mod output;
@@ -81,6 +82,9 @@ pub enum Command {
     /// The running api's circuit breakers: list, reset, force open, disable.
     #[command(subcommand)]
     Breakers(breakers::BreakersCommand),
+    /// Check the configuration of every binary in this environment.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
 }
 
 /// `migrate` options.
@@ -164,6 +168,7 @@ pub async fn run(
         Command::Staking(cmd) => staking::run(cmd, out).await,
         Command::Nonces(cmd) => nonces::run(cmd, input, out).await,
         Command::Breakers(cmd) => breakers::run(cmd, input, out).await,
+        Command::Config(cmd) => config_check::run(cmd, out),
     }
 }
 

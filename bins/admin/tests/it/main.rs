@@ -4,6 +4,7 @@ mod address;
 mod audit;
 mod chain;
 mod cli;
+mod config_check;
 mod custody;
 mod deploy;
 mod operators;
