@@ -196,6 +196,7 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     // Operating the running system: nonce accounts and circuit breakers. An API key needs
     // the `system:operate` scope, which only an admin can grant (`haven-admin breakers`
     // uses one).
+    permission("GET", "/api/v1/admin/status", Permission::OperateSystem),
     permission(
         "GET",
         "/api/v1/admin/nonces/{chain}/{address}",

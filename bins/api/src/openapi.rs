@@ -322,6 +322,7 @@ pub struct InboundAccepted {
         crate::routes::wallets::list,
         crate::routes::wallets::get,
         crate::routes::wallets::revoke,
+        crate::routes::status::status,
         crate::routes::nonces::get,
         crate::routes::nonces::reset,
         crate::routes::breakers::list,

@@ -19,6 +19,7 @@ pub(crate) mod members;
 pub(crate) mod nonces;
 pub(crate) mod rewards;
 pub(crate) mod stats;
+pub(crate) mod status;
 pub(crate) mod token;
 pub(crate) mod transactions;
 pub(crate) mod users;
@@ -156,7 +157,8 @@ pub fn standard() -> RouteSet {
 /// Operating the running system: wallets, nonce accounts, circuit breakers, the audit log.
 fn operators(r: &mut RouteSet) {
     let (get, post) = (Method::GET, Method::POST);
-    r.add(get.clone(), "/api/v1/admin/wallets/{id}", wallets::get)
+    r.add(get.clone(), "/api/v1/admin/status", status::status)
+        .add(get.clone(), "/api/v1/admin/wallets/{id}", wallets::get)
         .add(
             post.clone(),
             "/api/v1/admin/wallets/{id}/revoke",

@@ -370,3 +370,60 @@ async fn wallet_routes_refuse_operators_and_viewers() {
     }
     assert!(audit_rows(&api, "wallet.revoke").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_shows_transactions_breakers_outboxes_and_the_pool() {
+    let api = spawn_api().await;
+    crate::admin::seed_transactions(&api).await;
+    api.breakers.get_or_create("partner_api").unwrap();
+    api.breakers
+        .get("partner_api")
+        .unwrap()
+        .force_open()
+        .await
+        .unwrap();
+    let outbox = haven_db::PgWebhookOutbox::new(pool(&api).await);
+    let endpoint = outbox
+        .create_endpoint("https://receiver.example.com/hook", "status test")
+        .await
+        .unwrap();
+    outbox
+        .enqueue(endpoint.endpoint.id, "reward.confirmed", &json!({"n": 1}))
+        .await
+        .unwrap();
+
+    let admin = client_as(&api, Role::Admin).await;
+    let (status, report) = admin.get("/api/v1/admin/status").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    // queued q-1, broadcast s-1 (stuck) and b-1
+    assert_eq!(report["transactions"]["pending"], 3);
+    assert_eq!(report["transactions"]["stuck"], 1);
+    assert_eq!(report["transactions"]["failed"], 1);
+    assert_eq!(
+        report["breakers"],
+        json!([{"name": "partner_api", "state": "FORCED_OPEN"}])
+    );
+    let outboxes = report["outboxes"].as_array().unwrap();
+    assert_eq!(outboxes.len(), haven_db::OUTBOXES.len());
+    let webhooks = outboxes
+        .iter()
+        .find(|o| o["outbox"] == "webhook_deliveries")
+        .unwrap();
+    assert_eq!(webhooks["pending"], 1);
+    assert!(webhooks["oldest_age_seconds"].as_f64().unwrap() >= 0.0);
+    let rewards = outboxes
+        .iter()
+        .find(|o| o["outbox"] == "reward_jobs")
+        .unwrap();
+    assert_eq!(rewards["pending"], 0);
+    assert!(rewards["oldest_age_seconds"].is_null());
+    assert!(report["db_pool"]["max"].as_u64().unwrap() >= 1);
+
+    for role in [Role::Operator, Role::Viewer] {
+        let client = client_as(&api, role).await;
+        assert_eq!(
+            client.get("/api/v1/admin/status").await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+}
