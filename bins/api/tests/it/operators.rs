@@ -427,3 +427,36 @@ async fn the_status_shows_transactions_breakers_outboxes_and_the_pool() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_price_sources_breakers_are_registered_where_operators_see_them() {
+    let api = spawn_api_with(|config| {
+        config.treasury.price_primary_url = Some("http://127.0.0.1:9/price".into());
+        config.treasury.price_secondary_url = Some("http://127.0.0.1:9/ticker".into());
+    })
+    .await;
+    let admin = client_as(&api, Role::Admin).await;
+    let (status, body) = admin.get("/api/v1/admin/health/circuit-breakers").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = body["breakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["price:primary", "price:secondary"]);
+    let (status, body) = admin
+        .post_empty("/api/v1/admin/health/circuit-breakers/price:primary/force-open")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = reqwest::get(api.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"haven_breaker_state{breaker="price:primary"} 3"#),
+        "{metrics}"
+    );
+}
