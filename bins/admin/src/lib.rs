@@ -105,9 +105,16 @@ pub enum AuditCommand {
         /// recomputed after it) or the chain no longer reaches it. Repeatable.
         #[arg(long = "anchor", value_name = "SEQ:HASH")]
         anchors: Vec<haven_core::audit::Anchor>,
+        /// Output format.
+        #[command(flatten)]
+        format: output::Format,
     },
-    /// Print the head (last sequence number and hash) for anchoring outside the database.
-    Head,
+    /// Print the head as `<seq>:<hash>`, an anchor to keep outside the database.
+    Head {
+        /// Output format.
+        #[command(flatten)]
+        format: output::Format,
+    },
     /// The custody wallets' records (wallet.*), newest first, as a table or --json lines.
     WalletLogs(audit_logs::WalletLogsArgs),
 }
@@ -215,33 +222,44 @@ async fn audit(
     };
     match cmd {
         AuditCommand::WalletLogs(args) => audit_logs::wallet_logs(config, args, out).await,
-        AuditCommand::Verify { anchors } => match log().await?.verify_anchored(&anchors).await? {
-            Ok(report) => {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"valid": true, "records": report.count, "head": hex::encode(report.head)})
-                )?;
-                Ok(ExitCode::from(EXIT_OK))
+        AuditCommand::Verify { anchors, format } => {
+            let verified = log().await?.verify_anchored(&anchors).await?;
+            let (value, text, code) = match verified {
+                Ok(report) => (
+                    serde_json::json!({"valid": true, "records": report.count, "head": hex::encode(report.head)}),
+                    format!(
+                        "audit chain valid: {} records; anchor {}:{}",
+                        report.count,
+                        report.count,
+                        hex::encode(report.head)
+                    ),
+                    EXIT_OK,
+                ),
+                Err(broken) => (
+                    serde_json::json!({"valid": false, "first_broken_seq": broken.seq(), "reason": broken.to_string()}),
+                    format!("audit chain BROKEN at record {}: {broken}", broken.seq()),
+                    EXIT_INVALID,
+                ),
+            };
+            if format.json {
+                writeln!(out, "{value}")?;
+            } else {
+                writeln!(out, "{text}")?;
             }
-            Err(broken) => {
-                let seq = broken.seq();
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"valid": false, "first_broken_seq": seq, "reason": broken.to_string()})
-                )?;
-                Ok(ExitCode::from(EXIT_INVALID))
-            }
-        },
-        AuditCommand::Head => {
+            Ok(ExitCode::from(code))
+        }
+        AuditCommand::Head { format } => {
             let head = log().await?.head().await?;
             let (seq, hash) = head.unwrap_or((0, haven_core::audit::GENESIS_HASH));
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"seq": seq, "hash": hex::encode(hash)})
-            )?;
+            if format.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"seq": seq, "hash": hex::encode(hash)})
+                )?;
+            } else {
+                writeln!(out, "{seq}:{}", hex::encode(hash))?;
+            }
             Ok(ExitCode::from(EXIT_OK))
         }
     }
