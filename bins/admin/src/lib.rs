@@ -82,6 +82,10 @@ pub enum Command {
     /// The running api's circuit breakers: list, reset, force open, disable.
     #[command(subcommand)]
     Breakers(breakers::BreakersCommand),
+    /// Custody wallets (the same commands as `custody wallet`): create, list, show,
+    /// rotate, revoke.
+    #[command(subcommand)]
+    Wallets(custody::WalletCommand),
     /// Check the configuration of every binary in this environment.
     #[command(subcommand)]
     Config(config_check::ConfigCommand),
@@ -176,6 +180,9 @@ pub async fn run(
         Command::Nonces(cmd) => nonces::run(cmd, input, out).await,
         Command::Breakers(cmd) => breakers::run(cmd, input, out).await,
         Command::Config(cmd) => config_check::run(cmd, out),
+        Command::Wallets(cmd) => {
+            custody::run(custody::CustodyCommand::Wallet(cmd), input, out).await
+        }
     }
 }
 

@@ -270,11 +270,7 @@ async fn custody_wallet_show_rotate_and_revoke_ask_first_and_are_audited() {
     );
     assert_eq!(code, 0, "{err}");
 
-    let (code, out, err) = admin(
-        &["custody", "wallet", "show", "payouts"],
-        &without_keys,
-        None,
-    );
+    let (code, out, err) = admin(&["wallets", "show", "payouts"], &without_keys, None);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("status") && out.contains("active") && out.contains("KEY"),
