@@ -7,6 +7,8 @@ use crate::admin;
 
 const JWT_SECRET: &str = "a-jwt-secret-of-more-than-32-bytes-0123456789";
 const DB_PASSWORD: &str = "db-password-7f3a9c";
+/// A master key entry (`v1:` and 32 bytes of base64) made for this test only.
+const MASTER_KEYS: &str = "v1:q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
 
 #[test]
 fn a_valid_environment_prints_each_binary_with_secrets_masked() {
@@ -16,6 +18,14 @@ fn a_valid_environment_prints_each_binary_with_secrets_masked() {
         ("HAVEN_JWT_SECRET", JWT_SECRET),
         ("HAVEN_ADMIN_API_KEY", "hv_test_0123456789abcdef"),
         ("HAVEN_WORKER_ADDR", "127.0.0.1:9181"),
+        ("HAVEN_MASTER_KEYS", MASTER_KEYS),
+        ("HAVEN_FRAUD_SMTP_HOST", "smtp.example.com"),
+        ("HAVEN_FRAUD_SMTP_USER", "alerts"),
+        ("HAVEN_FRAUD_SMTP_PASSWORD", "smtp-password-42"),
+        ("HAVEN_FRAUD_SMTP_FROM", "alerts@example.com"),
+        ("HAVEN_FRAUD_SMTP_TO", "security@example.com"),
+        ("HAVEN_AURORA_URL", "https://aurora.example.com"),
+        ("HAVEN_AURORA_API_KEY", "aurora-api-key-42"),
     ];
     let (code, out, err) = admin(&["config", "check"], &env, None);
     assert_eq!(code, 0, "{out}{err}");
@@ -30,7 +40,15 @@ fn a_valid_environment_prints_each_binary_with_secrets_masked() {
         out.contains("127.0.0.1:9181"),
         "the effective values: {out}"
     );
-    for secret in [DB_PASSWORD, JWT_SECRET, "hv_test_0123456789abcdef"] {
+    assert!(out.contains("smtp.example.com"), "{out}");
+    for secret in [
+        DB_PASSWORD,
+        JWT_SECRET,
+        "hv_test_0123456789abcdef",
+        &MASTER_KEYS[3..],
+        "smtp-password-42",
+        "aurora-api-key-42",
+    ] {
         assert!(
             !out.contains(secret) && !err.contains(secret),
             "{secret} shown"
