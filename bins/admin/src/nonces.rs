@@ -1,7 +1,8 @@
 //! `haven-admin nonces …`: an EVM nonce account as the store holds it, and its reset to the
 //! chain's pending nonce (read from `ETH_RPC_URL`). Like `POST
 //! /api/v1/admin/nonces/{chain}/{address}/reset`, a reset is refused while unexpired leases
-//! exist unless `--force` (audited HIGH), and the reset and its audit row (actor
+//! exist unless `--force` (audited HIGH; a refusal is recorded as `refused`), and the reset
+//! and its audit row (actor
 //! `haven-admin:$USER`) commit in one transaction.
 
 use std::io::{BufRead, Write};
@@ -78,14 +79,15 @@ pub async fn run(
     let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
         .await
         .context("connecting to DATABASE_URL")?;
-    let store = haven_db::PgNonceStore::new(pool);
+    let store = haven_db::PgNonceStore::new(pool.clone());
+    let log = haven_db::PgAuditLog::new(pool);
     match cmd {
         NoncesCommand::Show(args) => {
             let status = store.status(&key).await?;
             print_status(out, &status, args.format)?;
             Ok(ExitCode::from(EXIT_OK))
         }
-        NoncesCommand::Reset(args) => reset(&config, &store, &key, args, input, out).await,
+        NoncesCommand::Reset(args) => reset(&config, &store, &log, &key, args, input, out).await,
     }
 }
 
@@ -173,6 +175,7 @@ async fn chain_pending(rpc_url: &str, key: &NonceKey) -> anyhow::Result<Result<u
 async fn reset(
     config: &AdminConfig,
     store: &haven_db::PgNonceStore,
+    log: &haven_db::PgAuditLog,
     key: &NonceKey,
     args: ResetArgs,
     input: &mut dyn BufRead,
@@ -205,10 +208,11 @@ async fn reset(
     } else {
         Severity::Medium
     };
-    let audit = AuditEvent::new(actor(), "nonce.reset", severity)
-        .target(format!("nonce:{key}"))
+    let audit = AuditEvent::new(actor(), "nonce.reset", severity).target(format!("nonce:{key}"));
+    let applied = audit
+        .clone()
         .details(json!({"force": args.force, "chain_pending": pending, "outcome": "applied"}));
-    match store.reset_audited(key, pending, args.force, audit).await {
+    match store.reset_audited(key, pending, args.force, applied).await {
         Ok(outcome) => {
             let result = json!({
                 "account": key.to_string(),
@@ -229,6 +233,15 @@ async fn reset(
             Ok(ExitCode::from(EXIT_OK))
         }
         Err(haven_nonce::Error::LeasesOutstanding { count, .. }) => {
+            // a refusal changes nothing but is recorded, as the api records it
+            let refused = audit.details(json!({
+                "force": false,
+                "chain_pending": pending,
+                "outcome": "refused",
+                "error": "CONFLICT",
+                "leases_outstanding": count,
+            }));
+            haven_core::audit::AuditSink::append(log, refused).await?;
             eprintln!(
                 "nonces reset: refused: {count} unexpired lease(s) on {key}; a signer may be \
                  about to broadcast. Wait for them to end, or pass --force"

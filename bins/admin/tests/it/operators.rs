@@ -59,7 +59,9 @@ async fn nonces_show_and_reset_refuse_leases_ask_first_and_audit_a_forced_reset(
     let (code, _, err) = admin(&[&reset[..], &["--force"]].concat(), &env, Some("no\n"));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Type yes"), "{err}");
-    assert!(audit_rows(db.url(), "nonce.reset").await.is_empty());
+    let refused = audit_rows(db.url(), "nonce.reset").await;
+    assert_eq!(refused.len(), 1, "only the refusal is recorded");
+    assert_eq!(refused[0].event.details["outcome"], "refused");
 
     let (code, out, err) = admin(
         &[&reset[..], &["--force", "--json"]].concat(),
@@ -72,9 +74,10 @@ async fn nonces_show_and_reset_refuse_leases_ask_first_and_audit_a_forced_reset(
     assert_eq!(done["next"], 0);
     assert_eq!(done["dropped_leases"], 1);
     let rows = audit_rows(db.url(), "nonce.reset").await;
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].event.severity, Severity::High);
-    assert!(rows[0].event.actor.starts_with("haven-admin:"));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].event.severity, Severity::High);
+    assert_eq!(rows[1].event.details["outcome"], "applied");
+    assert!(rows[1].event.actor.starts_with("haven-admin:"));
 
     let (code, _, err) = admin(&["nonces", "show", "--chain", &chain, "0x12"], &env, None);
     assert_eq!(code, 2, "{err}");
