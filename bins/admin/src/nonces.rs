@@ -2,8 +2,7 @@
 //! chain's pending nonce (read from `ETH_RPC_URL`). Like `POST
 //! /api/v1/admin/nonces/{chain}/{address}/reset`, a reset is refused while unexpired leases
 //! exist unless `--force` (audited HIGH; a refusal is recorded as `refused`), and the reset
-//! and its audit row (actor
-//! `haven-admin:$USER`) commit in one transaction.
+//! and its audit row (actor `haven-admin:$USER`) commit in one transaction.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
