@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the helper programs some tests drive are present: a Python virtualenv under
 # .tools/venv with the PyPI packages `standardwebhooks` (an independent webhook signature
-# check) and `aiosmtpd` (a real local SMTP server). Idempotent and fast when all is there.
+# check) and `aiosmtpd` (a real local SMTP server), and `promtool` (Debian package
+# `prometheus`, which checks deploy/prometheus/alerts.yml). Idempotent and fast when all is
+# there.
 #
 # Usage: scripts/test-tools.sh [--env]
 #   --env   print only `export PATH=...` (the venv's bin first) for `eval`
@@ -32,6 +34,18 @@ fi
 if ! "$VENV/bin/python3" -c "$MODULES" >/dev/null 2>&1; then
     say "installing ${PACKAGES[*]} from PyPI into $VENV"
     "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}" >&2
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        say "promtool is missing; install the Debian package prometheus (apt-get install prometheus)"
+        exit 1
+    fi
+    say "installing promtool (Debian package prometheus)"
+    mkdir -p "$ROOT/.tools/logs"
+    DEBIAN_FRONTEND=noninteractive apt-get update >>"$ROOT/.tools/logs/apt.log" 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+        >>"$ROOT/.tools/logs/apt.log" 2>&1
 fi
 
 if [[ ${1:-} == --env ]]; then

@@ -42,6 +42,7 @@ pub fn variables() -> Vec<String> {
     names.extend(variables(&DEFAULTS));
     names.extend(variables(&DEPLOY_DEFAULTS));
     names.extend(variables(&SYNC_DEFAULTS));
+    names.extend(variables(&API_CLIENT_DEFAULTS));
     names.extend([WEBHOOK_SECRET_VAR, REWARDS_RULES_VAR].map(str::to_owned));
     names.sort();
     names.dedup();
@@ -250,6 +251,57 @@ impl SyncConfig {
             )?,
             rewards_rules,
             redis_prefix: own.redis_prefix,
+        })
+    }
+}
+
+/// Settings of the commands that ask the running api (`haven-admin breakers`: a breaker
+/// lives in the api process).
+#[derive(Debug, Clone)]
+pub struct ApiClientConfig {
+    /// `HAVEN_API_URL`: the api to ask, e.g. `https://api.internal:8080`.
+    pub api_url: url::Url,
+    /// `HAVEN_ADMIN_API_KEY`: an API key with the `system:operate` scope (only an admin can
+    /// create one); read from the environment only, never from the command line.
+    pub api_key: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiClientOwn {
+    api_url: String,
+    #[serde(default)]
+    admin_api_key: Option<SecretString>,
+}
+
+#[derive(Debug, Serialize)]
+struct ApiClientDefaults {
+    api_url: &'static str,
+    admin_api_key: &'static str,
+}
+
+/// The api of a development machine; no key.
+const API_CLIENT_DEFAULTS: ApiClientDefaults = ApiClientDefaults {
+    api_url: "http://127.0.0.1:8080",
+    admin_api_key: "",
+};
+
+impl ApiClientConfig {
+    /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
+    pub fn load() -> Result<Self, ConfigError> {
+        use secrecy::ExposeSecret;
+        let (_, own) = load_with_common::<ApiClientOwn>(API_CLIENT_DEFAULTS)?;
+        let api_url = url::Url::parse(own.api_url.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| ConfigError::Invalid {
+                var: "HAVEN_API_URL",
+                reason: format!("{:?} is not an http(s) URL", own.api_url),
+            })?;
+        Ok(Self {
+            api_url,
+            api_key: own
+                .admin_api_key
+                .filter(|k| !k.expose_secret().trim().is_empty()),
         })
     }
 }

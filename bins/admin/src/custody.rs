@@ -45,6 +45,13 @@ pub enum WalletCommand {
     Create(CreateArgs),
     /// Print every wallet's public data, one JSON line each.
     List,
+    /// Show one wallet: status, address, key versions (a table, or --json).
+    Show(crate::wallets::ShowArgs),
+    /// Give a wallet a new key and address; the old key never signs again (asks first
+    /// unless --yes; needs HAVEN_MASTER_KEYS).
+    Rotate(crate::wallets::ChangeArgs),
+    /// Revoke a wallet for good: it never signs again (asks first unless --yes).
+    Revoke(crate::wallets::ChangeArgs),
 }
 
 /// `custody wallet create` options.
@@ -87,9 +94,22 @@ pub struct RewrapArgs {
 }
 
 /// Runs a `custody` subcommand.
-pub async fn run(cmd: CustodyCommand, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cmd: CustodyCommand,
+    input: &mut dyn std::io::BufRead,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     let config = AdminConfig::load()?;
     match cmd {
+        CustodyCommand::Wallet(WalletCommand::Show(args)) => {
+            crate::wallets::show(&config, args, out).await
+        }
+        CustodyCommand::Wallet(WalletCommand::Rotate(args)) => {
+            crate::wallets::rotate(&config, args, input, out).await
+        }
+        CustodyCommand::Wallet(WalletCommand::Revoke(args)) => {
+            crate::wallets::revoke(&config, args, input, out).await
+        }
         CustodyCommand::Keygen(args) => keygen(&config, args, out),
         CustodyCommand::Status => status(&config, out).await,
         CustodyCommand::Rewrap(args) => rewrap(&config, args, out).await,
@@ -97,7 +117,7 @@ pub async fn run(cmd: CustodyCommand, out: &mut dyn Write) -> anyhow::Result<Exi
     }
 }
 
-fn provider(config: &AdminConfig) -> anyhow::Result<LocalKeyProvider> {
+pub(crate) fn provider(config: &AdminConfig) -> anyhow::Result<LocalKeyProvider> {
     let spec = config.master_keys.as_ref().context(
         "HAVEN_MASTER_KEYS is not set: give the master keys as v1:<base64>,v2:<base64> \
          (generate one with `haven-admin custody keygen`)",
@@ -160,16 +180,16 @@ async fn status(config: &AdminConfig, out: &mut dyn Write) -> anyhow::Result<Exi
     Ok(ExitCode::from(EXIT_OK))
 }
 
-fn caller() -> Caller {
+pub(crate) fn caller() -> Caller {
     Caller::new(format!(
         "haven-admin:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     ))
 }
 
-async fn custody(
+pub(crate) async fn custody(
     config: &AdminConfig,
-    provider: LocalKeyProvider,
+    provider: impl KeyProvider + 'static,
     batch: usize,
 ) -> anyhow::Result<Custody> {
     let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
@@ -237,6 +257,9 @@ async fn wallet(
             value["created"] = serde_json::Value::Bool(created);
             value["address"] = serde_json::Value::String(wallet.address().to_owned());
             writeln!(out, "{value}")?;
+        }
+        WalletCommand::Show(_) | WalletCommand::Rotate(_) | WalletCommand::Revoke(_) => {
+            return Ok(ExitCode::from(EXIT_USAGE));
         }
         WalletCommand::List => {
             let mut page = PageRequest::first(500);

@@ -5,14 +5,20 @@
 //! process. Commands that need no database (address validation, signing helpers) do not
 //! load the database configuration.
 
+pub mod audit_logs;
+pub mod breakers;
 pub mod chain;
 pub mod config;
+pub mod config_check;
 pub mod custody;
 pub mod jobs;
+pub mod nonces;
+pub mod output;
 pub mod rewards;
 pub mod staking;
 pub mod sync;
 pub mod users;
+pub mod wallets;
 pub mod webhooks;
 
 use std::io::{BufRead, Write};
@@ -74,6 +80,19 @@ pub enum Command {
     /// The worker's job runs: list, dead letters, retry.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// EVM nonce accounts: show one, reset one to the chain's pending nonce.
+    #[command(subcommand)]
+    Nonces(nonces::NoncesCommand),
+    /// The running api's circuit breakers: list, reset, force open, disable.
+    #[command(subcommand)]
+    Breakers(breakers::BreakersCommand),
+    /// Custody wallets (the same commands as `custody wallet`): create, list, show,
+    /// rotate, revoke.
+    #[command(subcommand)]
+    Wallets(custody::WalletCommand),
+    /// Check the configuration of every binary in this environment.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
 }
 
 /// `migrate` options.
@@ -94,9 +113,18 @@ pub enum AuditCommand {
         /// recomputed after it) or the chain no longer reaches it. Repeatable.
         #[arg(long = "anchor", value_name = "SEQ:HASH")]
         anchors: Vec<haven_core::audit::Anchor>,
+        /// Output format.
+        #[command(flatten)]
+        format: output::Format,
     },
-    /// Print the head (last sequence number and hash) for anchoring outside the database.
-    Head,
+    /// Print the head as `<seq>:<hash>`, an anchor to keep outside the database.
+    Head {
+        /// Output format.
+        #[command(flatten)]
+        format: output::Format,
+    },
+    /// The custody wallets' records (wallet.*), newest first, as a table or --json lines.
+    WalletLogs(audit_logs::WalletLogsArgs),
 }
 
 /// `address` subcommands.
@@ -148,12 +176,18 @@ pub async fn run(
             let config = config::AdminConfig::load()?;
             audit(&config, cmd, out).await
         }
-        Command::Custody(cmd) => custody::run(cmd, out).await,
+        Command::Custody(cmd) => custody::run(cmd, input, out).await,
         Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
         Command::Users(cmd) => users::run(cmd, input, out).await,
         Command::Rewards(cmd) => rewards::run(cmd, input, out).await,
         Command::Staking(cmd) => staking::run(cmd, out).await,
         Command::Jobs(cmd) => jobs::run(cmd, out).await,
+        Command::Nonces(cmd) => nonces::run(cmd, input, out).await,
+        Command::Breakers(cmd) => breakers::run(cmd, input, out).await,
+        Command::Config(cmd) => config_check::run(cmd, out),
+        Command::Wallets(cmd) => {
+            custody::run(custody::CustodyCommand::Wallet(cmd), input, out).await
+        }
     }
 }
 
@@ -192,38 +226,52 @@ async fn audit(
     cmd: AuditCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
-        .await
-        .context("connecting to DATABASE_URL")?;
-    let log = haven_db::PgAuditLog::new(pool);
+    let log = async || -> anyhow::Result<haven_db::PgAuditLog> {
+        let pool = haven_db::connect(config.common.database_url.expose_secret(), 2)
+            .await
+            .context("connecting to DATABASE_URL")?;
+        Ok(haven_db::PgAuditLog::new(pool))
+    };
     match cmd {
-        AuditCommand::Verify { anchors } => match log.verify_anchored(&anchors).await? {
-            Ok(report) => {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"valid": true, "records": report.count, "head": hex::encode(report.head)})
-                )?;
-                Ok(ExitCode::from(EXIT_OK))
+        AuditCommand::WalletLogs(args) => audit_logs::wallet_logs(config, args, out).await,
+        AuditCommand::Verify { anchors, format } => {
+            let verified = log().await?.verify_anchored(&anchors).await?;
+            let (value, text, code) = match verified {
+                Ok(report) => (
+                    serde_json::json!({"valid": true, "records": report.count, "head": hex::encode(report.head)}),
+                    format!(
+                        "audit chain valid: {} records; anchor {}:{}",
+                        report.count,
+                        report.count,
+                        hex::encode(report.head)
+                    ),
+                    EXIT_OK,
+                ),
+                Err(broken) => (
+                    serde_json::json!({"valid": false, "first_broken_seq": broken.seq(), "reason": broken.to_string()}),
+                    format!("audit chain BROKEN at record {}: {broken}", broken.seq()),
+                    EXIT_INVALID,
+                ),
+            };
+            if format.json {
+                writeln!(out, "{value}")?;
+            } else {
+                writeln!(out, "{text}")?;
             }
-            Err(broken) => {
-                let seq = broken.seq();
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"valid": false, "first_broken_seq": seq, "reason": broken.to_string()})
-                )?;
-                Ok(ExitCode::from(EXIT_INVALID))
-            }
-        },
-        AuditCommand::Head => {
-            let head = log.head().await?;
+            Ok(ExitCode::from(code))
+        }
+        AuditCommand::Head { format } => {
+            let head = log().await?.head().await?;
             let (seq, hash) = head.unwrap_or((0, haven_core::audit::GENESIS_HASH));
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"seq": seq, "hash": hex::encode(hash)})
-            )?;
+            if format.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"seq": seq, "hash": hex::encode(hash)})
+                )?;
+            } else {
+                writeln!(out, "{seq}:{}", hex::encode(hash))?;
+            }
             Ok(ExitCode::from(EXIT_OK))
         }
     }

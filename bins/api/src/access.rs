@@ -183,6 +183,56 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         Permission::ReviewAlerts,
     ),
     permission("GET", "/api/v1/admin/wallets", Permission::ManageWallets),
+    permission(
+        "GET",
+        "/api/v1/admin/wallets/{id}",
+        Permission::ManageWallets,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/wallets/{id}/revoke",
+        Permission::ManageWallets,
+    ),
+    // Operating the running system: nonce accounts and circuit breakers. An API key needs
+    // the `system:operate` scope, which only an admin can grant (`haven-admin breakers`
+    // uses one).
+    permission("GET", "/api/v1/admin/status", Permission::OperateSystem),
+    permission(
+        "GET",
+        "/api/v1/admin/nonces/{chain}/{address}",
+        Permission::OperateSystem,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/nonces/{chain}/{address}/reset",
+        Permission::OperateSystem,
+    ),
+    permission(
+        "GET",
+        "/api/v1/admin/health/circuit-breakers",
+        Permission::OperateSystem,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/health/circuit-breakers/{name}/reset",
+        Permission::OperateSystem,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/health/circuit-breakers/{name}/force-open",
+        Permission::OperateSystem,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/health/circuit-breakers/{name}/disable",
+        Permission::OperateSystem,
+    ),
+    permission("GET", "/api/v1/admin/audit/verify", Permission::ReadAudit),
+    permission(
+        "GET",
+        "/api/v1/admin/audit/wallet-logs",
+        Permission::ReadAudit,
+    ),
     permission("POST", "/api/v1/fraud/events", Permission::ReportEvents)
         .idempotency(Idempotency::Optional),
     // Member routes also admit a key scoped to that member only (`auth::MemberScope`).

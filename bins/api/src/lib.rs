@@ -124,7 +124,7 @@ impl Application {
             auth::AuthContext::build(&config.auth, db.clone(), redis.clone())
                 .context("authentication")?,
         );
-        let domain = Domain::build(&config, &db, &redis)?;
+        let domain = Domain::build(&config, &db, &redis, &breakers)?;
         let public_host = config.public_host.clone();
         let state = AppState {
             config: Arc::new(config),
@@ -269,6 +269,7 @@ impl Domain {
         config: &ApiConfig,
         db: &haven_db::PgPool,
         redis: &deadpool_redis::Pool,
+        breakers: &haven_resilience::BreakerRegistry,
     ) -> anyhow::Result<Self> {
         let engine = Arc::new(
             haven_fraud::Engine::new(
@@ -299,7 +300,7 @@ impl Domain {
         });
         let treasury = web::Data::new(treasury::TreasuryService {
             treasury: haven_db::PgTreasury::new(db.clone()),
-            prices: treasury::TreasuryService::prices(&config.treasury)
+            prices: treasury::TreasuryService::prices(&config.treasury, breakers)
                 .context("price sources (HAVEN_PRICE_*)")?,
             config: config.treasury.clone(),
             stats: Arc::new(haven_service::cache::SharedCache::new(

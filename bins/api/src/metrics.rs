@@ -20,6 +20,10 @@
 //! | `haven_chain_alerts_total` | counter | `kind` | the same, each alert ([`CHAIN_ALERTS`]) |
 //! | `haven_fraud_alerts_total` | counter | `rule` | `haven-fraud`'s `Engine::evaluate`, each alert ([`FRAUD_ALERTS`]) |
 //! | `haven_nonce_leases_outstanding` | gauge | — | `haven-nonce`'s `NonceManager`, leases of this process ([`NONCE_LEASES_OUTSTANDING`]) |
+//! | `haven_db_pool_connections_in_use` | gauge | — | refreshed from the api's Postgres pool at each scrape: connections checked out |
+//! | `haven_db_pool_connections_max` | gauge | — | the same: the most the pool opens (`HAVEN_DB_POOL_SIZE`) |
+//! | `haven_outbox_pending` | gauge | `outbox` | refreshed at each scrape from Postgres (`haven_db::outbox_backlogs`): items not yet done |
+//! | `haven_outbox_oldest_age_seconds` | gauge | `outbox` | the same: how long the oldest of them has waited (0 when none) |
 //!
 //! The business series are recorded where the fact is known, in whichever process that
 //! is: the api serves them for the components it runs; mints and burns are confirmed, and
@@ -63,6 +67,15 @@ pub const PASSWORD_HASHES_PEAK: &str = "haven_password_hashes_in_flight_peak";
 pub const PASSWORD_HASHES_REFUSED: &str = "haven_password_hashes_refused_total";
 /// Authentication failures dropped by the full fraud signal queue.
 pub const FRAUD_SIGNALS_DROPPED: &str = "haven_fraud_signals_dropped_total";
+
+/// Postgres pool connections checked out now.
+pub const DB_POOL_IN_USE: &str = "haven_db_pool_connections_in_use";
+/// The most connections the Postgres pool opens.
+pub const DB_POOL_MAX: &str = "haven_db_pool_connections_max";
+/// Outbox items not yet done, by `outbox`.
+pub const OUTBOX_PENDING: &str = "haven_outbox_pending";
+/// How long the oldest item of an outbox has waited, by `outbox` (0 when none).
+pub const OUTBOX_OLDEST_AGE: &str = "haven_outbox_oldest_age_seconds";
 
 /// The client networks `/metrics` is served to (app data).
 #[derive(Debug, Clone, Default)]
@@ -114,6 +127,33 @@ fn describe() {
         FRAUD_SIGNALS_DROPPED,
         "Authentication failures not evaluated by the fraud rules because their queue was full."
     );
+    describe_gauge!(DB_POOL_IN_USE, "Postgres pool connections checked out now.");
+    describe_gauge!(DB_POOL_MAX, "The most connections the Postgres pool opens.");
+    describe_gauge!(OUTBOX_PENDING, "Outbox items not yet done, by outbox.");
+    describe_gauge!(
+        OUTBOX_OLDEST_AGE,
+        Unit::Seconds,
+        "How long the oldest item of an outbox has waited (0 when none), by outbox."
+    );
+}
+
+/// Sets the gauges read from the database pool and the outboxes. An outbox query that
+/// fails leaves the outbox gauges as they were: the scrape still answers.
+async fn refresh_database_gauges(state: &AppState) {
+    let usage = state.db.usage();
+    metrics::gauge!(DB_POOL_IN_USE).set(usage.in_use as f64);
+    metrics::gauge!(DB_POOL_MAX).set(usage.max as f64);
+    match haven_db::outbox_backlogs(&state.db).await {
+        Ok(backlogs) => {
+            for backlog in backlogs {
+                metrics::gauge!(OUTBOX_PENDING, "outbox" => backlog.outbox)
+                    .set(backlog.pending as f64);
+                metrics::gauge!(OUTBOX_OLDEST_AGE, "outbox" => backlog.outbox)
+                    .set(backlog.oldest_age_seconds.unwrap_or(0.0));
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "outbox backlogs not refreshed"),
+    }
 }
 
 /// Counts one 429 of `class`.
@@ -161,7 +201,8 @@ pub async fn track(
     outcome
 }
 
-/// `GET /metrics`: the Prometheus text format; breaker gauges are refreshed first.
+/// `GET /metrics`: the Prometheus text format; breaker, pool and outbox gauges are
+/// refreshed first.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -195,6 +236,7 @@ pub async fn render(
         metrics::gauge!(BREAKER_STATE, "breaker" => status.name.clone())
             .set(breaker_state_value(status.state));
     }
+    refresh_database_gauges(&state).await;
     let text = haven_service::metrics::render().unwrap_or_default();
     HttpResponse::Ok()
         .content_type(haven_service::metrics::CONTENT_TYPE)

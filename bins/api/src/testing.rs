@@ -17,6 +17,9 @@ pub struct TestApi {
     /// The api's Redis key prefix (sessions, lockout, idempotency keys, rate-limit buckets
     /// all live under it), removed when the test ends.
     pub redis: TestRedis,
+    /// The app's circuit breakers: register one to see it on `/health`, `/metrics` and the
+    /// admin breaker routes.
+    pub breakers: std::sync::Arc<haven_resilience::BreakerRegistry>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow_like::Result>>,
 }
@@ -75,6 +78,7 @@ pub async fn spawn_api_on(db: TestDb, adjust: impl FnOnce(&mut ApiConfig)) -> Te
     let app = crate::Application::build(config, listener)
         .unwrap_or_else(|e| panic!("the api did not build: {e:#}"));
     let port = app.port();
+    let breakers = app.breakers();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async move {
@@ -88,6 +92,7 @@ pub async fn spawn_api_on(db: TestDb, adjust: impl FnOnce(&mut ApiConfig)) -> Te
         port,
         db,
         redis,
+        breakers,
         stop: Some(stop),
         server: Some(server),
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use haven_core::{ErrorCode, Problem};
 use haven_resilience::{
-    Binance, BreakerConfig, CircuitBreaker, CoinGecko, FallbackChain, InMemoryIntervalGate, Pair,
-    Retry, RetryPolicy, Stage, TtlCache,
+    Binance, BreakerConfig, BreakerRegistry, CircuitBreaker, CoinGecko, FallbackChain,
+    InMemoryIntervalGate, Pair, Retry, RetryPolicy, Stage, TtlCache,
 };
 use haven_rewards::{Decimal, Hnv};
 use haven_service::cache::SharedCache;
@@ -58,9 +58,14 @@ fn rate_of(text: &str) -> Option<Decimal> {
 
 impl TreasuryService {
     /// Builds the price chain from the settings: the configured sources in order, each
-    /// behind its breaker, a 5 s timeout and two attempts, their answers cached
-    /// `price_fresh_secs` and served up to `price_stale_secs` when every source fails.
-    pub fn prices(config: &TreasuryConfig) -> anyhow::Result<Option<Arc<FallbackChain>>> {
+    /// behind its breaker (`price:primary`, `price:secondary`, registered in `breakers` so
+    /// `/health`, `/metrics` and the admin breaker routes see them), a 5 s timeout and two
+    /// attempts, their answers cached `price_fresh_secs` and served up to `price_stale_secs`
+    /// when every source fails.
+    pub fn prices(
+        config: &TreasuryConfig,
+        breakers: &BreakerRegistry,
+    ) -> anyhow::Result<Option<Arc<FallbackChain>>> {
         let timeout = Duration::from_secs(5);
         let mut stages = Vec::new();
         let retry = Arc::new(Retry::new(RetryPolicy {
@@ -72,10 +77,10 @@ impl TreasuryService {
                 CoinGecko::new(url.clone(), timeout).with_id("HNV", &config.price_coingecko_id);
             stages.push(Stage {
                 source: Arc::new(source),
-                breaker: Arc::new(CircuitBreaker::new(
+                breaker: breakers.register(Arc::new(CircuitBreaker::new(
                     "price:primary",
                     BreakerConfig::default(),
-                )?),
+                )?)),
                 timeout,
                 retry: retry.clone(),
                 min_interval: None,
@@ -84,10 +89,10 @@ impl TreasuryService {
         if let Some(url) = &config.price_secondary_url {
             stages.push(Stage {
                 source: Arc::new(Binance::new(url.clone(), timeout)),
-                breaker: Arc::new(CircuitBreaker::new(
+                breaker: breakers.register(Arc::new(CircuitBreaker::new(
                     "price:secondary",
                     BreakerConfig::default(),
-                )?),
+                )?)),
                 timeout,
                 retry,
                 min_interval: None,

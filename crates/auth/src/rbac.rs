@@ -183,6 +183,9 @@ permissions! {
     WithdrawTokens = "tokens:withdraw",
     /// Approve, reject and mark paid redemptions.
     ApproveRedemptions = "redemptions:approve",
+    /// Operate the running system: read and reset EVM nonces, read and set circuit
+    /// breakers, read the operational status.
+    OperateSystem = "system:operate",
 }
 
 /// The permission table: whether `role` holds `permission`.
@@ -201,7 +204,9 @@ pub const fn allows(role: Role, permission: Permission) -> bool {
         | WithdrawTokens | ApproveRedemptions => {
             matches!(role, Admin | Operator)
         }
-        ManageApiKeys | ManageUsers | ReadAudit | ManageWallets => matches!(role, Admin),
+        ManageApiKeys | ManageUsers | ReadAudit | ManageWallets | OperateSystem => {
+            matches!(role, Admin)
+        }
     }
 }
 
@@ -302,6 +307,7 @@ mod tests {
         (Permission::RedeemTokens, true, true, false),
         (Permission::WithdrawTokens, true, true, false),
         (Permission::ApproveRedemptions, true, true, false),
+        (Permission::OperateSystem, true, false, false),
     ];
 
     #[test]

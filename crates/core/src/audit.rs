@@ -31,6 +31,15 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, least serious first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
     /// The wire name, e.g. `HIGH`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -44,15 +53,7 @@ impl Severity {
 
     /// Parses a wire name.
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Severity::Info,
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 }
 

@@ -81,6 +81,23 @@ pub struct ChainReport {
     pub head: [u8; 32],
 }
 
+/// Which records [`PgAuditLog::search`] returns; every field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only actions starting with this prefix (`"wallet."`).
+    pub action_prefix: Option<String>,
+    /// Only this exact action.
+    pub action: Option<String>,
+    /// Only this exact target.
+    pub target: Option<String>,
+    /// Only records of at least this severity.
+    pub min_severity: Option<Severity>,
+    /// Only records created at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only records created before this time.
+    pub to: Option<DateTime<Utc>>,
+}
+
 impl PgAuditLog {
     /// The log on `pool`.
     pub fn new(pool: PgPool) -> Self {
@@ -144,6 +161,55 @@ impl PgAuditLog {
         let rows: Vec<AuditRow> = audit_log::table
             .filter(audit_log::seq.gt(after_seq))
             .order(audit_log::seq.asc())
+            .limit(limit)
+            .select(AuditRow::as_select())
+            .load(&mut conn)
+            .await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    /// Up to `limit` records matching `filter`, newest first, with a sequence number below
+    /// `before` when given (pass the last record's `seq` for the next page).
+    pub async fn search(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut conn = get(&self.pool).await?;
+        let mut query = audit_log::table.into_boxed();
+        if let Some(prefix) = &filter.action_prefix {
+            let escaped = prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            query = query.filter(audit_log::action.like(format!("{escaped}%")));
+        }
+        if let Some(action) = &filter.action {
+            query = query.filter(audit_log::action.eq(action.clone()));
+        }
+        if let Some(target) = &filter.target {
+            query = query.filter(audit_log::target.eq(target.clone()));
+        }
+        if let Some(min) = filter.min_severity {
+            let names: Vec<&str> = Severity::ALL
+                .iter()
+                .filter(|s| **s >= min)
+                .map(|s| s.as_str())
+                .collect();
+            query = query.filter(audit_log::severity.eq_any(names));
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(audit_log::created_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(audit_log::created_at.lt(to));
+        }
+        if let Some(before) = before {
+            query = query.filter(audit_log::seq.lt(before));
+        }
+        let rows: Vec<AuditRow> = query
+            .order(audit_log::seq.desc())
             .limit(limit)
             .select(AuditRow::as_select())
             .load(&mut conn)

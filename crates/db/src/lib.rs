@@ -22,6 +22,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod backlog;
 mod chain;
 mod custody;
 mod error;
@@ -40,8 +41,9 @@ mod users;
 mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
-pub use audit::{ChainReport, PgAuditLog};
+pub use audit::{AuditFilter, ChainReport, PgAuditLog};
 pub use auth::PgSessionStore;
+pub use backlog::{Backlog, OUTBOXES, PoolUse, outbox_backlogs};
 pub use chain::{PgTxStore, Requeue};
 pub use custody::PgWalletStore;
 pub use error::{Error, Result};

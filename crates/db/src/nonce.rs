@@ -419,6 +419,34 @@ macro_rules! in_transaction {
     }};
 }
 
+impl PgNonceStore {
+    /// [`NonceStore::reset`] with `audit` appended to the audit log in the same transaction:
+    /// the reset and its record commit together, or neither does. `audit`'s details gain the
+    /// outcome (`previous_next`, `next`, `dropped_leases`). A refusal (outstanding leases
+    /// without `force`) writes nothing.
+    pub async fn reset_audited(
+        &self,
+        key: &NonceKey,
+        chain_pending: u64,
+        force: bool,
+        audit: haven_core::audit::AuditEvent,
+    ) -> Result<ResetOutcome> {
+        in_transaction!(self, |c| async {
+            let outcome = Self::reset_in(c, key, chain_pending, force).await?;
+            let mut details = audit.details.clone();
+            if let serde_json::Value::Object(map) = &mut details {
+                map.insert("previous_next".into(), outcome.previous_next.into());
+                map.insert("next".into(), outcome.next.into());
+                map.insert("dropped_leases".into(), outcome.dropped_leases.into());
+            }
+            crate::PgAuditLog::append_in(c, audit.details(details))
+                .await
+                .map_err(unavailable)?;
+            Ok(outcome)
+        })
+    }
+}
+
 /// Either a store error raised inside the transaction or the transaction's own failure.
 #[derive(Debug)]
 enum TxError {

@@ -23,12 +23,12 @@ async fn migrate_verify_and_head_against_a_real_database() {
             .await
             .unwrap();
     }
-    let (code, out, _) = admin(&["audit", "verify"], &env, None);
+    let (code, out, _) = admin(&["audit", "verify", "--json"], &env, None);
     assert_eq!(code, 0, "{out}");
     let verified: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(verified["records"], 10);
 
-    let (code, out, _) = admin(&["audit", "head"], &env, None);
+    let (code, out, _) = admin(&["audit", "head", "--json"], &env, None);
     assert_eq!(code, 0);
     let head: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(head["seq"], 10);
@@ -43,7 +43,7 @@ async fn migrate_verify_and_head_against_a_real_database() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let (code, out, _) = admin(&["audit", "verify"], &env, None);
+    let (code, out, _) = admin(&["audit", "verify", "--json"], &env, None);
     assert_eq!(code, 1, "{out}");
     let broken: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(broken["valid"], false);
@@ -63,16 +63,24 @@ async fn an_anchor_catches_a_recomputed_chain_and_a_cut_tail() {
             .await
             .unwrap();
     }
-    let (code, out, _) = admin(&["audit", "head"], &env, None);
+    let (code, out, _) = admin(&["audit", "head", "--json"], &env, None);
     assert_eq!(code, 0);
     let head: Value = serde_json::from_str(&out).unwrap();
     let anchor = format!("{}:{}", head["seq"], head["hash"].as_str().unwrap());
-    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    let (code, out, _) = admin(
+        &["audit", "verify", "--json", "--anchor", &anchor],
+        &env,
+        None,
+    );
     assert_eq!(code, 0, "{out}");
     log.append(AuditEvent::new("ops", "user.create", Severity::Medium))
         .await
         .unwrap();
-    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    let (code, out, _) = admin(
+        &["audit", "verify", "--json", "--anchor", &anchor],
+        &env,
+        None,
+    );
     assert_eq!(code, 0, "rows after the anchor are fine: {out}");
 
     // Rewrite record 3 and recompute every hash after it: the chain alone looks intact.
@@ -98,9 +106,13 @@ async fn an_anchor_catches_a_recomputed_chain_and_a_cut_tail() {
         .await
         .unwrap();
     }
-    let (code, out, _) = admin(&["audit", "verify"], &env, None);
+    let (code, out, _) = admin(&["audit", "verify", "--json"], &env, None);
     assert_eq!(code, 0, "without an anchor the rewrite passes: {out}");
-    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    let (code, out, _) = admin(
+        &["audit", "verify", "--json", "--anchor", &anchor],
+        &env,
+        None,
+    );
     assert_eq!(code, 1, "{out}");
     let broken: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(broken["first_broken_seq"], 8, "{out}");
@@ -114,7 +126,7 @@ async fn an_anchor_catches_a_recomputed_chain_and_a_cut_tail() {
             .await
             .unwrap();
     }
-    let (_, out, _) = admin(&["audit", "head"], &env, None);
+    let (_, out, _) = admin(&["audit", "head", "--json"], &env, None);
     let head: Value = serde_json::from_str(&out).unwrap();
     let anchor = format!("{}:{}", head["seq"], head["hash"].as_str().unwrap());
     let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
@@ -126,9 +138,13 @@ async fn an_anchor_catches_a_recomputed_chain_and_a_cut_tail() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let (code, out, _) = admin(&["audit", "verify"], &env, None);
+    let (code, out, _) = admin(&["audit", "verify", "--json"], &env, None);
     assert_eq!(code, 0, "a cut tail alone looks intact: {out}");
-    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    let (code, out, _) = admin(
+        &["audit", "verify", "--json", "--anchor", &anchor],
+        &env,
+        None,
+    );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("tail was cut"), "{out}");
     let (code, _, err) = admin(&["audit", "verify", "--anchor", "nonsense"], &env, None);
@@ -138,10 +154,35 @@ async fn an_anchor_catches_a_recomputed_chain_and_a_cut_tail() {
 #[test]
 fn database_down_is_a_clear_failure() {
     let (code, _, err) = admin(
-        &["audit", "head"],
+        &["audit", "head", "--json"],
         &[("DATABASE_URL", "postgres://haven:haven@127.0.0.1:1/x")],
         None,
     );
     assert_eq!(code, 3);
     assert!(err.contains("DATABASE_URL"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_and_head_print_text_by_default_and_the_head_is_an_anchor() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url())];
+    let log = haven_db::PgAuditLog::new(haven_db::connect(db.url(), 2).await.unwrap());
+    for i in 0..3 {
+        log.append(AuditEvent::new("ops", "user.create", Severity::Medium).target(format!("u{i}")))
+            .await
+            .unwrap();
+    }
+    let (code, head, err) = admin(&["audit", "head"], &env, None);
+    assert_eq!(code, 0, "{err}");
+    let anchor = head.trim().to_owned();
+    assert!(
+        anchor.starts_with("3:") && anchor.len() == 2 + 64,
+        "{anchor}"
+    );
+    let (code, out, _) = admin(&["audit", "verify", "--anchor", &anchor], &env, None);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        format!("audit chain valid: 3 records; anchor {anchor}")
+    );
 }

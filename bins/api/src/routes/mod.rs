@@ -9,13 +9,17 @@ pub(crate) mod addresses;
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod breakers;
 pub(crate) mod fraud;
 pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod members;
+pub(crate) mod nonces;
 pub(crate) mod rewards;
 pub(crate) mod stats;
+pub(crate) mod status;
 pub(crate) mod token;
 pub(crate) mod transactions;
 pub(crate) mod users;
@@ -146,5 +150,54 @@ pub fn standard() -> RouteSet {
             token::mark_paid,
         )
         .add(get, "/api/v1/network/stats", stats::network);
+    operators(&mut r);
     r
+}
+
+/// Operating the running system: wallets, nonce accounts, circuit breakers, the audit log.
+fn operators(r: &mut RouteSet) {
+    let (get, post) = (Method::GET, Method::POST);
+    r.add(get.clone(), "/api/v1/admin/status", status::status)
+        .add(get.clone(), "/api/v1/admin/wallets/{id}", wallets::get)
+        .add(
+            post.clone(),
+            "/api/v1/admin/wallets/{id}/revoke",
+            wallets::revoke,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/nonces/{chain}/{address}",
+            nonces::get,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/nonces/{chain}/{address}/reset",
+            nonces::reset,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/health/circuit-breakers",
+            breakers::list,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/reset",
+            breakers::reset,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/force-open",
+            breakers::force_open,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/health/circuit-breakers/{name}/disable",
+            breakers::disable,
+        )
+        .add(get.clone(), "/api/v1/admin/audit/verify", audit::verify)
+        .add(
+            get.clone(),
+            "/api/v1/admin/audit/wallet-logs",
+            audit::wallet_logs,
+        );
 }

@@ -78,7 +78,7 @@ pub struct TxView {
 
 /// The moment before which a broadcast without a receipt counts as stuck: the pending
 /// threshold of the chain crate's configuration, which the worker's monitor uses too.
-fn stuck_before(now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn stuck_before(now: DateTime<Utc>) -> DateTime<Utc> {
     let threshold = chrono::Duration::from_std(ChainConfig::default().pending_threshold)
         .unwrap_or(chrono::Duration::MAX);
     now - threshold
@@ -145,7 +145,7 @@ pub struct TxStatusReport {
     pub limit: u32,
 }
 
-fn chain_error(e: haven_chain::Error) -> ApiError {
+pub(crate) fn chain_error(e: haven_chain::Error) -> ApiError {
     ApiError(Problem::new(e.code(), e.to_string()).with_source(e))
 }
 

@@ -1,9 +1,11 @@
-//! Custody wallets for administrators: the list, public data only.
+//! Custody wallets for administrators: the list, one wallet, revocation; public data only.
 //!
-//! **Invariant:** nothing here reads key material: the listing goes through
-//! `Custody::list_wallets`, the audited custody path (one `wallet.list` audit row per call,
-//! actor and client address included), whose wallets carry addresses and key versions,
-//! never a sealed key. The api's custody holds no master keys ([`NoKeyProvider`]).
+//! **Invariant:** nothing here reads key material: every route goes through the audited
+//! custody path (`Custody::list_wallets`, `get_wallet`, `revoke_wallet`: one `wallet.*` audit
+//! row per call, actor and client address included), whose wallets carry addresses and key
+//! versions, never a sealed key. The api's custody holds no master keys ([`NoKeyProvider`]),
+//! so creating and rotating wallets (which generate and seal a key) stay with
+//! `haven-admin custody wallet create | rotate`, run where the master keys are.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -123,6 +125,102 @@ fn custody_error(e: haven_custody::Error) -> ApiError {
     ApiError(Problem::new(e.code(), e.to_string()).with_source(e))
 }
 
+fn custody(state: &AppState) -> Custody {
+    Custody::new(
+        Arc::new(PgWalletStore::new(state.db.clone())),
+        Arc::new(NoKeyProvider),
+        Arc::new(PgAuditLog::new(state.db.clone())),
+        CustodyConfig::default(),
+    )
+}
+
+fn caller(req: &actix_web::HttpRequest, principal: &Authenticated) -> Caller {
+    Caller {
+        actor: principal.actor(),
+        request_id: current_request_id(),
+        ip: crate::ratelimit::client_ip(req).map(|ip| ip.to_string()),
+    }
+}
+
+fn wallet_id(raw: String) -> Result<WalletId, ApiError> {
+    WalletId::new(raw).map_err(|e| {
+        ApiError(Problem::new(ErrorCode::InvalidPath, e.to_string()).with_detail("field", "id"))
+    })
+}
+
+/// One custody wallet (audited as `wallet.get`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/wallets/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The wallet id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The wallet", body = WalletView),
+        (status = 404, description = "No such wallet", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn get(
+    req: actix_web::HttpRequest,
+    principal: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = wallet_id(id.into_inner())?;
+    let wallet = custody(&state)
+        .get_wallet(&id, &caller(&req, &principal))
+        .await
+        .map_err(custody_error)?;
+    Ok(HttpResponse::Ok().json(WalletView::from(wallet)))
+}
+
+/// `POST /api/v1/admin/wallets/{id}/revoke` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// The wallet id again: a revocation is for good, so the caller names what it revokes.
+    pub confirm: String,
+}
+
+/// Revokes a wallet for good: it never signs again (audited as `wallet.revoke`). The body
+/// repeats the wallet id. Revoking a revoked wallet changes nothing and answers it again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/wallets/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "The wallet id")),
+    request_body = RevokeBody,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = WalletView),
+        (status = 404, description = "No such wallet", body = crate::openapi::ErrorBodySchema),
+        (status = 400, description = "`confirm` is not the wallet id (`VALIDATION_ERROR`)", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn revoke(
+    req: actix_web::HttpRequest,
+    principal: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<RevokeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = wallet_id(id.into_inner())?;
+    if body.confirm != id.as_str() {
+        return Err(ApiError(
+            Problem::new(
+                ErrorCode::ValidationError,
+                "confirm must repeat the wallet id: a revocation cannot be undone",
+            )
+            .with_detail("field", "confirm"),
+        ));
+    }
+    let wallet = custody(&state)
+        .revoke_wallet(&id, &caller(&req, &principal))
+        .await
+        .map_err(custody_error)?;
+    Ok(HttpResponse::Ok().json(WalletView::from(wallet)))
+}
+
 /// Custody wallets, ordered by id, a page at a time.
 #[utoipa::path(
     get,
@@ -159,22 +257,11 @@ pub async fn list(
         .after
         .map(|a| WalletId::new(a).map_err(|e| invalid_query("after", e.to_string())))
         .transpose()?;
-    let custody = Custody::new(
-        Arc::new(PgWalletStore::new(state.db.clone())),
-        Arc::new(NoKeyProvider),
-        Arc::new(PgAuditLog::new(state.db.clone())),
-        CustodyConfig::default(),
-    );
-    let caller = Caller {
-        actor: principal.actor(),
-        request_id: current_request_id(),
-        ip: crate::ratelimit::client_ip(&req).map(|ip| ip.to_string()),
-    };
-    let page = custody
+    let page = custody(&state)
         .list_wallets(
             &WalletFilter { chain, status },
             &PageRequest { limit, after },
-            &caller,
+            &caller(&req, &principal),
         )
         .await
         .map_err(custody_error)?;

@@ -287,7 +287,7 @@ fn record(tx_id: &str, status: TxStatus) -> TxRecord {
 
 /// Seeds: one queued, one confirmed, one failed (reverted), one stuck (broadcast an hour
 /// ago), one freshly broadcast.
-async fn seed_transactions(api: &TestApi) -> haven_db::PgTxStore {
+pub(crate) async fn seed_transactions(api: &TestApi) -> haven_db::PgTxStore {
     let store = haven_db::PgTxStore::new(pool(api).await);
     let now = Utc::now();
     for (tx_id, status, broadcast_at) in [

@@ -2,6 +2,7 @@
 
 mod addresses;
 mod admin;
+mod alerts;
 mod auth;
 mod cli;
 mod errors;
@@ -11,6 +12,7 @@ mod inbound_webhooks;
 mod lockout;
 mod metrics;
 mod openapi;
+mod operators;
 mod rate_limits;
 mod routing;
 mod security;
