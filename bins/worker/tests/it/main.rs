@@ -6,6 +6,7 @@ mod cli;
 mod fraud_delivery;
 mod inbound_relay;
 mod jobs;
+mod jobs_processes;
 mod readme_config;
 mod rewards;
 mod rewards_property;

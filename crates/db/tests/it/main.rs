@@ -10,4 +10,5 @@ mod inbound;
 mod migrations;
 mod nonce;
 mod repos;
+mod retention;
 mod webhooks;
