@@ -207,24 +207,16 @@ fn partner(
     url_var: &'static str,
     key_var: &'static str,
 ) -> Result<Option<haven_partners::PartnerConfig>, ConfigError> {
-    use secrecy::ExposeSecret;
-    let url = url.trim();
-    if url.is_empty() {
-        return Ok(None);
-    }
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(ConfigError::Invalid {
+    haven_partners::PartnerConfig::from_settings(url, key).map_err(|e| match e {
+        haven_partners::PartnerSettingError::Url(reason) => ConfigError::Invalid {
             var: url_var,
-            reason: format!("{url:?} is not an http(s) URL"),
-        });
-    }
-    let key = key
-        .filter(|k| !k.expose_secret().trim().is_empty())
-        .ok_or(ConfigError::Invalid {
+            reason,
+        },
+        haven_partners::PartnerSettingError::MissingKey => ConfigError::Invalid {
             var: key_var,
             reason: format!("required with {url_var}"),
-        })?;
-    Ok(Some(haven_partners::PartnerConfig::new(url, key)))
+        },
+    })
 }
 
 impl SyncConfig {

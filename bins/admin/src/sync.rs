@@ -11,8 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use clap::{Args, ValueEnum};
-use haven_db::rewards::{IngestOutcome, Intake};
-use haven_partners::{AuroraClient, HttpAurora, HttpTribe, SyncItem, TribeClient};
+use haven_db::rewards::{Intake, feed};
+use haven_partners::{AuroraClient, HttpAurora, HttpTribe, TribeClient};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -98,6 +98,9 @@ pub async fn run(args: SyncArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode
     };
     let intake = intake(&config).await?;
     let report = feed(&intake, &items).await;
+    for failure in &report.failures {
+        eprintln!("rewards sync: {failure}");
+    }
     writeln!(
         out,
         "{}",
@@ -109,10 +112,10 @@ pub async fn run(args: SyncArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode
             "rewarded": report.rewarded,
             "already_rewarded": report.already_rewarded,
             "duplicates": report.duplicates,
-            "failed": report.failed,
+            "failed": report.failures.len(),
         })
     )?;
-    Ok(ExitCode::from(if report.failed == 0 {
+    Ok(ExitCode::from(if report.failures.is_empty() {
         EXIT_OK
     } else {
         EXIT_INVALID
@@ -141,63 +144,6 @@ async fn intake(config: &SyncConfig) -> anyhow::Result<Intake> {
         Arc::new(engine),
         Arc::new(rules),
     ))
-}
-
-/// What feeding a sync's items did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SyncReport {
-    /// Items not seen before.
-    pub new_events: usize,
-    /// New rewards recorded.
-    pub rewarded: usize,
-    /// Items whose reward was recorded before (by a webhook or an earlier sync).
-    pub already_rewarded: usize,
-    /// Items this sync had taken in before.
-    pub duplicates: usize,
-    /// Items that could not be taken in.
-    pub failed: usize,
-}
-
-/// Feeds `items` through the intake, one at a time, naming each failure on standard error.
-pub async fn feed(intake: &Intake, items: &[SyncItem]) -> SyncReport {
-    let mut report = SyncReport::default();
-    for item in items {
-        let Some(name) = haven_rewards::EventName::parse(item.source, item.event) else {
-            eprintln!(
-                "rewards sync: {} {}: unknown event",
-                item.source, item.event
-            );
-            report.failed += 1;
-            continue;
-        };
-        match intake
-            .accept(name, &item.payload, &item.origin(), None)
-            .await
-        {
-            Ok(accepted) => match accepted.outcome {
-                IngestOutcome::Accepted {
-                    reward,
-                    already_rewarded,
-                    ..
-                } => {
-                    report.new_events += 1;
-                    report.rewarded += usize::from(reward.is_some());
-                    report.already_rewarded += usize::from(already_rewarded.is_some());
-                }
-                IngestOutcome::Duplicate | IngestOutcome::Conflict { .. } => {
-                    report.duplicates += 1;
-                }
-            },
-            Err(e) => {
-                eprintln!(
-                    "rewards sync: {} {} {}: {e}",
-                    item.source, item.event, item.record
-                );
-                report.failed += 1;
-            }
-        }
-    }
-    report
 }
 
 #[cfg(test)]

@@ -62,10 +62,11 @@ pub fn standard(config: &WorkerConfig) -> anyhow::Result<Vec<Registration>> {
     jobs.push(Registration {
         job: Arc::new(crate::jobs::scheduled::StakingJob::new(
             haven_db::PgRewards::new(pool(2)?),
-            rules,
+            rules.clone(),
         )),
         schedule: cron(&config.jobs.staking),
     });
+    jobs.extend(partner_syncs(config, rules, pool(2)?)?);
     match config.chain.settings() {
         Ok(settings) => {
             // The rewards job works on many rewards at once, each step a few queries: the
@@ -123,4 +124,57 @@ pub fn standard(config: &WorkerConfig) -> anyhow::Result<Vec<Registration>> {
         ),
     }
     Ok(jobs)
+}
+
+/// The partner syncs whose API is configured, each on its schedule.
+fn partner_syncs(
+    config: &WorkerConfig,
+    rules: Arc<haven_rewards::Rules>,
+    pool: haven_db::PgPool,
+) -> anyhow::Result<Vec<Registration>> {
+    use crate::jobs::sync::{Partner, PartnerSyncJob};
+    let mut partners = Vec::new();
+    if let Some(aurora) = &config.aurora {
+        let client = haven_partners::HttpAurora::new(aurora.clone()).context("HAVEN_AURORA_URL")?;
+        partners.push((Partner::Aurora(Arc::new(client)), &config.jobs.aurora_sync));
+    }
+    if let Some(tribe) = &config.tribe {
+        let client = haven_partners::HttpTribe::new(tribe.clone()).context("HAVEN_TRIBE_URL")?;
+        partners.push((Partner::Tribe(Arc::new(client)), &config.jobs.tribe_sync));
+    }
+    if partners.is_empty() {
+        tracing::info!(
+            "aurora_sync and tribe_sync jobs are off: HAVEN_AURORA_URL and HAVEN_TRIBE_URL are unset"
+        );
+        return Ok(Vec::new());
+    }
+    // the fraud windows the api's intake uses, shared through Redis
+    let redis = haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 2)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+    let engine = Arc::new(
+        haven_fraud::Engine::new(
+            Arc::new(haven_fraud::Rules::from_toml(haven_fraud::DEFAULT_RULES)?),
+            Arc::new(haven_fraud::RedisWindowStore::new(redis)),
+        )
+        .with_key_prefix(format!("{}fraud:", config.redis_prefix)),
+    );
+    Ok(partners
+        .into_iter()
+        .map(|(partner, expr)| Registration {
+            job: Arc::new(PartnerSyncJob::new(
+                partner,
+                haven_db::rewards::Intake::new(
+                    haven_db::PgRewards::new(pool.clone()),
+                    engine.clone(),
+                    rules.clone(),
+                ),
+                // a day and a few hours: a late or missed run still covers the day before
+                std::time::Duration::from_secs(30 * 3600),
+            )),
+            schedule: Schedule::Cron {
+                expr: Box::new(expr.clone()),
+                timezone: config.jobs.timezone,
+            },
+        })
+        .collect())
 }

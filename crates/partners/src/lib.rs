@@ -83,6 +83,41 @@ impl PartnerConfig {
             max_pages: 100,
         }
     }
+
+    /// The configuration from a URL setting and an API-key setting as written: `None` when
+    /// the URL is empty (the partner is not configured); refused when the URL is not
+    /// http(s) or the key is missing. The error names what is wrong, for the caller to
+    /// attach to its setting.
+    pub fn from_settings(
+        url: &str,
+        api_key: Option<secrecy::SecretString>,
+    ) -> Result<Option<Self>, PartnerSettingError> {
+        use secrecy::ExposeSecret;
+        let url = url.trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(PartnerSettingError::Url(format!(
+                "{url:?} is not an http(s) URL"
+            )));
+        }
+        let key = api_key
+            .filter(|k| !k.expose_secret().trim().is_empty())
+            .ok_or(PartnerSettingError::MissingKey)?;
+        Ok(Some(Self::new(url, key)))
+    }
+}
+
+/// Why [`PartnerConfig::from_settings`] refused its settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartnerSettingError {
+    /// The URL setting is unusable.
+    #[error("{0}")]
+    Url(String),
+    /// The URL is set and the API key is not.
+    #[error("required with the partner's URL")]
+    MissingKey,
 }
 
 /// Why a sync failed.

@@ -7,4 +7,5 @@ pub mod inbound_relay;
 pub mod movements;
 pub mod rewards;
 pub mod scheduled;
+pub mod sync;
 pub mod webhook_delivery;

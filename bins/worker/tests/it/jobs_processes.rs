@@ -17,6 +17,11 @@ struct Worker {
 impl Worker {
     /// A worker whose retention job runs every second, logging at info to a file.
     fn start(db: &TestDb, name: &str) -> Self {
+        Self::start_with(db, name, &[])
+    }
+
+    /// [`Worker::start`] with more settings.
+    fn start_with(db: &TestDb, name: &str, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -27,7 +32,9 @@ impl Worker {
             uuid::Uuid::new_v4().simple()
         ));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_haven-worker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_haven-worker"));
+        command.envs(env.iter().copied());
+        let child = command
             .env_remove("HAVEN_CONFIG")
             .env("HAVEN_ENV", "test")
             .env("DATABASE_URL", db.url())
@@ -65,7 +72,10 @@ impl Worker {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "the worker did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -111,7 +121,8 @@ async fn two_workers_run_each_scheduled_occurrence_once() {
     assert_eq!(occurrences.len(), runs.len(), "one row per occurrence");
     assert!(runs.len() >= 15, "about one run a second: {}", runs.len());
     assert!(
-        runs.iter().all(|r| r.state == JobRunState::Succeeded && r.attempts == 1),
+        runs.iter()
+            .all(|r| r.state == JobRunState::Succeeded && r.attempts == 1),
         "{runs:?}"
     );
     let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
@@ -148,4 +159,72 @@ async fn sigterm_stops_the_worker_cleanly() {
         runs.iter().all(|r| r.state != JobRunState::Running),
         "{runs:?}"
     );
+}
+
+/// The scheduled Aurora sync feeds the partner's bookings through the intake: run again and
+/// again over the same window, it rewards each booking once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_partner_sync_rewards_each_booking_once() {
+    use haven_testkit::{StubResponse, StubServer};
+    haven_testkit::install_crypto_provider();
+    let db = TestDb::new().await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let booking = |id: &str, guest: &str| {
+        format!(
+            r#"{{"booking_id":"{id}-{tag}","guest_id":"{guest}-{tag}","total_price":100,"nights":1,"status":"confirmed"}}"#
+        )
+    };
+    let listed = format!(
+        r#"{{"bookings":[{},{}],"next_cursor":null}}"#,
+        booking("s1", "g1"),
+        booking("s2", "g2")
+    );
+    let partner = StubServer::start(move |req| {
+        assert_eq!(req.header("authorization"), Some("Bearer aurora-key"));
+        StubResponse::json(listed.clone())
+    })
+    .await;
+    let prefix = format!("haven:sync:{}:", uuid::Uuid::new_v4().simple());
+    let mut worker = Worker::start_with(
+        &db,
+        "sync",
+        &[
+            ("HAVEN_AURORA_URL", partner.url()),
+            ("HAVEN_AURORA_API_KEY", "aurora-key"),
+            ("HAVEN_SCHEDULE_AURORA_SYNC", "* * * * * *"),
+            ("HAVEN_REDIS_PREFIX", &prefix),
+        ],
+    );
+    let pool = haven_db::connect(db.url(), 2).await.unwrap();
+    let runs = PgJobRuns::new(pool.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = runs
+            .list(&JobRunFilter {
+                job: Some("aurora_sync".into()),
+                state: Some(JobRunState::Succeeded),
+                limit: Some(100),
+            })
+            .await
+            .unwrap();
+        if done.len() >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync did not run three times"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(worker.terminate(), Some(0));
+    let rewards = haven_db::PgRewards::new(pool)
+        .rewards_in(haven_rewards::RewardState::Pending, 100)
+        .await
+        .unwrap();
+    let ours: Vec<_> = rewards
+        .iter()
+        .filter(|r| r.business_key.contains(&tag))
+        .collect();
+    assert_eq!(ours.len(), 2, "one reward per booking: {ours:?}");
+    assert!(partner.count() >= 3);
 }

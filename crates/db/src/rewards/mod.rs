@@ -16,6 +16,7 @@ mod intake;
 mod jobs;
 mod ledger;
 mod members;
+mod sync;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -28,6 +29,7 @@ pub use intake::{Accepted, Intake, IntakeError};
 pub use jobs::{MemberLock, RewardAction, RewardJob};
 pub use ledger::{InboxEntry, Ingest, IngestOutcome, LedgerTotals, RewardUpdate};
 pub use members::{Identity, Member, MemberTotals, PayoutAddress};
+pub use sync::{SyncReport, feed};
 
 use crate::{Error, PgPool, Result};
 
