@@ -419,3 +419,49 @@ async fn a_missed_occurrence_runs_once_at_start_up() {
     assert_eq!(fresh.calls.load(Ordering::SeqCst), 0);
     assert!(runs_of(&db, "fresh").await.is_empty());
 }
+
+/// A6: apalis runs the jobs: it is in the worker's dependency tree, and the only caller of a
+/// job's `step` is the apalis service in `runtime/` (no hand-made loop drives a job).
+#[test]
+fn apalis_is_the_only_thing_that_runs_a_job() {
+    let tree = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "haven-worker",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    for name in ["apalis v1", "apalis-cron v1", "apalis-core v1"] {
+        assert!(
+            tree.lines().any(|l| l.starts_with(name)),
+            "{name} is not in the tree"
+        );
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut callers = Vec::new();
+    let mut dirs = vec![src.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read_to_string(&path).unwrap().contains(".step()") {
+                callers.push(path.strip_prefix(&src).unwrap().display().to_string());
+            }
+        }
+    }
+    assert_eq!(callers, ["runtime/mod.rs"], "who calls Job::step");
+}
