@@ -99,8 +99,15 @@ impl Application {
         let redis = haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 16)
             .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let port = listener.local_addr()?.port();
-        let breakers = Arc::new(haven_resilience::BreakerRegistry::new(
+        // Shared through Redis under the app's prefix, so every replica sees one state per
+        // breaker; each falls back to local state while Redis is unreachable.
+        let breakers = Arc::new(haven_resilience::BreakerRegistry::shared(
             haven_resilience::BreakerConfig::default(),
+            haven_resilience::SharedBreakerConfig {
+                key_prefix: format!("{}breaker:", config.auth.redis_prefix),
+                ..haven_resilience::SharedBreakerConfig::default()
+            },
+            redis.clone(),
         )?);
         let rate_limits = web::Data::new(ratelimit::RateLimits::new(
             &config.rate_limits,
@@ -125,6 +132,7 @@ impl Application {
                 .context("authentication")?,
         );
         let domain = Domain::build(&config, &db, &redis, &breakers)?;
+        haven_resilience::metrics::count_transitions(&breakers);
         let public_host = config.public_host.clone();
         let state = AppState {
             config: Arc::new(config),

@@ -15,6 +15,8 @@
 //! | `haven_password_hashes_refused_total` | counter | — | the same: hashes refused (503) because every slot was taken |
 //! | `haven_fraud_signals_dropped_total` | counter | — | [`crate::lockout::FraudQueue`]: authentication failures not evaluated because the queue was full |
 //! | `haven_breaker_state` | gauge | `breaker` | refreshed from the app's `BreakerRegistry` at each scrape: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled |
+//! | `haven_breaker_shared` | gauge | `breaker` | the same: 1 while the state is shared through Redis, 0 while local (Redis unreachable) |
+//! | `haven_breaker_transitions_total` | counter | `breaker`, `from`, `to` | `haven_resilience::metrics::count_transitions`: each state change this process saw (its own and, for a shared breaker, another replica's) |
 //! | `haven_tokens_minted_total` | counter | — | `haven-chain`'s monitoring cycle, each mint confirmed on chain ([`TOKENS_MINTED`]) |
 //! | `haven_tokens_burned_total` | counter | — | the same, each burn ([`TOKENS_BURNED`]) |
 //! | `haven_chain_alerts_total` | counter | `kind` | the same, each alert ([`CHAIN_ALERTS`]) |
@@ -45,7 +47,6 @@ use actix_web::{HttpResponse, ResponseError, web};
 pub use haven_chain::metrics::{ALERTS as CHAIN_ALERTS, TOKENS_BURNED, TOKENS_MINTED};
 pub use haven_fraud::metrics::ALERTS as FRAUD_ALERTS;
 pub use haven_nonce::metrics::LEASES_OUTSTANDING as NONCE_LEASES_OUTSTANDING;
-use haven_resilience::BreakerState;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::ratelimit::RateClass;
@@ -57,8 +58,10 @@ pub const HTTP_REQUESTS: &str = "haven_http_requests_total";
 pub const HTTP_DURATION: &str = "haven_http_request_duration_seconds";
 /// Requests refused by a rate limit.
 pub const RATE_LIMITED: &str = "haven_rate_limited_total";
-/// Circuit breaker state by `breaker` (0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled).
-pub const BREAKER_STATE: &str = "haven_breaker_state";
+pub use haven_resilience::metrics::{
+    SHARED as BREAKER_SHARED, STATE as BREAKER_STATE, TRANSITIONS as BREAKER_TRANSITIONS,
+    state_value as breaker_state_value,
+};
 /// Password hashes running now.
 pub const PASSWORD_HASHES_IN_FLIGHT: &str = "haven_password_hashes_in_flight";
 /// The most password hashes that ran at once in this process.
@@ -96,6 +99,7 @@ fn describe() {
     haven_chain::metrics::describe();
     haven_fraud::metrics::describe();
     haven_nonce::metrics::describe();
+    haven_resilience::metrics::describe();
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         HTTP_REQUESTS,
@@ -109,10 +113,6 @@ fn describe() {
     describe_counter!(
         RATE_LIMITED,
         "Requests refused with 429, by rate-limit class."
-    );
-    describe_gauge!(
-        BREAKER_STATE,
-        "Circuit breaker state: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled."
     );
     describe_gauge!(PASSWORD_HASHES_IN_FLIGHT, "Password hashes running now.");
     describe_gauge!(
@@ -159,17 +159,6 @@ async fn refresh_database_gauges(state: &AppState) {
 /// Counts one 429 of `class`.
 pub fn rate_limited(class: RateClass) {
     metrics::counter!(RATE_LIMITED, "class" => class.as_str()).increment(1);
-}
-
-/// The gauge value of a breaker state.
-pub fn breaker_state_value(state: BreakerState) -> f64 {
-    match state {
-        BreakerState::Closed => 0.0,
-        BreakerState::HalfOpen => 1.0,
-        BreakerState::Open => 2.0,
-        BreakerState::ForcedOpen => 3.0,
-        BreakerState::Disabled => 4.0,
-    }
 }
 
 /// Counts and times every request by method, route pattern and final status.
@@ -232,10 +221,7 @@ pub async fn render(
             .content_type("text/plain; charset=utf-8")
             .body("metrics recorder unavailable\n");
     }
-    for status in state.breakers.statuses() {
-        metrics::gauge!(BREAKER_STATE, "breaker" => status.name.clone())
-            .set(breaker_state_value(status.state));
-    }
+    haven_resilience::metrics::record_states(&state.breakers);
     refresh_database_gauges(&state).await;
     let text = haven_service::metrics::render().unwrap_or_default();
     HttpResponse::Ok()

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use haven_core::{ErrorCode, Problem};
 use haven_resilience::{
-    Binance, BreakerConfig, BreakerRegistry, CircuitBreaker, CoinGecko, FallbackChain,
-    InMemoryIntervalGate, Pair, Retry, RetryPolicy, Stage, TtlCache,
+    Binance, BreakerRegistry, CoinGecko, FallbackChain, InMemoryIntervalGate, Pair, Retry,
+    RetryPolicy, Stage, TtlCache,
 };
 use haven_rewards::{Decimal, Hnv};
 use haven_service::cache::SharedCache;
@@ -58,8 +58,9 @@ fn rate_of(text: &str) -> Option<Decimal> {
 
 impl TreasuryService {
     /// Builds the price chain from the settings: the configured sources in order, each
-    /// behind its breaker (`price:primary`, `price:secondary`, registered in `breakers` so
-    /// `/health`, `/metrics` and the admin breaker routes see them), a 5 s timeout and two
+    /// behind its breaker (`price:primary`, `price:secondary`, created in `breakers` so
+    /// `/health`, `/metrics` and the admin breaker routes see them, and shared by the
+    /// replicas when the registry is), a 5 s timeout and two
     /// attempts, their answers cached `price_fresh_secs` and served up to `price_stale_secs`
     /// when every source fails.
     pub fn prices(
@@ -77,10 +78,7 @@ impl TreasuryService {
                 CoinGecko::new(url.clone(), timeout).with_id("HNV", &config.price_coingecko_id);
             stages.push(Stage {
                 source: Arc::new(source),
-                breaker: breakers.register(Arc::new(CircuitBreaker::new(
-                    "price:primary",
-                    BreakerConfig::default(),
-                )?)),
+                breaker: breakers.get_or_create("price:primary")?,
                 timeout,
                 retry: retry.clone(),
                 min_interval: None,
@@ -89,10 +87,7 @@ impl TreasuryService {
         if let Some(url) = &config.price_secondary_url {
             stages.push(Stage {
                 source: Arc::new(Binance::new(url.clone(), timeout)),
-                breaker: breakers.register(Arc::new(CircuitBreaker::new(
-                    "price:secondary",
-                    BreakerConfig::default(),
-                )?)),
+                breaker: breakers.get_or_create("price:secondary")?,
                 timeout,
                 retry,
                 min_interval: None,

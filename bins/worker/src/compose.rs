@@ -9,7 +9,10 @@ use crate::config::WorkerConfig;
 use crate::runtime::{Registration, Schedule};
 
 /// Every job the configuration turns on, with its schedule.
-pub fn standard(config: &WorkerConfig) -> anyhow::Result<Vec<Registration>> {
+pub fn standard(
+    config: &WorkerConfig,
+    breakers: &haven_resilience::BreakerRegistry,
+) -> anyhow::Result<Vec<Registration>> {
     let url = config.common.database_url.expose_secret();
     let pool = |size: usize| haven_db::connect_lazy(url, size).context("DATABASE_URL");
     let cron = |expr: &crate::config::jobs::CronExpr| Schedule::Cron {
@@ -72,14 +75,17 @@ pub fn standard(config: &WorkerConfig) -> anyhow::Result<Vec<Registration>> {
             // The rewards job works on many rewards at once, each step a few queries: the
             // chain pipeline and the ledger get the configured pool size.
             let pool = pool(config.common.db_pool_size)?;
-            let chain = Arc::new(crate::jobs::chain_monitor::Chain::new(
-                settings,
-                config.common.eth_rpc_url.clone(),
-                pool.clone(),
-                Arc::new(crate::jobs::chain_alerts::StoredChainAlerts::new(
+            let chain = Arc::new(
+                crate::jobs::chain_monitor::Chain::new(
+                    settings,
+                    config.common.eth_rpc_url.clone(),
                     pool.clone(),
-                )),
-            ));
+                    Arc::new(crate::jobs::chain_alerts::StoredChainAlerts::new(
+                        pool.clone(),
+                    )),
+                )
+                .with_breaker(breakers.get_or_create("eth_rpc")?),
+            );
             jobs.push(Registration {
                 job: Arc::new(crate::jobs::chain_monitor::ChainMonitorJob::over(
                     chain.clone(),

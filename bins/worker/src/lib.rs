@@ -40,6 +40,25 @@ struct WorkerState {
     db: haven_db::PgPool,
     redis: deadpool_redis::Pool,
     jobs: Arc<runtime::Shared>,
+    breakers: Arc<haven_resilience::BreakerRegistry>,
+}
+
+/// The worker's circuit breakers, shared through Redis under `HAVEN_REDIS_PREFIX` with
+/// every replica of the api and the worker (local state while Redis is unreachable). Must
+/// be called inside a Tokio runtime.
+pub fn breaker_registry(
+    config: &WorkerConfig,
+) -> anyhow::Result<haven_resilience::BreakerRegistry> {
+    let redis = haven_service::probe::redis_pool(config.common.redis_url.expose_secret(), 2)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+    Ok(haven_resilience::BreakerRegistry::shared(
+        haven_resilience::BreakerConfig::default(),
+        haven_resilience::SharedBreakerConfig {
+            key_prefix: format!("{}breaker:", config.redis_prefix),
+            ..haven_resilience::SharedBreakerConfig::default()
+        },
+        redis,
+    )?)
 }
 
 /// Installs rustls' `ring` provider as the process's TLS crypto provider unless one is
@@ -78,6 +97,19 @@ pub async fn run_with_registrations(
     registrations: Vec<runtime::Registration>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let breakers = Arc::new(breaker_registry(&config)?);
+    run_with_breakers(config, listener, registrations, breakers, shutdown).await
+}
+
+/// [`run_with_registrations`] reporting `breakers` (those the jobs were built with) on
+/// `/health` and `/metrics`.
+pub async fn run_with_breakers(
+    config: WorkerConfig,
+    listener: TcpListener,
+    registrations: Vec<runtime::Registration>,
+    breakers: Arc<haven_resilience::BreakerRegistry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     install_crypto_provider();
     let db = haven_db::connect_lazy(
         config.common.database_url.expose_secret(),
@@ -103,11 +135,15 @@ pub async fn run_with_registrations(
         db,
         redis,
         jobs: runtime.shared(),
+        breakers,
     };
+    haven_resilience::metrics::count_transitions(&state.breakers);
+    let registry = web::Data::new(state.breakers.clone());
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(registry.clone())
             .service(web::resource("/health").get(health))
             .service(web::resource("/ready").get(ready))
             .service(web::resource("/jobs").get(job_list))
@@ -144,12 +180,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // before any job builds its HTTP clients
     install_crypto_provider();
-    let registrations = compose::standard(&config)?;
-    run_with_registrations(config, listener, registrations, shutdown).await
+    let breakers = Arc::new(breaker_registry(&config)?);
+    let registrations = compose::standard(&config, &breakers)?;
+    run_with_breakers(config, listener, registrations, breakers, shutdown).await
 }
 
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Liveness; lists the circuit breakers' states (informative, never a reason to fail).
+async fn health(state: web::Data<WorkerState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .json(serde_json::json!({"status": "ok", "breakers": state.breakers.statuses()}))
 }
 
 async fn ready(state: web::Data<WorkerState>) -> HttpResponse {

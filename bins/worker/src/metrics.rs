@@ -12,10 +12,13 @@
 //! | `haven_chain_alerts_total` | counter | `kind` | the same, each alert |
 //! | `haven_nonce_leases_outstanding` | gauge | — | `haven-nonce`'s `NonceManager`: leases this process holds (the monitoring cycle signs queued records) |
 //! | `haven_fraud_alerts_total` | counter | `rule` | `haven-fraud`'s `Engine`, wherever it runs in the process |
+//! | `haven_breaker_state` | gauge | `breaker` | refreshed from the worker's breakers (`eth_rpc`) at each scrape: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled |
+//! | `haven_breaker_shared` | gauge | `breaker` | the same: 1 while the state is shared through Redis, 0 while local |
+//! | `haven_breaker_transitions_total` | counter | `breaker`, `from`, `to` | `haven_resilience::metrics::count_transitions`: each state change this process saw |
 //!
 //! Like the api's, this listener is meant for the internal network.
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use actix_web::HttpResponse;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -38,6 +41,7 @@ pub fn install() -> Option<PrometheusHandle> {
         haven_chain::metrics::describe();
         haven_fraud::metrics::describe();
         haven_nonce::metrics::describe();
+        haven_resilience::metrics::describe();
         metrics::describe_counter!(
             WEBHOOK_DELIVERIES,
             "Outbound webhook attempts by recorded outcome: delivered, failed (retry scheduled), dead."
@@ -49,13 +53,16 @@ pub fn install() -> Option<PrometheusHandle> {
     Some(handle)
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub(crate) async fn render() -> HttpResponse {
+/// `GET /metrics`: the Prometheus text format; the breaker gauges are refreshed first.
+pub(crate) async fn render(
+    breakers: actix_web::web::Data<Arc<haven_resilience::BreakerRegistry>>,
+) -> HttpResponse {
     if install().is_none() {
         return HttpResponse::ServiceUnavailable()
             .content_type("text/plain; charset=utf-8")
             .body("metrics recorder unavailable\n");
     }
+    haven_resilience::metrics::record_states(&breakers);
     HttpResponse::Ok()
         .content_type(haven_service::metrics::CONTENT_TYPE)
         .body(haven_service::metrics::render().unwrap_or_default())

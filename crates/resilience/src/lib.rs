@@ -62,6 +62,7 @@ mod error;
 mod fallback;
 mod limiter;
 mod lockout;
+pub mod metrics;
 mod retry;
 
 #[cfg(feature = "test-utils")]

@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod operators;
 mod rate_limits;
+mod replicas;
 mod routing;
 mod security;
 mod security_headers;

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use haven_chain::{ChainAlertSink, ChainConfig, TokenOps, TokenOpsParts};
 use haven_custody::{Caller, Custody, CustodyConfig, LocalKeyProvider};
 use haven_db::{PgAuditLog, PgNonceStore, PgPool, PgTxStore, PgWalletStore};
-use haven_resilience::{BreakerConfig, CircuitBreaker};
+use haven_resilience::{Breaker, BreakerConfig, CircuitBreaker};
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
 
@@ -32,6 +32,7 @@ pub struct Chain {
     eth_rpc_url: String,
     pool: PgPool,
     alerts: Arc<dyn ChainAlertSink>,
+    breaker: Option<Arc<dyn Breaker>>,
     parts: OnceCell<(Arc<Custody>, TokenOps)>,
 }
 
@@ -58,8 +59,17 @@ impl Chain {
             eth_rpc_url: eth_rpc_url.into(),
             pool,
             alerts,
+            breaker: None,
             parts: OnceCell::new(),
         }
+    }
+
+    /// Calls the node through `breaker` (e.g. the worker's shared `eth_rpc`) instead of an
+    /// in-process breaker of its own.
+    #[must_use]
+    pub fn with_breaker(mut self, breaker: Arc<dyn Breaker>) -> Self {
+        self.breaker = Some(breaker);
+        self
     }
 
     /// The settings.
@@ -114,7 +124,10 @@ impl Chain {
             wallet: settings.wallet.clone(),
             caller: Caller::new(CALLER),
             nonces: Arc::new(PgNonceStore::new(self.pool.clone())),
-            breaker: Arc::new(CircuitBreaker::new("eth_rpc", BreakerConfig::default())?),
+            breaker: match &self.breaker {
+                Some(breaker) => breaker.clone(),
+                None => Arc::new(CircuitBreaker::new("eth_rpc", BreakerConfig::default())?),
+            },
             store: Arc::new(PgTxStore::new(self.pool.clone())),
             alerts: self.alerts.clone(),
         };

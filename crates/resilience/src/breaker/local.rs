@@ -169,6 +169,7 @@ impl CircuitBreaker {
                 name: self.inner.name.clone(),
                 state: core.state(),
                 degraded,
+                shared: false,
                 calls: totals.calls,
                 failures: totals.failures,
                 slow_calls: totals.slow,

@@ -5,10 +5,16 @@ use super::{Breaker, BreakerConfig, BreakerStatus, CircuitBreaker};
 use crate::Result;
 
 /// Breakers by name, so `/health` and admin endpoints can list and reset them.
+///
+/// A registry made with [`BreakerRegistry::shared`] creates [`SharedBreaker`](crate::SharedBreaker)s
+/// in [`BreakerRegistry::get_or_create`], so every replica using the same Redis and key
+/// prefix sees one state per name; otherwise it creates in-process breakers.
 #[derive(Debug, Default)]
 pub struct BreakerRegistry {
     default_config: BreakerConfig,
     breakers: RwLock<BTreeMap<String, Arc<dyn Breaker>>>,
+    #[cfg(feature = "redis")]
+    redis: Option<(crate::SharedBreakerConfig, deadpool_redis::Pool)>,
 }
 
 impl BreakerRegistry {
@@ -18,6 +24,24 @@ impl BreakerRegistry {
         Ok(Self {
             default_config,
             breakers: RwLock::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
+        })
+    }
+
+    /// A registry whose [`BreakerRegistry::get_or_create`] makes breakers shared through
+    /// `pool` (degrading to local state while Redis is unreachable). Must be used inside a
+    /// Tokio runtime.
+    #[cfg(feature = "redis")]
+    pub fn shared(
+        default_config: BreakerConfig,
+        shared: crate::SharedBreakerConfig,
+        pool: deadpool_redis::Pool,
+    ) -> Result<Self> {
+        shared.validate()?;
+        Ok(Self {
+            redis: Some((shared, pool)),
+            ..Self::new(default_config)?
         })
     }
 
@@ -33,10 +57,25 @@ impl BreakerRegistry {
         if let Some(b) = map.get(name) {
             return Ok(Arc::clone(b));
         }
-        let breaker: Arc<dyn Breaker> =
-            Arc::new(CircuitBreaker::new(name, self.default_config.clone())?);
+        let breaker = self.create(name)?;
         map.insert(name.to_owned(), Arc::clone(&breaker));
         Ok(breaker)
+    }
+
+    fn create(&self, name: &str) -> Result<Arc<dyn Breaker>> {
+        #[cfg(feature = "redis")]
+        if let Some((shared, pool)) = &self.redis {
+            return Ok(Arc::new(crate::SharedBreaker::start(
+                name,
+                self.default_config.clone(),
+                shared.clone(),
+                pool.clone(),
+            )?));
+        }
+        Ok(Arc::new(CircuitBreaker::new(
+            name,
+            self.default_config.clone(),
+        )?))
     }
 
     /// Adds a breaker under its own name; an existing one of that name is kept and returned.
@@ -60,15 +99,18 @@ impl BreakerRegistry {
             .cloned()
     }
 
-    /// Every breaker's status, sorted by name.
-    pub fn statuses(&self) -> Vec<BreakerStatus> {
-        let breakers: Vec<_> = self
-            .breakers
+    /// Every breaker, sorted by name (e.g. to [`subscribe`](Breaker::subscribe) to each).
+    pub fn breakers(&self) -> Vec<Arc<dyn Breaker>> {
+        self.breakers
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .cloned()
-            .collect();
-        breakers.iter().map(|b| b.status()).collect()
+            .collect()
+    }
+
+    /// Every breaker's status, sorted by name.
+    pub fn statuses(&self) -> Vec<BreakerStatus> {
+        self.breakers().iter().map(|b| b.status()).collect()
     }
 }

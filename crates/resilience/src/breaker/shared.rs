@@ -195,6 +195,7 @@ struct Inner {
     fallback: CircuitBreaker,
     events: broadcast::Sender<StateChange>,
     flush: Arc<Notify>,
+    exchanges: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -224,9 +225,43 @@ impl SharedBreaker {
         shared: SharedBreakerConfig,
         pool: Pool,
     ) -> Result<Self> {
+        let breaker = Self::build(name.into(), config, shared, pool)?;
+        // Starting degraded is allowed: the replica must come up even if Redis is down.
+        let _ = breaker.sync().await;
+        let flush = Arc::clone(&breaker.inner.flush);
+        tokio::spawn(refresh_loop(Arc::downgrade(&breaker.inner), flush));
+        Ok(breaker)
+    }
+
+    /// [`SharedBreaker::connect`] for callers that cannot wait: the first read of the shared
+    /// state runs in the background right away, and until it answers the breaker is CLOSED.
+    /// Must be called inside a Tokio runtime.
+    pub fn start(
+        name: impl Into<String>,
+        config: BreakerConfig,
+        shared: SharedBreakerConfig,
+        pool: Pool,
+    ) -> Result<Self> {
+        let breaker = Self::build(name.into(), config, shared, pool)?;
+        let inner = Arc::downgrade(&breaker.inner);
+        let flush = Arc::clone(&breaker.inner.flush);
+        tokio::spawn(async move {
+            if let Some(first) = inner.upgrade() {
+                let _ = first.sync().await;
+            }
+            refresh_loop(inner, flush).await;
+        });
+        Ok(breaker)
+    }
+
+    fn build(
+        name: String,
+        config: BreakerConfig,
+        shared: SharedBreakerConfig,
+        pool: Pool,
+    ) -> Result<Self> {
         config.validate()?;
         shared.validate()?;
-        let name = name.into();
         let base = format!("{}{{{}}}", shared.key_prefix, name);
         let (kind, size) = match config.window {
             SlidingWindow::Count(n) => ("c", n),
@@ -285,13 +320,10 @@ impl SharedBreaker {
             pending: Mutex::new(Pending::default()),
             fallback,
             events,
-            flush: Arc::clone(&flush),
+            flush,
+            exchanges: tokio::sync::Mutex::new(()),
         });
-        let breaker = Self { inner };
-        // Starting degraded is allowed: the replica must come up even if Redis is down.
-        let _ = breaker.sync().await;
-        tokio::spawn(refresh_loop(Arc::downgrade(&breaker.inner), flush));
-        Ok(breaker)
+        Ok(Self { inner })
     }
 
     /// Flushes pending outcomes and refreshes the local copy now (one round trip).
@@ -313,7 +345,7 @@ impl SharedBreaker {
         let token = uuid::Uuid::new_v4().simple().to_string();
         let reply = self
             .inner
-            .invoke(&self.inner.scripts.acquire, "acquire", &[&token])
+            .exchange(&self.inner.scripts.acquire, "acquire", &[&token])
             .await;
         let snapshot = match reply {
             Ok(s) => s,
@@ -325,7 +357,6 @@ impl SharedBreaker {
         let granted = snapshot.granted;
         let generation = snapshot.generation;
         let remaining = snapshot.open_remaining;
-        self.inner.apply(snapshot);
         match granted {
             1 => Ok(SharedPermit::probe(&self.inner, token, generation).into()),
             2 => Ok(SharedPermit::closed(&self.inner, generation).into()),
@@ -337,11 +368,9 @@ impl SharedBreaker {
     }
 
     async fn force_state(&self, to: BreakerState) -> Result<()> {
-        let snapshot = self
-            .inner
-            .invoke(&self.inner.scripts.force, "force", &[to.as_str()])
+        self.inner
+            .exchange(&self.inner.scripts.force, "force", &[to.as_str()])
             .await?;
-        self.inner.apply(snapshot);
         Ok(())
     }
 }
@@ -383,6 +412,21 @@ impl Inner {
         }
     }
 
+    /// Runs `script` and applies the snapshot it answers. One exchange at a time per
+    /// breaker, so an older answer (a refresh sent before an operator action) is never
+    /// applied over a newer one.
+    async fn exchange(
+        &self,
+        script: &Script,
+        name: &'static str,
+        extra: &[&str],
+    ) -> Result<Snapshot> {
+        let _one_at_a_time = self.exchanges.lock().await;
+        let snapshot = self.invoke(script, name, extra).await?;
+        self.apply(snapshot.clone());
+        Ok(snapshot)
+    }
+
     async fn sync(&self) -> Result<()> {
         let (generation, batch) = {
             let mut p = lock(&self.pending);
@@ -390,13 +434,10 @@ impl Inner {
         };
         let generation = generation.to_string();
         match self
-            .invoke(&self.scripts.record, "record", &[&generation, &batch])
+            .exchange(&self.scripts.record, "record", &[&generation, &batch])
             .await
         {
-            Ok(snapshot) => {
-                self.apply(snapshot);
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 // The batch is dropped: outcomes recorded while Redis was away are judged by
                 // the local fallback instead.
@@ -586,10 +627,10 @@ impl SharedPermit {
                 if let Ok(handle) = tokio::runtime::Handle::try_current() {
                     handle.spawn(async move {
                         match inner
-                            .invoke(&inner.scripts.probe, "probe", &[&token, &generation, code])
+                            .exchange(&inner.scripts.probe, "probe", &[&token, &generation, code])
                             .await
                         {
-                            Ok(snapshot) => inner.apply(snapshot),
+                            Ok(_) => {}
                             Err(e) => inner.enter_degraded(&e),
                         }
                     });
@@ -642,6 +683,7 @@ impl Breaker for SharedBreaker {
             name: self.inner.name.clone(),
             state: s.state,
             degraded: false,
+            shared: true,
             calls: s.calls,
             failures: s.failures,
             slow_calls: s.slow,

@@ -84,6 +84,10 @@ pub struct BreakerStatus {
     pub state: BreakerState,
     /// True when a shared breaker lost Redis and decides with its local fallback.
     pub degraded: bool,
+    /// True while the state lives in Redis and every replica sees it; false for an
+    /// in-process breaker and for a shared one that lost Redis (`degraded`).
+    #[serde(default)]
+    pub shared: bool,
     /// Calls in the current window.
     pub calls: u32,
     /// Failed calls in the current window.

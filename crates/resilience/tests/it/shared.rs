@@ -301,3 +301,34 @@ async fn shared_breaker_passes_conformance() {
     let b = instance(redis.url(), &redis.key("cb:"), BreakerConfig::default()).await;
     haven_resilience::conformance::breaker_operator_actions(&b).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registries_made_shared_create_breakers_that_share_one_state() {
+    let url = TestRedis::server_url();
+    let prefix = format!("haven:test:{}:breaker:", uuid::Uuid::new_v4().simple());
+    let registry = || {
+        haven_resilience::BreakerRegistry::shared(
+            BreakerConfig::default(),
+            shared_config(prefix.clone()),
+            pool(&url),
+        )
+        .unwrap()
+    };
+    let (a, b) = (registry(), registry());
+    let on_a = a.get_or_create("partner").unwrap();
+    let on_b = b.get_or_create("partner").unwrap();
+    on_a.force_open().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while on_b.status().state != BreakerState::ForcedOpen {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            on_b.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(on_b.status().shared && !on_b.status().degraded);
+
+    let local = haven_resilience::BreakerRegistry::new(BreakerConfig::default()).unwrap();
+    assert!(!local.get_or_create("partner").unwrap().status().shared);
+}
