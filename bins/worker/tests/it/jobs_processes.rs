@@ -228,3 +228,65 @@ async fn the_scheduled_partner_sync_rewards_each_booking_once() {
     assert_eq!(ours.len(), 2, "one reward per booking: {ours:?}");
     assert!(partner.count() >= 3);
 }
+
+/// How soon a dispatcher picks up an outbox row after its commit: fraud alerts written
+/// straight into `transaction_monitoring` while a worker runs with its default pulse (1 s),
+/// each timed from its commit to its `delivered_at`. Prints the figures (docs/BENCHMARKS.md
+/// records them); the assertion is only that every alert is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_outbox_row_is_picked_up_at_the_next_pulse() {
+    use diesel_async::RunQueryDsl;
+    let db = TestDb::new().await;
+    let mut worker = Worker::start_with(
+        &db,
+        "pickup",
+        &[("HAVEN_SCHEDULE_RETENTION", "0 0 0 1 1 * 2099")],
+    );
+    let pool = haven_db::connect(db.url(), 2).await.unwrap();
+    // the worker is up once its first pulse has looked (give it a moment)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut latencies = Vec::new();
+    for i in 0..8 {
+        let id = uuid::Uuid::new_v4();
+        let mut conn = pool.get().await.unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO transaction_monitoring (id, rule_id, event_type, severity, subject, \
+             description, event_id, event_ts, created_at) VALUES ('{id}', 'r', 'reward', 'low', \
+             's', 'pickup {i}', 'e-{id}', now(), now())"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let committed = Instant::now();
+        let deadline = committed + Duration::from_secs(30);
+        loop {
+            #[derive(diesel::QueryableByName)]
+            struct Delivered {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                done: bool,
+            }
+            let row: Delivered = diesel::sql_query(format!(
+                "SELECT delivered_at IS NOT NULL AS done FROM transaction_monitoring WHERE id = '{id}'"
+            ))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+            if row.done {
+                latencies.push(committed.elapsed());
+                break;
+            }
+            assert!(Instant::now() < deadline, "alert {i} was not delivered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // commits land at different points of the pulse
+        tokio::time::sleep(Duration::from_millis(370)).await;
+    }
+    assert_eq!(worker.terminate(), Some(0));
+    latencies.sort();
+    println!(
+        "outbox pickup (fraud alerts, 1 s pulse): median {:?}, max {:?}, all {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+        latencies
+    );
+}
