@@ -183,6 +183,12 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         Permission::ReviewAlerts,
     ),
     permission("GET", "/api/v1/admin/wallets", Permission::ManageWallets),
+    permission("POST", "/api/v1/admin/wallets", Permission::ManageWallets),
+    permission(
+        "POST",
+        "/api/v1/admin/wallets/{id}/rotate",
+        Permission::ManageWallets,
+    ),
     permission(
         "GET",
         "/api/v1/admin/wallets/{id}",

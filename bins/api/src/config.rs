@@ -5,8 +5,10 @@ pub mod treasury;
 pub mod webhooks;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use haven_service::config::{CommonConfig, ConfigError, Environment, load_with_common};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// Everything the api needs to start.
@@ -44,10 +46,18 @@ pub struct ApiConfig {
     pub token_address: Option<alloy::primitives::Address>,
     /// Fiat prices and redemption rules (`HAVEN_PRICE_*`, `HAVEN_REDEMPTION_*`).
     pub treasury: treasury::TreasuryConfig,
+    /// `HAVEN_MASTER_KEYS` (with `HAVEN_MIN_DECRYPTION_VERSION`): custody's master keys. Only
+    /// creating and rotating wallets over HTTP needs them; unset, those two routes answer
+    /// 503 and the keys stay with `haven-admin custody` and the worker.
+    pub custody_keys: Option<Arc<haven_custody::LocalKeyProvider>>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Own {
+    #[serde(default)]
+    master_keys: Option<SecretString>,
+    #[serde(default)]
+    min_decryption_version: Option<u32>,
     api_addr: String,
     redis_prefix: String,
     rewards_rules: String,
@@ -66,6 +76,8 @@ struct Own {
 
 #[derive(Debug, Serialize)]
 struct Defaults {
+    master_keys: &'static str,
+    min_decryption_version: Option<u32>,
     api_addr: &'static str,
     redis_prefix: &'static str,
     rewards_rules: &'static str,
@@ -85,6 +97,8 @@ struct Defaults {
 /// Every default of the api, in one place (with the hardening and auth parts it flattens);
 /// every key the api reads has one, so [`variables`] lists every setting.
 const DEFAULTS: Defaults = Defaults {
+    master_keys: "",
+    min_decryption_version: None,
     api_addr: "127.0.0.1:8080",
     redis_prefix: "haven:",
     rewards_rules: "",
@@ -341,6 +355,7 @@ impl ApiConfig {
             rewards_rules,
             token_address,
             treasury: treasury::treasury_from(own.treasury)?,
+            custody_keys: custody_keys(own.master_keys, own.min_decryption_version)?,
         })
     }
 
@@ -390,8 +405,36 @@ impl ApiConfig {
             rewards_rules: None,
             token_address: None,
             treasury: treasury::TreasuryConfig::default(),
+            custody_keys: None,
         }
     }
+}
+
+/// The master keys, parsed at start-up so a bad value stops the api naming its variable
+/// (never its content).
+fn custody_keys(
+    keys: Option<SecretString>,
+    min_decryption_version: Option<u32>,
+) -> Result<Option<Arc<haven_custody::LocalKeyProvider>>, ConfigError> {
+    use secrecy::ExposeSecret;
+    let Some(keys) = keys.filter(|k| !k.expose_secret().trim().is_empty()) else {
+        return Ok(None);
+    };
+    let invalid = |var: &'static str| {
+        move |e: haven_custody::Error| ConfigError::Invalid {
+            var,
+            reason: e.to_string(),
+        }
+    };
+    let provider = haven_custody::LocalKeyProvider::parse(keys.expose_secret())
+        .map_err(invalid("HAVEN_MASTER_KEYS"))?;
+    let provider = match min_decryption_version {
+        Some(min) => provider
+            .with_min_decryption_version(min)
+            .map_err(invalid("HAVEN_MIN_DECRYPTION_VERSION"))?,
+        None => provider,
+    };
+    Ok(Some(Arc::new(provider)))
 }
 
 #[cfg(test)]
@@ -400,6 +443,8 @@ mod tests {
 
     fn own(addr: &str, cors: &str) -> Own {
         Own {
+            master_keys: None,
+            min_decryption_version: None,
             api_addr: addr.into(),
             redis_prefix: "haven:".into(),
             rewards_rules: String::new(),
@@ -526,5 +571,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("HAVEN_API_ADDR"), "{err}");
+    }
+
+    /// Bad master keys stop the api naming the variable, never echoing the value; good
+    /// ones are parsed once; blank means none.
+    #[test]
+    fn master_keys_are_checked_at_start_up_without_echoing_them() {
+        let leaky = "v1:c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw";
+        let err = custody_keys(Some(leaky.to_owned().into()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_MASTER_KEYS"), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+        let good = haven_custody::LocalKeyProvider::generate_entry(1).unwrap();
+        let err = custody_keys(Some(good.to_string().into()), Some(2))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_MIN_DECRYPTION_VERSION"), "{err}");
+        let keys = custody_keys(Some(good.to_string().into()), None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !format!("{keys:?}").contains(&good[3..]),
+            "Debug shows versions only"
+        );
+        assert!(
+            custody_keys(Some(" ".to_owned().into()), None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(custody_keys(None, None).unwrap().is_none());
     }
 }

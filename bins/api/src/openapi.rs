@@ -322,6 +322,8 @@ pub struct InboundAccepted {
         crate::routes::wallets::list,
         crate::routes::wallets::get,
         crate::routes::wallets::revoke,
+        crate::routes::wallets::create,
+        crate::routes::wallets::rotate,
         crate::routes::status::status,
         crate::routes::nonces::get,
         crate::routes::nonces::reset,

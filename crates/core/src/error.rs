@@ -116,6 +116,9 @@ error_codes! {
     ServiceUnavailable = (503, "SERVICE_UNAVAILABLE", "This service is temporarily unavailable; please retry later."),
     /// No current price could be had (every source failed, the cached one is past its bound).
     PriceUnavailable = (503, "PRICE_UNAVAILABLE", "No current price is available; please retry later."),
+    /// This server is not configured for the operation (e.g. an api without the custody
+    /// master keys asked to create a wallet); retrying here does not help.
+    NotConfigured = (503, "NOT_CONFIGURED", "This operation is not configured on this server."),
     /// The operation timed out.
     Timeout = (504, "TIMEOUT", "The request took too long; please retry later."),
 }

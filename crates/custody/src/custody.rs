@@ -539,7 +539,28 @@ impl Custody {
     /// Gives the wallet a new key version and address; the old key is marked `rotated`,
     /// stays listed and never signs again.
     pub async fn rotate_wallet(&self, id: &WalletId, caller: &Caller) -> Result<Wallet> {
-        let result = self.rotate_inner(id).await;
+        self.rotate_audited(id, None, caller).await
+    }
+
+    /// [`rotate_wallet`](Self::rotate_wallet), only while `from_version` is the wallet's
+    /// current key version: otherwise [`Error::VersionMismatch`] and nothing changes. A
+    /// caller that retries with the same version therefore rotates at most once.
+    pub async fn rotate_wallet_from(
+        &self,
+        id: &WalletId,
+        from_version: u32,
+        caller: &Caller,
+    ) -> Result<Wallet> {
+        self.rotate_audited(id, Some(from_version), caller).await
+    }
+
+    async fn rotate_audited(
+        &self,
+        id: &WalletId,
+        from_version: Option<u32>,
+        caller: &Caller,
+    ) -> Result<Wallet> {
+        let result = self.rotate_inner(id, from_version).await;
         let details = match &result {
             Ok(w) => json!({
                 "key_version": w.record.current_version,
@@ -556,13 +577,20 @@ impl Custody {
         self.audited(caller, "wallet.rotate", outcome, result).await
     }
 
-    async fn rotate_inner(&self, id: &WalletId) -> Result<Wallet> {
+    async fn rotate_inner(&self, id: &WalletId, from_version: Option<u32>) -> Result<Wallet> {
         let wallet = self
             .store
             .get(id)
             .await?
             .ok_or_else(|| Error::WalletNotFound { id: id.clone() })?;
         let current = wallet.record.current_version;
+        if let Some(expected) = from_version.filter(|v| *v != current) {
+            return Err(Error::VersionMismatch {
+                id: id.clone(),
+                expected,
+                current,
+            });
+        }
         if wallet.status() == WalletStatus::Revoked {
             return Err(Error::NotActive {
                 id: id.clone(),

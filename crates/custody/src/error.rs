@@ -181,6 +181,18 @@ pub enum Error {
         /// The wallet.
         id: WalletId,
     },
+    /// [`Custody::rotate_wallet_from`](crate::Custody::rotate_wallet_from) named a key
+    /// version that is no longer the current one: the wallet was rotated since (a retried
+    /// request finds its own rotation done).
+    #[error("wallet {id} is at key version {current}, not {expected}: it was rotated since")]
+    VersionMismatch {
+        /// The wallet.
+        id: WalletId,
+        /// The version the caller rotates from.
+        expected: u32,
+        /// The wallet's current version.
+        current: u32,
+    },
     /// The key provider answered with an error.
     #[error("key provider refused with status {status}: {}", errors.join("; "))]
     ProviderRefused {
@@ -218,7 +230,9 @@ impl Error {
             | Error::InvalidTransaction { .. }
             | Error::KekVersionMismatch { .. } => ErrorCode::ValidationError,
             Error::UnsupportedOperation { .. } => ErrorCode::UnsupportedChain,
-            Error::WalletExists { .. } | Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::WalletExists { .. } | Error::Conflict { .. } | Error::VersionMismatch { .. } => {
+                ErrorCode::Conflict
+            }
             Error::WalletNotFound { .. } | Error::KeyNotFound { .. } => ErrorCode::NotFound,
             Error::NotActive { .. } => ErrorCode::WalletNotActive,
             Error::ExportDisabled => ErrorCode::Forbidden,
@@ -257,6 +271,7 @@ impl Error {
             Error::KekVersionMismatch { .. } => "kek_version_mismatch",
             Error::MasterKeys(_) => "master_keys",
             Error::Conflict { .. } => "conflict",
+            Error::VersionMismatch { .. } => "version_mismatch",
             Error::ProviderRefused { .. } => "provider_refused",
             Error::ProviderUnavailable(_) => "provider_unavailable",
             Error::Storage(_) => "storage",

@@ -159,6 +159,12 @@ fn operators(r: &mut RouteSet) {
     let (get, post) = (Method::GET, Method::POST);
     r.add(get.clone(), "/api/v1/admin/status", status::status)
         .add(get.clone(), "/api/v1/admin/wallets/{id}", wallets::get)
+        .add(post.clone(), "/api/v1/admin/wallets", wallets::create)
+        .add(
+            post.clone(),
+            "/api/v1/admin/wallets/{id}/rotate",
+            wallets::rotate,
+        )
         .add(
             post.clone(),
             "/api/v1/admin/wallets/{id}/revoke",

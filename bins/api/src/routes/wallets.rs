@@ -1,18 +1,23 @@
-//! Custody wallets for administrators: the list, one wallet, revocation; public data only.
+//! Custody wallets for administrators: create, list, one wallet, rotate, revoke; public data
+//! only.
 //!
-//! **Invariant:** nothing here reads key material: every route goes through the audited
-//! custody path (`Custody::list_wallets`, `get_wallet`, `revoke_wallet`: one `wallet.*` audit
-//! row per call, actor and client address included), whose wallets carry addresses and key
-//! versions, never a sealed key. The api's custody holds no master keys ([`NoKeyProvider`]),
-//! so creating and rotating wallets (which generate and seal a key) stay with
-//! `haven-admin custody wallet create | rotate`, run where the master keys are.
+//! **Invariant:** nothing here returns key material: every route goes through the audited
+//! custody path (`Custody::create_wallet`, `list_wallets`, `get_wallet`, `rotate_wallet_from`,
+//! `revoke_wallet`: one `wallet.*` audit row per call, actor and client address included),
+//! whose wallets carry addresses and key versions, never a sealed key.
+//!
+//! Creating and rotating generate and seal a key, so they need the master keys
+//! (`HAVEN_MASTER_KEYS`). A deployment that keeps them off the public-facing process leaves
+//! the setting unset: the api's custody then holds none ([`NoKeyProvider`]), those two routes
+//! answer 503 `NOT_CONFIGURED` (the log names the setting), and `haven-admin custody wallet create | rotate` does the
+//! same work where the keys are.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use haven_core::{ErrorCode, Problem};
 use haven_custody::{
-    Caller, Chain, Custody, CustodyConfig, NoKeyProvider, PageRequest, Wallet, WalletFilter,
-    WalletId, WalletStatus,
+    Caller, Chain, Custody, CustodyConfig, KeyProvider, NoKeyProvider, PageRequest, Wallet,
+    WalletFilter, WalletId, WalletStatus,
 };
 use haven_db::{PgAuditLog, PgWalletStore};
 use serde::{Deserialize, Serialize};
@@ -126,9 +131,13 @@ fn custody_error(e: haven_custody::Error) -> ApiError {
 }
 
 fn custody(state: &AppState) -> Custody {
+    let keys: Arc<dyn KeyProvider> = match &state.config.custody_keys {
+        Some(keys) => keys.clone(),
+        None => Arc::new(NoKeyProvider),
+    };
     Custody::new(
         Arc::new(PgWalletStore::new(state.db.clone())),
-        Arc::new(NoKeyProvider),
+        keys,
         Arc::new(PgAuditLog::new(state.db.clone())),
         CustodyConfig::default(),
     )
@@ -269,4 +278,123 @@ pub async fn list(
         wallets: page.wallets.into_iter().map(WalletView::from).collect(),
         next: page.next.map(|id| id.as_str().to_owned()),
     }))
+}
+
+/// Refuses a key-generating route when this api holds no master keys.
+fn keys_configured(state: &AppState, what: &str) -> Result<(), ApiError> {
+    if state.config.custody_keys.is_some() {
+        return Ok(());
+    }
+    Err(ApiError(
+        Problem::new(
+            ErrorCode::NotConfigured,
+            format!(
+                "{what} needs the custody master keys, which this api does not hold: set \
+                 HAVEN_MASTER_KEYS here or use `haven-admin custody wallet` where they are"
+            ),
+        )
+        .with_detail("setting", "HAVEN_MASTER_KEYS"),
+    ))
+}
+
+/// `POST /api/v1/admin/wallets` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// The wallet id: 1 to 64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+    #[schema(example = "treasury-hot")]
+    pub id: String,
+    /// `evm` or `solana`.
+    #[schema(example = "evm")]
+    pub chain: String,
+    /// Public metadata kept with the wallet (an object; never secrets).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Creates a custody wallet: a new key, sealed under the current master key (audited as
+/// `wallet.create`). An id that is taken answers 409, so a retried request never makes two.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/wallets",
+    tag = "admin",
+    request_body = CreateBody,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = WalletView),
+        (status = 400, description = "Bad id, chain or metadata (`VALIDATION_ERROR`)", body = crate::openapi::ErrorBodySchema),
+        (status = 409, description = "The id is taken (`CONFLICT`)", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "This api holds no master keys (`NOT_CONFIGURED`)", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn create(
+    req: actix_web::HttpRequest,
+    principal: Authenticated,
+    state: web::Data<AppState>,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let invalid = |field: &str, message: String| {
+        ApiError(Problem::new(ErrorCode::ValidationError, message).with_detail("field", field))
+    };
+    let id = WalletId::new(body.id).map_err(|e| invalid("id", e.to_string()))?;
+    let chain = Chain::parse(&body.chain).ok_or_else(|| {
+        invalid(
+            "chain",
+            format!("unknown chain {:?}: evm or solana", body.chain),
+        )
+    })?;
+    let metadata = match body.metadata {
+        None | Some(serde_json::Value::Null) => serde_json::json!({}),
+        Some(m @ serde_json::Value::Object(_)) => m,
+        Some(_) => return Err(invalid("metadata", "metadata must be an object".into())),
+    };
+    keys_configured(&state, "creating a wallet")?;
+    let wallet = custody(&state)
+        .create_wallet(id, chain, metadata, &caller(&req, &principal))
+        .await
+        .map_err(custody_error)?;
+    Ok(HttpResponse::Created().json(WalletView::from(wallet)))
+}
+
+/// `POST /api/v1/admin/wallets/{id}/rotate` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// The key version being replaced (the wallet's `key_version`): a retried request finds
+    /// the wallet rotated already and is refused with 409 instead of rotating twice.
+    pub from_version: u32,
+}
+
+/// Gives a wallet a new key and address; the current key never signs again (audited as
+/// `wallet.rotate`). Only while `from_version` is the wallet's current key version.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/wallets/{id}/rotate",
+    tag = "admin",
+    params(("id" = String, Path, description = "The wallet id")),
+    request_body = RotateBody,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Rotated", body = WalletView),
+        (status = 404, description = "No such wallet", body = crate::openapi::ErrorBodySchema),
+        (status = 409, description = "Rotated since `from_version` (`CONFLICT`) or revoked (`WALLET_NOT_ACTIVE`)", body = crate::openapi::ErrorBodySchema),
+        (status = 503, description = "This api holds no master keys (`NOT_CONFIGURED`)", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn rotate(
+    req: actix_web::HttpRequest,
+    principal: Authenticated,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<RotateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = wallet_id(id.into_inner())?;
+    keys_configured(&state, "rotating a wallet")?;
+    let wallet = custody(&state)
+        .rotate_wallet_from(&id, body.from_version, &caller(&req, &principal))
+        .await
+        .map_err(custody_error)?;
+    Ok(HttpResponse::Ok().json(WalletView::from(wallet)))
 }

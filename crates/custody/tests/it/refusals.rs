@@ -363,3 +363,46 @@ async fn without_an_audit_row_no_key_or_signature_leaves() {
     assert!(matches!(err, Error::Audit(_)), "{err:?}");
     assert_eq!(err.code(), ErrorCode::InternalError);
 }
+
+/// A rotation that names the version it rotates from happens once: a retry with the same
+/// version is refused with `VersionMismatch` (HTTP 409) and leaves the wallet as it was.
+#[tokio::test]
+async fn a_rotation_from_a_stale_version_changes_nothing() {
+    let fx = Fixture::local();
+    let id = wid("rotate-from");
+    fx.custody
+        .create_wallet(id.clone(), Chain::Evm, serde_json::Value::Null, &fx.caller)
+        .await
+        .unwrap();
+    let rotated = fx
+        .custody
+        .rotate_wallet_from(&id, 1, &fx.caller)
+        .await
+        .unwrap();
+    assert_eq!(rotated.record.current_version, 2);
+
+    let err = fx
+        .custody
+        .rotate_wallet_from(&id, 1, &fx.caller)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::VersionMismatch {
+                expected: 1,
+                current: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), ErrorCode::Conflict);
+    assert_eq!(err.kind(), "version_mismatch");
+    let (action, outcome) = action_outcome(&fx.last_record());
+    assert_eq!(action, "wallet.rotate");
+    assert_eq!(outcome, "refused", "the refusal is audited as such");
+    let wallet = fx.custody.get_wallet(&id, &fx.caller).await.unwrap();
+    assert_eq!(wallet.record.current_version, 2, "still one rotation");
+    assert_eq!(wallet.keys.len(), 2);
+}
