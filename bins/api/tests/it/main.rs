@@ -20,3 +20,4 @@ mod security;
 mod security_headers;
 mod support;
 mod tls;
+mod webhook_endpoints;
