@@ -13,6 +13,9 @@ pub struct AdminConfig {
     pub master_keys: Option<SecretString>,
     /// `HAVEN_MIN_DECRYPTION_VERSION`: master-key versions below it no longer decrypt.
     pub min_decryption_version: Option<u32>,
+    /// `HAVEN_WEBHOOK_ALLOW` and `HAVEN_WEBHOOK_ALLOW_HTTP` (the worker's delivery settings):
+    /// the URLs `webhooks endpoints create|update` accept (public `https` by default).
+    pub webhook_destinations: haven_webhooks::DestinationPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -21,6 +24,8 @@ struct Own {
     master_keys: Option<SecretString>,
     #[serde(default)]
     min_decryption_version: Option<u32>,
+    webhook_allow: String,
+    webhook_allow_http: bool,
 }
 
 /// The defaults of the commands that use the master keys: unset.
@@ -28,11 +33,15 @@ struct Own {
 struct Defaults {
     master_keys: &'static str,
     min_decryption_version: Option<u32>,
+    webhook_allow: &'static str,
+    webhook_allow_http: bool,
 }
 
 const DEFAULTS: Defaults = Defaults {
     master_keys: "",
     min_decryption_version: None,
+    webhook_allow: "",
+    webhook_allow_http: false,
 };
 
 /// Every environment variable the admin CLI reads (each command reads its part), sorted.
@@ -53,7 +62,22 @@ impl AdminConfig {
     /// Loads and validates the configuration (defaults → `HAVEN_CONFIG` file → environment).
     pub fn load() -> Result<Self, ConfigError> {
         let (common, own) = load_with_common::<Own>(DEFAULTS)?;
+        if own.webhook_allow_http && common.env == haven_service::config::Environment::Production {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_WEBHOOK_ALLOW_HTTP",
+                reason: "plain http webhooks are not allowed in production".into(),
+            });
+        }
+        let webhook_destinations = haven_webhooks::DestinationPolicy::from_settings(
+            &own.webhook_allow,
+            own.webhook_allow_http,
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            var: "HAVEN_WEBHOOK_ALLOW",
+            reason,
+        })?;
         Ok(Self {
+            webhook_destinations,
             common,
             master_keys: own.master_keys.filter(|k| {
                 use secrecy::ExposeSecret;

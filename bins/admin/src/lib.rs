@@ -19,6 +19,7 @@ pub mod staking;
 pub mod sync;
 pub mod users;
 pub mod wallets;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use std::io::{BufRead, Write};
@@ -64,7 +65,8 @@ pub enum Command {
     /// Custody key management: master-key generation, status, rewrap.
     #[command(subcommand)]
     Custody(custody::CustodyCommand),
-    /// Sign or verify a webhook signature header (no database needed).
+    /// Sign or verify a webhook signature header (no database needed); manage outbound
+    /// endpoints (`endpoints …`) and their dead letters (`dead …`).
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
     /// Users: create (the first admin), list, set-role, disable; every change audited.
@@ -177,7 +179,7 @@ pub async fn run(
             audit(&config, cmd, out).await
         }
         Command::Custody(cmd) => custody::run(cmd, input, out).await,
-        Command::Webhooks(cmd) => webhooks::run(cmd, input, out),
+        Command::Webhooks(cmd) => webhooks::run(cmd, input, out).await,
         Command::Users(cmd) => users::run(cmd, input, out).await,
         Command::Rewards(cmd) => rewards::run(cmd, input, out).await,
         Command::Staking(cmd) => staking::run(cmd, out).await,

@@ -1,7 +1,9 @@
 //! `haven-admin webhooks sign|verify`: compute or check a webhook signature header from the
-//! command line, exactly as the API verifies inbound webhooks (the same library code).
+//! command line, exactly as the API verifies inbound webhooks (the same library code);
+//! `webhooks endpoints …` and `webhooks dead …` manage outbound endpoints and their dead
+//! letters ([`crate::webhook_endpoints`]).
 //!
-//! Neither command touches the database. The secret is read from `HAVEN_WEBHOOK_SECRET`, or
+//! Neither `sign` nor `verify` touches the database. The secret is read from `HAVEN_WEBHOOK_SECRET`, or
 //! with `--secret-stdin` from the first line of standard input — never from the command
 //! line, where `ps` and the shell history would show it.
 
@@ -21,6 +23,13 @@ pub enum WebhooksCommand {
     Sign(SignArgs),
     /// Check a signature header value; exit 0 valid, 1 invalid, 2 usage.
     Verify(VerifyArgs),
+    /// Outbound webhook endpoints: list, show, create, update, rotate-secret, enable,
+    /// disable, delete; every change audited.
+    #[command(subcommand)]
+    Endpoints(crate::webhook_endpoints::EndpointsCommand),
+    /// Dead-lettered outbound messages: list, replay.
+    #[command(subcommand)]
+    Dead(crate::webhook_endpoints::DeadCommand),
 }
 
 /// Options shared by `sign` and `verify`.
@@ -69,7 +78,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs a `webhooks` subcommand.
-pub fn run(
+pub async fn run(
     cmd: WebhooksCommand,
     input: &mut dyn std::io::BufRead,
     out: &mut dyn Write,
@@ -77,6 +86,10 @@ pub fn run(
     match cmd {
         WebhooksCommand::Sign(args) => sign(args, input, out),
         WebhooksCommand::Verify(args) => check(args, input, out),
+        WebhooksCommand::Endpoints(cmd) => {
+            crate::webhook_endpoints::run_endpoints(cmd, input, out).await
+        }
+        WebhooksCommand::Dead(cmd) => crate::webhook_endpoints::run_dead(cmd, input, out).await,
     }
 }
 

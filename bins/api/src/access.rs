@@ -233,6 +233,48 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         "/api/v1/admin/health/circuit-breakers/{name}/disable",
         Permission::OperateSystem,
     ),
+    // Outbound webhook endpoints: admin only (a creation or rotation hands out a signing
+    // secret; a forced delete drops undelivered messages).
+    permission(
+        "GET",
+        "/api/v1/admin/webhooks/endpoints",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/webhooks/endpoints",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "GET",
+        "/api/v1/admin/webhooks/endpoints/{id}",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "PATCH",
+        "/api/v1/admin/webhooks/endpoints/{id}",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "DELETE",
+        "/api/v1/admin/webhooks/endpoints/{id}",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/webhooks/endpoints/{id}/rotate-secret",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "GET",
+        "/api/v1/admin/webhooks/dead-letters",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/webhooks/dead-letters/{id}/replay",
+        Permission::ManageWebhookEndpoints,
+    ),
     permission("GET", "/api/v1/admin/audit/verify", Permission::ReadAudit),
     permission(
         "GET",

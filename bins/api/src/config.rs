@@ -40,6 +40,9 @@ pub struct ApiConfig {
     pub auth: auth::AuthConfig,
     /// `HAVEN_WEBHOOK_SOURCES`: the inbound webhook sources (JSON; default none).
     pub webhook_sources: webhooks::WebhookSources,
+    /// `HAVEN_WEBHOOK_ALLOW` and `HAVEN_WEBHOOK_ALLOW_HTTP` (the worker's delivery settings):
+    /// the URLs an admin may give an outbound webhook endpoint (public `https` by default).
+    pub webhook_destinations: haven_webhooks::DestinationPolicy,
     /// `HAVEN_REWARDS_RULES`: the tokenomics rules file (default: the shipped rules).
     pub rewards_rules: Option<std::path::PathBuf>,
     /// `HAVEN_TOKEN_ADDRESS`: the HAVEN token, for on-chain balances (none: not shown).
@@ -66,6 +69,8 @@ struct Own {
     request_timeout_secs: u64,
     cors_origins: String,
     webhook_sources: String,
+    webhook_allow: String,
+    webhook_allow_http: bool,
     #[serde(flatten)]
     hardening: HardeningOwn,
     #[serde(flatten)]
@@ -86,6 +91,8 @@ struct Defaults {
     request_timeout_secs: u64,
     cors_origins: &'static str,
     webhook_sources: &'static str,
+    webhook_allow: &'static str,
+    webhook_allow_http: bool,
     #[serde(flatten)]
     hardening: HardeningDefaults,
     #[serde(flatten)]
@@ -107,6 +114,8 @@ const DEFAULTS: Defaults = Defaults {
     request_timeout_secs: 30,
     cors_origins: "",
     webhook_sources: "",
+    webhook_allow: "",
+    webhook_allow_http: false,
     hardening: HARDENING_DEFAULTS,
     auth: auth::DEFAULTS,
     treasury: treasury::DEFAULTS,
@@ -321,6 +330,20 @@ impl ApiConfig {
             .collect();
         auth::refuse_dev_secrets_off_loopback(&auth, &listeners)?;
         let webhook_sources = webhooks::WebhookSources::parse(&own.webhook_sources)?;
+        if own.webhook_allow_http && common.env == Environment::Production {
+            return Err(ConfigError::Invalid {
+                var: "HAVEN_WEBHOOK_ALLOW_HTTP",
+                reason: "plain http webhooks are not allowed in production".into(),
+            });
+        }
+        let webhook_destinations = haven_webhooks::DestinationPolicy::from_settings(
+            &own.webhook_allow,
+            own.webhook_allow_http,
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            var: "HAVEN_WEBHOOK_ALLOW",
+            reason,
+        })?;
         let rewards_rules = match own.rewards_rules.trim() {
             "" => None,
             path => {
@@ -352,6 +375,7 @@ impl ApiConfig {
             metrics_allow: hardening.metrics_allow,
             auth,
             webhook_sources,
+            webhook_destinations,
             rewards_rules,
             token_address,
             treasury: treasury::treasury_from(own.treasury)?,
@@ -402,6 +426,7 @@ impl ApiConfig {
                 ..auth::AuthConfig::development()
             },
             webhook_sources: webhooks::WebhookSources::default(),
+            webhook_destinations: haven_webhooks::DestinationPolicy::strict(),
             rewards_rules: None,
             token_address: None,
             treasury: treasury::TreasuryConfig::default(),
@@ -453,6 +478,8 @@ mod tests {
             request_timeout_secs: 30,
             cors_origins: cors.into(),
             webhook_sources: String::new(),
+            webhook_allow: String::new(),
+            webhook_allow_http: false,
             hardening: hardening(""),
             auth: auth::dev_own(),
             treasury: treasury::TreasuryOwn::default(),

@@ -169,7 +169,7 @@ permissions! {
     BurnTokens = "tokens:burn",
     /// Transfer tokens from a custody wallet.
     TransferTokens = "tokens:transfer",
-    /// Configure webhook endpoints and secrets.
+    /// Configure webhook endpoints and secrets (granted to operators; no route uses it).
     ManageWebhooks = "webhooks:manage",
     /// Report token operations to the fraud rules.
     ReportEvents = "fraud:report",
@@ -186,6 +186,10 @@ permissions! {
     /// Operate the running system: read and reset EVM nonces, read and set circuit
     /// breakers, read the operational status.
     OperateSystem = "system:operate",
+    /// Create, change, delete outbound webhook endpoints, rotate their signing secrets,
+    /// list and replay dead letters. Admin only: a secret is handed out, and a delete
+    /// drops undelivered messages.
+    ManageWebhookEndpoints = "webhook_endpoints:manage",
 }
 
 /// The permission table: whether `role` holds `permission`.
@@ -204,7 +208,12 @@ pub const fn allows(role: Role, permission: Permission) -> bool {
         | WithdrawTokens | ApproveRedemptions => {
             matches!(role, Admin | Operator)
         }
-        ManageApiKeys | ManageUsers | ReadAudit | ManageWallets | OperateSystem => {
+        ManageApiKeys
+        | ManageUsers
+        | ReadAudit
+        | ManageWallets
+        | OperateSystem
+        | ManageWebhookEndpoints => {
             matches!(role, Admin)
         }
     }
@@ -301,6 +310,7 @@ mod tests {
         (Permission::BurnTokens, true, true, false),
         (Permission::TransferTokens, true, true, false),
         (Permission::ManageWebhooks, true, true, false),
+        (Permission::ManageWebhookEndpoints, true, false, false),
         (Permission::ReportEvents, true, true, false),
         (Permission::ReadMembers, true, true, true),
         (Permission::ManageMembers, true, true, false),

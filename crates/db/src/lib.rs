@@ -59,6 +59,8 @@ pub use rewards::{PgRewards, RewardRecord};
 pub use treasury::PgTreasury;
 pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
 pub use webhooks::{
-    AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgIdempotencyStore, PgReplayStore,
-    PgWebhookOutbox, RecordedAttempt, WebhookAttempt, WebhookEndpoint,
+    AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, DeadLetterPage, EndpointChange,
+    EndpointDeletion, EndpointDetails, MAX_SECRET_OVERLAP, OverlapRefusal, PgIdempotencyStore,
+    PgReplayStore, PgWebhookOutbox, RecordedAttempt, RotatedSecret, SecretValidity, WebhookAttempt,
+    WebhookEndpoint, check_overlap,
 };

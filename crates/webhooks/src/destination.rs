@@ -195,6 +195,26 @@ impl DestinationPolicy {
         }
     }
 
+    /// The policy of the settings `HAVEN_WEBHOOK_ALLOW` (comma-separated address ranges
+    /// allowed although not public) and `HAVEN_WEBHOOK_ALLOW_HTTP`; `Err` names the range
+    /// that does not parse.
+    pub fn from_settings(allow: &str, allow_http: bool) -> Result<Self, String> {
+        let allow = allow
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|range| {
+                range
+                    .parse::<IpNet>()
+                    .map_err(|_| format!("{range:?} is not an address or address/prefix"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            allow,
+            require_https: !allow_http,
+        })
+    }
+
     /// Whether `ip` may be connected to.
     pub fn is_allowed(&self, ip: IpAddr) -> bool {
         self.allow.iter().any(|net| net.contains(ip)) || is_public(ip)

@@ -12,6 +12,7 @@ mod rewards;
 mod staking;
 mod sync;
 mod users;
+mod webhook_endpoints;
 mod webhooks;
 
 use std::io::Write;

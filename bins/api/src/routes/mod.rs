@@ -24,6 +24,7 @@ pub(crate) mod token;
 pub(crate) mod transactions;
 pub(crate) mod users;
 pub(crate) mod wallets;
+pub(crate) mod webhook_endpoints;
 pub(crate) mod withdrawals;
 
 /// Every handler of the api, by method and full path pattern.
@@ -151,7 +152,32 @@ pub fn standard() -> RouteSet {
         )
         .add(get, "/api/v1/network/stats", stats::network);
     operators(&mut r);
+    webhooks(&mut r);
     r
+}
+
+/// Outbound webhook endpoints and their dead letters.
+fn webhooks(r: &mut RouteSet) {
+    use webhook_endpoints as w;
+    let (get, post) = (Method::GET, Method::POST);
+    let endpoints = "/api/v1/admin/webhooks/endpoints";
+    let endpoint = "/api/v1/admin/webhooks/endpoints/{id}";
+    r.add(get.clone(), endpoints, w::list)
+        .add(post.clone(), endpoints, w::create)
+        .add(get.clone(), endpoint, w::get)
+        .add(Method::PATCH, endpoint, w::update)
+        .add(Method::DELETE, endpoint, w::delete)
+        .add(
+            post.clone(),
+            "/api/v1/admin/webhooks/endpoints/{id}/rotate-secret",
+            w::rotate_secret,
+        )
+        .add(get, "/api/v1/admin/webhooks/dead-letters", w::dead_letters)
+        .add(
+            post,
+            "/api/v1/admin/webhooks/dead-letters/{id}/replay",
+            w::replay,
+        );
 }
 
 /// Operating the running system: wallets, nonce accounts, circuit breakers, the audit log.

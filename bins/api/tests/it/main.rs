@@ -21,3 +21,4 @@ mod security_headers;
 mod support;
 mod tls;
 mod wallets;
+mod webhook_endpoints;

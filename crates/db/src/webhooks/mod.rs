@@ -22,10 +22,15 @@ use crate::schema::{
 };
 use crate::{Error, PgPool, Result};
 
+mod endpoints;
 mod idempotency;
 mod outbox;
 mod replay;
 
+pub use endpoints::{
+    DeadLetterPage, EndpointChange, EndpointDeletion, EndpointDetails, MAX_SECRET_OVERLAP,
+    OverlapRefusal, RotatedSecret, SecretValidity, check_overlap,
+};
 pub use idempotency::PgIdempotencyStore;
 pub use outbox::{
     AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, PgWebhookOutbox, RecordedAttempt,

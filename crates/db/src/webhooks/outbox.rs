@@ -146,7 +146,7 @@ impl std::fmt::Debug for CreatedEndpoint {
 /// unique partial index), so a replay cannot queue it twice.
 #[derive(Debug, Clone)]
 pub struct PgWebhookOutbox {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 #[derive(QueryableByName)]
@@ -208,7 +208,7 @@ const LOCK_HELD: &str = "\
     WHERE d.id = $1 AND d.lease_token = $2 AND d.status = 'pending' \
     FOR UPDATE OF d";
 
-const REPLAY_DEAD: &str = "\
+pub(super) const REPLAY_DEAD: &str = "\
     INSERT INTO webhook_deliveries (message_id, attempt, status, next_attempt_at) \
     SELECT d.message_id, d.attempt + 1, 'pending', now() FROM webhook_deliveries d \
     WHERE d.message_id = $1 AND d.status = 'dead' \
