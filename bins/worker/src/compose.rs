@@ -11,7 +11,7 @@ use crate::runtime::{Registration, Schedule};
 /// Every job the configuration turns on, with its schedule.
 pub fn standard(
     config: &WorkerConfig,
-    breakers: &haven_resilience::BreakerRegistry,
+    breakers: &Arc<haven_resilience::BreakerRegistry>,
 ) -> anyhow::Result<Vec<Registration>> {
     let url = config.common.database_url.expose_secret();
     let pool = |size: usize| haven_db::connect_lazy(url, size).context("DATABASE_URL");
@@ -23,8 +23,12 @@ pub fn standard(
     let mut jobs = vec![
         Registration {
             job: Arc::new(
-                crate::jobs::fraud_delivery::FraudDelivery::from_config(&config.fraud, pool(4)?)
-                    .context("fraud alert delivery settings")?,
+                crate::jobs::fraud_delivery::FraudDelivery::from_config(
+                    &config.fraud,
+                    pool(4)?,
+                    breakers,
+                )
+                .context("fraud alert delivery settings")?,
             ),
             schedule: every(config.fraud.interval),
         },
@@ -34,7 +38,8 @@ pub fn standard(
                     &config.webhooks,
                     pool(4)?,
                 )
-                .context("webhook delivery settings")?,
+                .context("webhook delivery settings")?
+                .with_breakers(breakers.clone()),
             ),
             schedule: every(config.webhooks.interval),
         },

@@ -1,5 +1,6 @@
 //! Delivers fraud alerts from the `transaction_monitoring` outbox through the configured
-//! [`AlertSink`]s: log always, webhook and SMTP when configured.
+//! [`AlertSink`]s: log always, webhook and SMTP when configured, each of those two behind a
+//! circuit breaker (`alerts_webhook`, `smtp`; shared between replicas, listed on `/health`).
 //!
 //! Detection only inserts the alert row (which queues it); this job does the slow part, so a
 //! slow or failing sink never delays detection.
@@ -10,7 +11,10 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use haven_db::{ClaimedDelivery, DeliveryOutcome, PgAlertStore, PgPool};
-use haven_fraud::{AlertSink, LogSink, SmtpSink, StandardWebhookSigner, WebhookSink};
+use haven_fraud::{
+    Alert, AlertSink, DeliveryError, LogSink, SmtpSink, StandardWebhookSigner, WebhookSink,
+};
+use haven_resilience::{Breaker, BreakerRegistry, Outcome};
 
 use crate::Job;
 use crate::config::FraudDeliveryConfig;
@@ -88,18 +92,26 @@ impl FraudDelivery {
         self
     }
 
-    /// The job as configured: the log sink, then the webhook and SMTP sinks when set.
-    pub fn from_config(config: &FraudDeliveryConfig, pool: PgPool) -> anyhow::Result<Self> {
+    /// The job as configured: the log sink, then the webhook and SMTP sinks when set, each
+    /// behind its breaker in `breakers` (`alerts_webhook`, `smtp`).
+    pub fn from_config(
+        config: &FraudDeliveryConfig,
+        pool: PgPool,
+        breakers: &BreakerRegistry,
+    ) -> anyhow::Result<Self> {
         let mut sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(LogSink)];
         if let Some(webhook) = &config.webhook {
             let signer = StandardWebhookSigner::from_secret(&webhook.secret)
                 .context("HAVEN_FRAUD_WEBHOOK_SECRET")?;
             let sink = WebhookSink::new(&webhook.url, Arc::new(signer))
                 .context("HAVEN_FRAUD_WEBHOOK_URL")?;
-            sinks.push(Arc::new(sink));
+            let breaker = breakers.get_or_create("alerts_webhook")?;
+            sinks.push(Arc::new(Guarded::new(Arc::new(sink), breaker)));
         }
         if let Some(smtp) = &config.smtp {
-            sinks.push(Arc::new(SmtpSink::new(smtp).context("HAVEN_FRAUD_SMTP_*")?));
+            let sink = SmtpSink::new(smtp).context("HAVEN_FRAUD_SMTP_*")?;
+            let breaker = breakers.get_or_create("smtp")?;
+            sinks.push(Arc::new(Guarded::new(Arc::new(sink), breaker)));
         }
         Ok(Self::new(PgAlertStore::new(pool), sinks, config.policy.clone()).every(config.interval))
     }
@@ -208,6 +220,54 @@ impl Job for FraudDelivery {
             while self.deliver_batch().await? == self.policy.batch {}
             Ok(())
         })
+    }
+}
+
+/// A sink behind a circuit breaker: while the breaker is open the sink is not tried and the
+/// delivery fails with [`DeliveryError::CircuitOpen`] (the alert keeps its next attempt);
+/// otherwise the sink's result is recorded on the breaker.
+pub struct Guarded {
+    sink: Arc<dyn AlertSink>,
+    breaker: Arc<dyn Breaker>,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("sink", &self.sink.name())
+            .field("breaker", &self.breaker.name())
+            .finish()
+    }
+}
+
+impl Guarded {
+    /// `sink` guarded by `breaker`.
+    pub fn new(sink: Arc<dyn AlertSink>, breaker: Arc<dyn Breaker>) -> Self {
+        Self { sink, breaker }
+    }
+}
+
+#[async_trait::async_trait]
+impl AlertSink for Guarded {
+    fn name(&self) -> &'static str {
+        self.sink.name()
+    }
+
+    async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
+        let Ok(permit) = self.breaker.acquire().await else {
+            return Err(DeliveryError::CircuitOpen {
+                sink: self.sink.name(),
+            });
+        };
+        let result = self.sink.deliver(alert).await;
+        permit.record(match &result {
+            // a bad setting is ours, not the dependency's
+            Ok(()) | Err(DeliveryError::InvalidConfig { .. } | DeliveryError::Email(_)) => {
+                Outcome::Success
+            }
+            Err(_) => Outcome::Failure,
+        });
+        result
     }
 }
 

@@ -7,13 +7,22 @@
 //! last one, or disables an endpoint that has failed without a success for 5 days.
 //! Each recorded outcome counts once in `haven_webhook_deliveries_total{outcome}`
 //! ([`WEBHOOK_DELIVERIES`](crate::metrics::WEBHOOK_DELIVERIES)).
+//!
+//! With a breaker registry ([`WebhookDelivery::with_breakers`]) every endpoint has its own
+//! circuit breaker, `webhook_endpoint:<id>` (shared between replicas through Redis, listed on
+//! `/health` and the breaker admin routes). A receiver that answers 5xx, 408 or 429, or does
+//! not answer, counts as a failure; any other answer as a success. While an endpoint's breaker
+//! is open its attempts are not sent and not recorded: they stay leased and come due again
+//! when the lease ends, so an outage spends none of a message's attempts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use haven_db::{AttemptOutcome, ClaimedWebhook, PgPool, PgWebhookOutbox, RecordedAttempt};
+use haven_resilience::{BreakerRegistry, Outcome};
 use haven_webhooks::{
     DISABLE_AFTER, Decision, DestinationPolicy, HttpSender, RetryPolicy, SenderConfig,
     signed_headers,
@@ -36,6 +45,35 @@ pub struct DeliveryReport {
     /// Attempts whose lease ran out before the outcome was recorded (another worker owns
     /// them now).
     pub lost: usize,
+    /// Attempts not sent because their endpoint's breaker is open (due again at lease end).
+    pub deferred: usize,
+}
+
+/// What happened to one claimed attempt.
+enum Sent {
+    /// Sent (or failed) and recorded; `None` when the lease was lost first.
+    Recorded(Option<RecordedAttempt>),
+    /// Held back by the endpoint's open breaker.
+    Deferred,
+}
+
+/// The breaker name of an outbound endpoint.
+pub fn endpoint_breaker(endpoint: uuid::Uuid) -> String {
+    format!("webhook_endpoint:{endpoint}")
+}
+
+/// How a breaker reads an attempt: the receiver is failing when it answers 5xx, 408 or 429,
+/// or not at all.
+fn breaker_outcome(outcome: &AttemptOutcome) -> Outcome {
+    match outcome {
+        AttemptOutcome::Answered { status, .. }
+            if *status >= 500 || matches!(status, 408 | 429) =>
+        {
+            Outcome::Failure
+        }
+        AttemptOutcome::Answered { .. } => Outcome::Success,
+        AttemptOutcome::NoAnswer { .. } => Outcome::Failure,
+    }
 }
 
 /// The outbound webhook delivery job.
@@ -56,6 +94,7 @@ pub struct WebhookDelivery {
     concurrency: usize,
     lease: Duration,
     interval: Option<Duration>,
+    breakers: Option<Arc<BreakerRegistry>>,
 }
 
 impl WebhookDelivery {
@@ -71,7 +110,16 @@ impl WebhookDelivery {
             concurrency: 8,
             lease: Duration::from_secs(120),
             interval: None,
+            breakers: None,
         }
+    }
+
+    /// Sends each endpoint's attempts through its breaker in `breakers`
+    /// (`webhook_endpoint:<id>`, created on first use).
+    #[must_use]
+    pub fn with_breakers(mut self, breakers: Arc<BreakerRegistry>) -> Self {
+        self.breakers = Some(breakers);
+        self
     }
 
     /// The job as configured: the destination allow-list and schedule from `config`.
@@ -144,7 +192,14 @@ impl WebhookDelivery {
             let results =
                 futures::future::join_all(claims.iter().map(|claim| self.deliver(claim))).await;
             for result in results {
-                let outcome = match result? {
+                let recorded = match result? {
+                    Sent::Deferred => {
+                        report.deferred += 1;
+                        continue;
+                    }
+                    Sent::Recorded(recorded) => recorded,
+                };
+                let outcome = match recorded {
                     None => {
                         report.lost += 1;
                         continue;
@@ -174,9 +229,41 @@ impl WebhookDelivery {
         Ok(report)
     }
 
-    /// Sends one claimed attempt and records its outcome.
-    async fn deliver(&self, claim: &ClaimedWebhook) -> anyhow::Result<Option<RecordedAttempt>> {
+    /// Sends one claimed attempt through its endpoint's breaker and records its outcome.
+    async fn deliver(&self, claim: &ClaimedWebhook) -> anyhow::Result<Sent> {
+        let permit = match &self.breakers {
+            None => None,
+            Some(breakers) => {
+                let breaker = breakers
+                    .get_or_create(&endpoint_breaker(claim.endpoint_id))
+                    .context("creating an endpoint's breaker")?;
+                match breaker.acquire().await {
+                    Ok(permit) => Some(permit),
+                    Err(e) => {
+                        tracing::debug!(
+                            message_id = %claim.message_id,
+                            endpoint = %claim.endpoint_id,
+                            error = %e,
+                            "webhook attempt held back until its lease ends"
+                        );
+                        return Ok(Sent::Deferred);
+                    }
+                }
+            }
+        };
         let outcome = self.attempt(claim).await;
+        if let Some(permit) = permit {
+            permit.record(breaker_outcome(&outcome));
+        }
+        self.record(claim, outcome).await.map(Sent::Recorded)
+    }
+
+    /// Records an attempt's outcome and logs what the outbox decided.
+    async fn record(
+        &self,
+        claim: &ClaimedWebhook,
+        outcome: AttemptOutcome,
+    ) -> anyhow::Result<Option<RecordedAttempt>> {
         let recorded = self
             .outbox
             .record_attempt(claim, &outcome, &self.policy, self.disable_after)

@@ -137,6 +137,7 @@ async fn a4_a_receiver_failing_twice_then_succeeding_gets_exactly_one_accepted_d
         retried,
         dead: 0,
         lost: 0,
+        deferred: 0,
     };
     assert_eq!(
         reports,

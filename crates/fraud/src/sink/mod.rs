@@ -57,6 +57,13 @@ pub enum DeliveryError {
         /// The HTTP status.
         status: u16,
     },
+    /// The sink was not tried: the circuit breaker guarding it is open (its dependency has
+    /// been failing), so the alert waits for its next attempt.
+    #[error("{sink} not tried: its circuit breaker is open")]
+    CircuitOpen {
+        /// The sink's name.
+        sink: &'static str,
+    },
 }
 
 /// The outward form of an alert: every text field passed through [`haven_core::redact`],
