@@ -5,6 +5,7 @@
 //! process. Commands that need no database (address validation, signing helpers) do not
 //! load the database configuration.
 
+pub mod alerts;
 pub mod audit_logs;
 pub mod breakers;
 pub mod chain;
@@ -95,6 +96,9 @@ pub enum Command {
     /// Check the configuration of every binary in this environment.
     #[command(subcommand)]
     Config(config_check::ConfigCommand),
+    /// Fraud and chain alerts: list (with filters and text search), show, transition.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// `migrate` options.
@@ -187,6 +191,7 @@ pub async fn run(
         Command::Nonces(cmd) => nonces::run(cmd, input, out).await,
         Command::Breakers(cmd) => breakers::run(cmd, input, out).await,
         Command::Config(cmd) => config_check::run(cmd, out),
+        Command::Alerts(cmd) => alerts::run(cmd, input, out).await,
         Command::Wallets(cmd) => {
             custody::run(custody::CustodyCommand::Wallet(cmd), input, out).await
         }

@@ -116,6 +116,36 @@ struct ClaimRow {
     delivered_sinks: Vec<String>,
 }
 
+/// The text search of [`AlertFilter::text`]: the pattern bound between head and tail is
+/// matched with `ILIKE … ESCAPE '\'` against the description, the subject, the rule id and
+/// every scalar value of the metadata (`#>> '{}'`: strings unquoted, numbers and booleans as
+/// text).
+const TEXT_SEARCH_HEAD: &str = "COALESCE((SELECT bool_or(h.t ILIKE s.p ESCAPE '\\') \
+     FROM (SELECT ";
+const TEXT_SEARCH_TAIL: &str = "::text) AS s(p), LATERAL ( \
+         SELECT transaction_monitoring.description \
+         UNION ALL SELECT transaction_monitoring.subject \
+         UNION ALL SELECT transaction_monitoring.rule_id \
+         UNION ALL SELECT v.j #>> '{}' \
+           FROM jsonb_path_query(transaction_monitoring.metadata, 'strict $.**') AS v(j) \
+           WHERE jsonb_typeof(v.j) IN ('string', 'number', 'boolean') \
+     ) AS h(t)), false)";
+
+/// `%text%` for `ILIKE … ESCAPE '\'`, with `%`, `_` and `\` in `text` escaped so that the
+/// user's text is only ever matched literally.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
 fn corrupt(id: Uuid, column: &str) -> Error {
     Error::Corrupt {
         table: TABLE,
@@ -422,8 +452,18 @@ impl AlertStore for PgAlertStore {
         if let Some(state) = filter.state {
             query = query.filter(tm::state.eq(state.as_str()));
         }
+        if let Some(since) = filter.since {
+            query = query.filter(tm::created_at.ge(since));
+        }
         if let Some(before) = filter.before {
             query = query.filter(tm::created_at.lt(before));
+        }
+        if let Some(text) = &filter.text {
+            query = query.filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>(TEXT_SEARCH_HEAD)
+                    .bind::<Text, _>(like_pattern(text))
+                    .sql(TEXT_SEARCH_TAIL),
+            );
         }
         let rows: Vec<AlertRow> = query
             .order((tm::created_at.desc(), tm::id.desc()))

@@ -211,6 +211,7 @@ pub async fn alert_store_suite(store: Arc<dyn AlertStore>) {
         ..AlertFilter::default()
     };
     assert_eq!(ids(store.list(&paged).await.unwrap()), vec![b.id]);
+    time_and_text_filters(store.as_ref(), [&a, &b, &c]).await;
 
     // Compare-and-set: of many racing reviewers exactly one wins.
     let at = Utc::now();
@@ -309,4 +310,118 @@ pub async fn alert_store_suite(store: Arc<dyn AlertStore>) {
         store.change_state(&missing).await.unwrap(),
         ChangeOutcome::NotFound
     );
+    search_is_literal(store.as_ref()).await;
+}
+
+async fn listed(store: &dyn AlertStore, filter: AlertFilter) -> Vec<Uuid> {
+    store
+        .list(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.alert.id)
+        .collect()
+}
+
+fn searching(text: &str) -> AlertFilter {
+    AlertFilter {
+        text: Some(text.to_owned()),
+        ..AlertFilter::default()
+    }
+}
+
+/// `since` is inclusive, `before` exclusive; text ignores case and combines with the rest.
+/// `a`, `b`, `c`: alice/velocity, alice/unusual_amount, bob/velocity at minutes 0, 1, 2.
+async fn time_and_text_filters(store: &dyn AlertStore, [a, b, c]: [&Alert; 3]) {
+    let since_b = AlertFilter {
+        since: Some(b.created_at),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        listed(store, since_b.clone()).await,
+        vec![c.id, b.id],
+        "since is inclusive"
+    );
+    let window = AlertFilter {
+        before: Some(c.created_at),
+        ..since_b
+    };
+    assert_eq!(listed(store, window).await, vec![b.id], "since and before");
+    let empty = AlertFilter {
+        since: Some(c.created_at),
+        before: Some(c.created_at),
+        ..AlertFilter::default()
+    };
+    assert!(listed(store, empty).await.is_empty(), "an empty range");
+
+    assert_eq!(
+        listed(store, searching("ALICE")).await,
+        vec![b.id, a.id],
+        "text ignores case (subject and description)"
+    );
+    assert_eq!(
+        listed(store, searching("Unusual_A")).await,
+        vec![b.id],
+        "text in the rule id"
+    );
+    assert_eq!(
+        listed(store, searching("for bob")).await,
+        vec![c.id],
+        "text in the description"
+    );
+    assert_eq!(
+        listed(store, searching("2")).await,
+        vec![c.id],
+        "text in a metadata number"
+    );
+    let alice_velocity = AlertFilter {
+        event_type: Some("velocity".into()),
+        ..searching("alice")
+    };
+    assert_eq!(
+        listed(store, alice_velocity).await,
+        vec![a.id],
+        "text combines with the other filters"
+    );
+    assert_eq!(
+        listed(store, searching("nobody")).await,
+        Vec::<Uuid>::new(),
+        "no match"
+    );
+    assert_eq!(
+        listed(store, searching("")).await.len(),
+        3,
+        "empty text matches everything"
+    );
+}
+
+/// `%`, `_` and `\` in the search text are literal characters, never a pattern; nested
+/// metadata strings are searched. Adds one alert at minute 3.
+async fn search_is_literal(store: &dyn AlertStore) {
+    let mut d = sample_alert("carol", "amount_tier", Severity::Critical, 3);
+    d.description = r"100% of limit_x \ reached".into();
+    d.metadata = json!({"card": {"note": "Card ending 4242"}, "flags": [true], "n": null});
+    assert!(store.insert(&d).await.unwrap());
+    for text in [
+        "100%",
+        "%",
+        r"\",
+        "t_x",
+        "_X",
+        "CARD ENDING 4242",
+        "true",
+        "amount_TIER",
+    ] {
+        assert_eq!(
+            listed(store, searching(text)).await,
+            vec![d.id],
+            "{text:?} matches literally"
+        );
+    }
+    for text in ["l_m", "1%0", "10_%", r"\x", "null", "note", "%%"] {
+        assert!(
+            listed(store, searching(text)).await.is_empty(),
+            "{text:?} is not a pattern (nor a key, nor null)"
+        );
+    }
 }

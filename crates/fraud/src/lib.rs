@@ -77,8 +77,8 @@ pub use event::{
 #[cfg(feature = "redis")]
 pub use redis_store::RedisWindowStore;
 pub use review::{
-    AlertFilter, AlertRecord, AlertStore, ChangeOutcome, MAX_NOTE_CHARS, MemoryAlertStore, Note,
-    ReviewService, ReviewState, Reviewer, ReviewerRole, StateChange,
+    AlertFilter, AlertRecord, AlertStore, ChangeOutcome, MAX_NOTE_CHARS, MAX_SEARCH_CHARS,
+    MemoryAlertStore, Note, ReviewService, ReviewState, Reviewer, ReviewerRole, StateChange,
 };
 pub use rules::{
     AuthSubject, DEFAULT_RULES, EngineSettings, Rule, RuleKind, RuleSet, Rules, RulesError,

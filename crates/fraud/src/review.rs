@@ -18,6 +18,9 @@ use crate::window::StoreError;
 /// The longest note accepted, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 
+/// The longest text search ([`AlertFilter::text`]) callers should accept, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
 /// Where an alert is in its review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,6 +200,11 @@ pub enum ChangeOutcome {
 }
 
 /// Which alerts to list; every set field must match. Newest first.
+///
+/// `since` (inclusive) and `before` (exclusive) bound `created_at`. `text` is a
+/// case-insensitive substring searched, literally (no pattern characters), in the
+/// description, the subject, the rule id and the scalar values (strings, numbers, booleans)
+/// anywhere in the metadata; callers cap it at [`MAX_SEARCH_CHARS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertFilter {
     /// Alerts of this user.
@@ -209,8 +217,13 @@ pub struct AlertFilter {
     pub reviewed: Option<bool>,
     /// Alerts in this state.
     pub state: Option<ReviewState>,
-    /// Alerts created strictly before this time (for paging).
+    /// Alerts created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Alerts created strictly before this time (an upper bound, and the paging cursor).
     pub before: Option<DateTime<Utc>>,
+    /// Alerts whose description, subject, rule id or a metadata value contains this text,
+    /// ignoring case.
+    pub text: Option<String>,
     /// At most this many.
     pub limit: usize,
 }
@@ -223,7 +236,9 @@ impl Default for AlertFilter {
             severity: None,
             reviewed: None,
             state: None,
+            since: None,
             before: None,
+            text: None,
             limit: 100,
         }
     }
@@ -240,7 +255,32 @@ impl AlertFilter {
             && self.severity.is_none_or(|s| a.severity == s)
             && self.reviewed.is_none_or(|r| record.reviewed() == r)
             && self.state.is_none_or(|s| record.state == s)
+            && self.since.is_none_or(|s| a.created_at >= s)
             && self.before.is_none_or(|b| a.created_at < b)
+            && self.text.as_deref().is_none_or(|t| text_matches(a, t))
+    }
+}
+
+/// Whether `needle` occurs, ignoring case, in the alert's searchable text.
+fn text_matches(alert: &Alert, needle: &str) -> bool {
+    let needle = needle.to_lowercase();
+    let has = |hay: &str| hay.to_lowercase().contains(&needle);
+    has(&alert.description)
+        || has(&alert.subject)
+        || has(&alert.rule_id)
+        || metadata_matches(&alert.metadata, &has)
+}
+
+/// Whether a scalar value anywhere in `value` satisfies `has` (numbers as JSON writes them).
+fn metadata_matches(value: &serde_json::Value, has: &dyn Fn(&str) -> bool) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => has(if *b { "true" } else { "false" }),
+        Value::Number(n) => has(&n.to_string()),
+        Value::String(s) => has(s),
+        Value::Array(items) => items.iter().any(|v| metadata_matches(v, has)),
+        Value::Object(map) => map.values().any(|v| metadata_matches(v, has)),
     }
 }
 

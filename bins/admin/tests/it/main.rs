@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod address;
+mod alerts;
 mod audit;
 mod chain;
 mod cli;

@@ -13,7 +13,10 @@ use haven_auth::{Permission, Principal};
 use haven_core::audit::Severity;
 use haven_core::{ErrorCode, Problem, redact};
 use haven_db::{PgAlertStore, PgAuditLog};
-use haven_fraud::{AlertFilter, AlertRecord, ReviewService, ReviewState, Reviewer, ReviewerRole};
+use haven_fraud::{
+    AlertFilter, AlertRecord, MAX_SEARCH_CHARS, ReviewService, ReviewState, Reviewer, ReviewerRole,
+    Severity as AlertSeverity,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -117,19 +120,139 @@ impl From<AlertRecord> for AlertView {
     }
 }
 
-/// `GET /api/v1/admin/alerts` query.
+/// `GET /api/v1/admin/alerts` query. Every filter given must match; unknown parameters
+/// are refused.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only alerts in this state (`open`, `acknowledged`, `resolved`, `false_positive`).
-    #[param(value_type = Option<String>)]
-    pub state: Option<ReviewState>,
-    /// Only alerts raised strictly before this time (the `created_at` of the last alert of
-    /// the previous page).
-    pub before: Option<DateTime<Utc>>,
+    /// Only alerts of this event type (`velocity`, `amount_tier`, `transaction_stuck`, …).
+    pub event_type: Option<String>,
+    /// Only alerts of this severity: `low`, `medium`, `high` or `critical`.
+    #[param(example = "high")]
+    pub severity: Option<String>,
+    /// Only alerts in this state: `open`, `acknowledged`, `resolved` or `false_positive`.
+    #[param(example = "open")]
+    pub state: Option<String>,
+    /// Only alerts about this member (the user id the alert concerns).
+    pub member: Option<String>,
+    /// Only alerts raised at or after this time (RFC 3339; encode `+` as `%2B`).
+    #[param(format = DateTime, example = "2026-01-02T10:00:00Z")]
+    pub since: Option<String>,
+    /// Only alerts raised strictly before this time (RFC 3339); not before `since`.
+    #[param(format = DateTime, example = "2026-01-03T10:00:00Z")]
+    pub until: Option<String>,
+    /// Text search, case-insensitive and literal (`%` and `_` are plain characters), in the
+    /// description, subject, rule id and metadata values; at most 200 characters.
+    pub q: Option<String>,
+    /// Paging: only alerts raised strictly before this time (the `created_at` of the last
+    /// alert of the previous page; RFC 3339).
+    #[param(format = DateTime)]
+    pub before: Option<String>,
     /// At most this many (1 to 500, default 50).
     pub limit: Option<u32>,
+}
+
+/// The longest `event_type` or `member` accepted, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+fn invalid_query(field: &str, message: String) -> ApiError {
+    ApiError(Problem::new(ErrorCode::InvalidQuery, message).with_detail("field", field))
+}
+
+/// A free-text parameter: at most `max` characters, no NUL; empty counts as absent.
+fn text_param(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max {
+        return Err(invalid_query(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(invalid_query(
+            field,
+            format!("{field} must not contain a NUL character"),
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn time_param(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    invalid_query(
+                        field,
+                        format!(
+                            "{field} {raw:?} is not an RFC 3339 time such as \
+                             2026-01-02T10:00:00Z ({e}; encode + as %2B)"
+                        ),
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// The store filter of a list query, or the problem with its first invalid parameter.
+fn filter_of(query: ListQuery) -> Result<AlertFilter, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let severity = query
+        .severity
+        .as_deref()
+        .map(|raw| {
+            AlertSeverity::parse(raw).ok_or_else(|| {
+                invalid_query(
+                    "severity",
+                    format!("unknown severity {raw:?}: low, medium, high or critical"),
+                )
+            })
+        })
+        .transpose()?;
+    let state = query
+        .state
+        .as_deref()
+        .map(|raw| {
+            ReviewState::parse(raw).ok_or_else(|| {
+                invalid_query(
+                    "state",
+                    format!(
+                        "unknown state {raw:?}: open, acknowledged, resolved or false_positive"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let since = time_param("since", query.since.as_deref())?;
+    let until = time_param("until", query.until.as_deref())?;
+    let before = time_param("before", query.before.as_deref())?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since > until
+    {
+        return Err(invalid_query(
+            "until",
+            "until must not be before since".into(),
+        ));
+    }
+    Ok(AlertFilter {
+        user: text_param("member", query.member, MAX_NAME_CHARS)?,
+        event_type: text_param("event_type", query.event_type, MAX_NAME_CHARS)?,
+        severity,
+        reviewed: None,
+        state,
+        since,
+        // `until` bounds the list; `before` pages within it.
+        before: match (until, before) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        text: text_param("q", query.q, MAX_SEARCH_CHARS)?,
+        limit: limit as usize,
+    })
 }
 
 fn fraud_error(e: haven_fraud::Error) -> ApiError {
@@ -148,7 +271,8 @@ fn fraud_error(e: haven_fraud::Error) -> ApiError {
     ApiError(problem.with_source(e))
 }
 
-/// Alerts, newest first, optionally in one state.
+/// Alerts, newest first, filtered by event type, severity, state, member, time range and
+/// text; a bad filter is a 400 `INVALID_QUERY` naming it in `details.field`.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/alerts",
@@ -157,6 +281,7 @@ fn fraud_error(e: haven_fraud::Error) -> ApiError {
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Alerts, newest first", body = Vec<AlertView>),
+        (status = 400, description = "A filter is invalid (`INVALID_QUERY`, `details.field`)", body = crate::openapi::ErrorBodySchema),
     ),
 )]
 pub async fn list(
@@ -165,13 +290,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     use haven_fraud::AlertStore;
-    let limit = page_limit(query.limit)?;
-    let filter = AlertFilter {
-        state: query.state,
-        before: query.before,
-        limit: limit as usize,
-        ..AlertFilter::default()
-    };
+    let filter = filter_of(query.into_inner())?;
     let alerts: Vec<AlertView> = PgAlertStore::new(state.db.clone())
         .list(&filter)
         .await

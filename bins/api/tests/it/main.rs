@@ -2,6 +2,7 @@
 
 mod addresses;
 mod admin;
+mod admin_alerts;
 mod alerts;
 mod auth;
 mod cli;

@@ -356,3 +356,97 @@ async fn an_alert_inserted_in_a_rolled_back_transaction_is_not_queued() {
             .is_empty()
     );
 }
+
+/// The Postgres search agrees with the in-memory store's on text SQL would misread (quotes,
+/// pattern and escape characters, non-ASCII case, nested metadata, numbers) and on the time
+/// bounds combined with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_search_and_time_bounds_agree_with_the_memory_store() {
+    use haven_fraud::{AlertFilter, MemoryAlertStore};
+    use serde_json::json;
+    let s = setup().await;
+    let memory = MemoryAlertStore::new();
+    let texts = [
+        (
+            "it's 50% over; _all_ of it",
+            json!({"amount": 5000, "who": "O'Brien"}),
+        ),
+        (
+            r"path C:\temp\x; $1 OR 1=1 --",
+            json!({"deep": [{"k": "Ärger im Büro"}]}),
+        ),
+        (
+            "plain velocity",
+            json!({"ok": true, "none": null, "ratio": 1.5}),
+        ),
+    ];
+    let mut alerts = Vec::new();
+    for (minute, (description, metadata)) in texts.into_iter().enumerate() {
+        let mut alert = sample_alert("dora", "velocity", Severity::Medium, minute as i64);
+        alert.description = description.into();
+        alert.metadata = metadata;
+        assert!(s.store.insert(&alert).await.unwrap());
+        assert!(memory.insert(&alert).await.unwrap());
+        alerts.push(alert);
+    }
+    let ids = |records: Vec<haven_fraud::AlertRecord>| {
+        records.into_iter().map(|r| r.alert.id).collect::<Vec<_>>()
+    };
+    for text in [
+        "'",
+        "it's",
+        "50%",
+        "%",
+        "_all_",
+        "_",
+        r"\",
+        r"C:\TEMP",
+        r"\x",
+        "$1 or 1=1",
+        "--",
+        "o'brien",
+        "5000",
+        "ärger",
+        "ÄRGER IM",
+        "büro",
+        "true",
+        "1.5",
+        "null",
+        "amount",
+        "dora",
+        "VELOCITY",
+        "",
+        "nothing here",
+    ] {
+        for since in [None, Some(alerts[1].created_at)] {
+            let filter = AlertFilter {
+                text: Some(text.into()),
+                since,
+                ..AlertFilter::default()
+            };
+            let pg = ids(s.store.list(&filter).await.unwrap());
+            let mem = ids(memory.list(&filter).await.unwrap());
+            assert_eq!(pg, mem, "{text:?} since {since:?}");
+        }
+    }
+    let only = |text: &str| AlertFilter {
+        text: Some(text.into()),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        ids(s.store.list(&only("_all_")).await.unwrap()),
+        vec![alerts[0].id]
+    );
+    assert_eq!(
+        ids(s.store.list(&only("ärger")).await.unwrap()),
+        vec![alerts[1].id]
+    );
+    assert_eq!(
+        ids(s.store.list(&only("1.5")).await.unwrap()),
+        vec![alerts[2].id]
+    );
+    assert_eq!(
+        ids(s.store.list(&only("%")).await.unwrap()),
+        vec![alerts[0].id]
+    );
+}
