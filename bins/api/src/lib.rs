@@ -132,6 +132,8 @@ impl Application {
                 .context("authentication")?,
         );
         let domain = Domain::build(&config, &db, &redis, &breakers)?;
+        // the node's breaker, shared with the worker: `/ready` and token reads go through it
+        breakers.get_or_create(chain::NODE_BREAKER)?;
         haven_resilience::metrics::count_transitions(&breakers);
         let public_host = config.public_host.clone();
         let state = AppState {
@@ -303,7 +305,13 @@ impl Domain {
             ),
             chain: config
                 .token_address
-                .map(|token| chain::TokenReader::new(&config.common.eth_rpc_url, token))
+                .map(|token| {
+                    chain::TokenReader::new(
+                        &config.common.eth_rpc_url,
+                        token,
+                        breakers.get_or_create(chain::NODE_BREAKER)?,
+                    )
+                })
                 .transpose()?,
         });
         let treasury = web::Data::new(treasury::TreasuryService {

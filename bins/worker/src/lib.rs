@@ -181,6 +181,8 @@ pub async fn run(
     // before any job builds its HTTP clients
     install_crypto_provider();
     let breakers = Arc::new(breaker_registry(&config)?);
+    // the node's breaker, shared with the api (listed even while the chain jobs are off)
+    breakers.get_or_create("eth_rpc")?;
     let registrations = compose::standard(&config, &breakers)?;
     run_with_breakers(config, listener, registrations, breakers, shutdown).await
 }

@@ -110,9 +110,96 @@ async fn admin_token(db: &haven_testkit::TestDb) -> String {
         .to_owned()
 }
 
-/// Point 6: two `haven-api` processes on one Postgres and one Redis act as one service:
-/// a breaker transition, a rate-limit budget and an API key revocation made through one
-/// replica hold on the other.
+/// The `haven-worker` binary next to this package's `haven-api` (a workspace test run builds
+/// both); built on demand when this package's tests run alone.
+fn worker_binary() -> std::path::PathBuf {
+    let worker =
+        std::path::Path::new(env!("CARGO_BIN_EXE_haven-api")).with_file_name("haven-worker");
+    if !worker.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "haven-worker", "--bin", "haven-worker"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building haven-worker");
+    }
+    worker
+}
+
+/// The real `haven-worker` binary as its own process; killed when dropped.
+struct WorkerProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl WorkerProcess {
+    fn start(db: &haven_testkit::TestDb, env: &[(&str, String)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(worker_binary())
+            .env_remove("HAVEN_CONFIG")
+            .env("HAVEN_ENV", "test")
+            .env("DATABASE_URL", db.url())
+            .env("HAVEN_WORKER_ADDR", format!("127.0.0.1:{port}"))
+            .env("HAVEN_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port }
+    }
+
+    /// The worker's `eth_rpc` breaker on its `/health` (`None` until it answers).
+    async fn eth_rpc(&self) -> Option<Value> {
+        let body: Value = reqwest::get(format!("http://127.0.0.1:{}/health", self.port))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        body["breakers"]
+            .as_array()?
+            .iter()
+            .find(|b| b["name"] == "eth_rpc")
+            .cloned()
+    }
+
+    /// Waits (up to `within`) until the worker's `eth_rpc` is in `state`, shared.
+    async fn until_eth_rpc(&self, state: &str, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let now = self.eth_rpc().await;
+            if now
+                .as_ref()
+                .is_some_and(|b| b["state"] == state && b["shared"] == true)
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the worker's eth_rpc is not {state} within {within:?}: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Point 6: two `haven-api` processes and a `haven-worker` on one Postgres and one Redis act
+/// as one service: a breaker transition, a rate-limit budget and an API key revocation made
+/// through one replica hold on the other, and the node's breaker moved through an api
+/// replica holds on the worker.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_api_processes_share_breakers_rate_limits_and_key_revocations() {
     haven_testkit::install_crypto_provider();
@@ -127,10 +214,14 @@ async fn two_api_processes_share_breakers_rate_limits_and_key_revocations() {
         ("HAVEN_PRICE_PRIMARY_URL", "http://127.0.0.1:9/".to_owned()),
         ("HAVEN_RATE_LIMIT_PUBLIC_PER_MIN", "4".to_owned()),
     ];
+    let worker = WorkerProcess::start(&db, &env);
     let a = ApiProcess::start(&db, &env).await;
     let b = ApiProcess::start(&db, &env).await;
     let http = reqwest::Client::new();
     let bearer = format!("Bearer {}", admin_token(&db).await);
+    worker
+        .until_eth_rpc("CLOSED", Duration::from_secs(60))
+        .await;
 
     // (a) A breaker forced open through A is reported open by B within 1 s.
     let res = http
@@ -165,6 +256,22 @@ async fn two_api_processes_share_breakers_rate_limits_and_key_revocations() {
         assert!(forced.elapsed() < Duration::from_secs(1), "B: {on_b}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The node's breaker, forced open through A, holds on the worker within 1 s, and a
+    // reset through B reaches it too.
+    let transition = |api: &ApiProcess, action: &str| {
+        http.post(api.url(&format!(
+            "/api/v1/admin/health/circuit-breakers/eth_rpc/{action}"
+        )))
+        .header("authorization", &bearer)
+        .send()
+    };
+    assert_eq!(transition(&a, "force-open").await.unwrap().status(), 200);
+    worker
+        .until_eth_rpc("FORCED_OPEN", Duration::from_secs(1))
+        .await;
+    assert_eq!(transition(&b, "reset").await.unwrap().status(), 200);
+    worker.until_eth_rpc("CLOSED", Duration::from_secs(1)).await;
+
     // (b) The public budget (4 a minute) spent on A is refused on B.
     let validate = |api: &ApiProcess| {
         http.post(api.url("/api/v1/addresses/validate"))
