@@ -144,8 +144,10 @@ async fn breakers_are_listed_forced_open_disabled_and_reset_with_audit() {
     let base = "/api/v1/admin/health/circuit-breakers";
     let (status, body) = admin.get(base).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["breakers"][0]["name"], "partner_api");
-    assert_eq!(body["breakers"][0]["state"], "CLOSED");
+    // sorted by name: the node's `eth_rpc`, which every api registers, then ours
+    assert_eq!(body["breakers"][0]["name"], "eth_rpc");
+    assert_eq!(body["breakers"][1]["name"], "partner_api");
+    assert_eq!(body["breakers"][1]["state"], "CLOSED");
 
     for (action, state, audit, severity) in [
         (
@@ -401,7 +403,10 @@ async fn the_status_shows_transactions_breakers_outboxes_and_the_pool() {
     assert_eq!(report["transactions"]["failed"], 1);
     assert_eq!(
         report["breakers"],
-        json!([{"name": "partner_api", "state": "FORCED_OPEN"}])
+        json!([
+            {"name": "eth_rpc", "state": "CLOSED"},
+            {"name": "partner_api", "state": "FORCED_OPEN"}
+        ])
     );
     let outboxes = report["outboxes"].as_array().unwrap();
     assert_eq!(outboxes.len(), haven_db::OUTBOXES.len());
@@ -444,7 +449,7 @@ async fn the_price_sources_breakers_are_registered_where_operators_see_them() {
         .iter()
         .map(|b| b["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["price:primary", "price:secondary"]);
+    assert_eq!(names, ["eth_rpc", "price:primary", "price:secondary"]);
     let (status, body) = admin
         .post_empty("/api/v1/admin/health/circuit-breakers/price:primary/force-open")
         .await;
