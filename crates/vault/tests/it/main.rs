@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit;
+mod canonical;
+mod concurrency;
+mod flow;
+mod refusals;
+mod support;
