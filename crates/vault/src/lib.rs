@@ -64,9 +64,12 @@
 //! ```
 //!
 //! ## Features
-//! None yet: the Postgres store will live in `haven-db`, the WebSocket in the api.
+//! - `test-utils`: the `conformance` module, a suite that every [`VaultStore`]
+//!   implementation (e.g. the Postgres one to come) must pass, concurrency checks included.
 
 pub mod canonical;
+#[cfg(feature = "test-utils")]
+pub mod conformance;
 mod error;
 mod policy;
 mod service;

@@ -183,6 +183,15 @@ impl VaultService {
             .ok_or(Error::RequestNotFound { id })
     }
 
+    /// The vault's requests, newest first; only those in `state` when given.
+    pub async fn requests(
+        &self,
+        vault_id: VaultId,
+        state: Option<RequestState>,
+    ) -> Result<Vec<VaultRequest>> {
+        self.store.requests(vault_id, state).await
+    }
+
     /// Creates a single-use invitation to `vault_id`. The code is in the answer and nowhere
     /// else: the store keeps its SHA-256.
     pub async fn invite(&self, vault_id: VaultId, caller: &Caller) -> Result<CreatedInvitation> {
@@ -493,6 +502,18 @@ impl VaultService {
             let outcome = Outcome::new(request_id, Severity::Low, json!({}));
             self.audited(caller, "vault.request.expired", outcome, Ok(()))
                 .await?;
+        }
+        Ok(closed)
+    }
+
+    /// Closes up to `limit` open requests that are past their expiry (what a periodic job
+    /// calls); returns those this call closed, each audited `vault.request.expired`.
+    pub async fn expire_due(&self, limit: usize, caller: &Caller) -> Result<Vec<RequestId>> {
+        let mut closed = Vec::new();
+        for id in self.store.due_for_expiry(Utc::now(), limit).await? {
+            if self.expire(id, caller).await? {
+                closed.push(id);
+            }
         }
         Ok(closed)
     }

@@ -132,6 +132,17 @@ pub trait VaultStore: Send + Sync {
     /// with `threshold` and moves the request (setting `released` on `approved`).
     async fn record_decision(&self, decision: &Decision, threshold: u32) -> Result<Recorded>;
 
+    /// The vault's requests, newest first; only those in `state` when given.
+    async fn requests(
+        &self,
+        vault_id: VaultId,
+        state: Option<RequestState>,
+    ) -> Result<Vec<VaultRequest>>;
+
+    /// Ids of open requests (of any vault) past their expiry at `now`, oldest expiry first,
+    /// at most `limit`.
+    async fn due_for_expiry(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<RequestId>>;
+
     /// Compare-and-set `open` → `expired` if the request is past its expiry at `now`.
     /// Returns whether this call made the transition.
     async fn expire_request(&self, id: RequestId, now: DateTime<Utc>) -> Result<bool>;
@@ -414,6 +425,33 @@ impl VaultStore for MemoryVaultStore {
             rejections,
             transition,
         })
+    }
+
+    async fn requests(
+        &self,
+        vault_id: VaultId,
+        state: Option<RequestState>,
+    ) -> Result<Vec<VaultRequest>> {
+        let guard = self.state.lock().await;
+        let mut found: Vec<VaultRequest> = guard
+            .requests
+            .values()
+            .filter(|r| r.vault_id == vault_id && state.is_none_or(|s| r.state == s))
+            .cloned()
+            .collect();
+        found.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        Ok(found)
+    }
+
+    async fn due_for_expiry(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<RequestId>> {
+        let state = self.state.lock().await;
+        let mut due: Vec<&VaultRequest> = state
+            .requests
+            .values()
+            .filter(|r| r.state == RequestState::Open && r.is_expired_at(now))
+            .collect();
+        due.sort_by_key(|r| (r.expires_at, r.id));
+        Ok(due.into_iter().take(limit).map(|r| r.id).collect())
     }
 
     async fn expire_request(&self, id: RequestId, now: DateTime<Utc>) -> Result<bool> {

@@ -5,4 +5,5 @@ mod canonical;
 mod concurrency;
 mod flow;
 mod refusals;
+mod store;
 mod support;
