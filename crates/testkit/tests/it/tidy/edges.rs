@@ -17,6 +17,7 @@ const DOMAIN: &[&str] = &[
     "haven-auth",
     "haven-rewards",
     "haven-partners",
+    "haven-vault",
 ];
 
 /// The workspace crates each library crate may use (normal, build and dev dependencies;
@@ -34,6 +35,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("haven-nonce", core.clone()),
         ("haven-custody", core.clone()),
         ("haven-fraud", core.clone()),
+        ("haven-vault", core.clone()),
         ("haven-partners", vec!["haven-core", "haven-resilience"]),
         (
             "haven-chain",

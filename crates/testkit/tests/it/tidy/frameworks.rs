@@ -17,6 +17,7 @@ const DOMAIN_CRATES: &[&str] = &[
     "haven-auth",
     "haven-rewards",
     "haven-partners",
+    "haven-vault",
 ];
 
 /// Web, database, job and CLI frameworks that belong to crates/db and the binaries only.

@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit;
+mod canonical;
+mod concurrency;
+mod flow;
+mod refusals;
+mod store;
+mod support;
