@@ -180,6 +180,10 @@ async fn concurrent_transfers_are_mined_with_contiguous_nonces_and_sync_recovers
         serde_json::json!([{ "from": Anvil::DEV_ADDRESSES[0], "to": Anvil::DEV_ADDRESSES[2], "value": "0x1" }]),
     );
     assert!(out_of_band.is_string());
+    // anvil answers before it mines; until then a higher-fee transaction with the same
+    // nonce would replace this one instead of being refused as too low
+    let out_of_band: B256 = out_of_band.as_str().unwrap().parse().unwrap();
+    assert_eq!(chain.mined_nonce(out_of_band).await, TRANSFERS);
     let stale = manager.reserve(&key).await.unwrap();
     assert_eq!(
         stale.nonce, TRANSFERS,
