@@ -6,28 +6,13 @@ use std::time::Duration;
 
 use haven_api::testing::{TestApi, spawn_api, spawn_api_with};
 use haven_auth::Role;
-use haven_core::audit::{AuditEvent, AuditRecord, AuditSink, Severity};
+use haven_core::audit::{AuditEvent, AuditSink, Severity};
 use haven_nonce::{NonceKey, NonceStore};
 use haven_testkit::Anvil;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Client, create_passwordless_user, pool};
-
-async fn audit_rows(api: &TestApi, action: &str) -> Vec<AuditRecord> {
-    haven_db::PgAuditLog::new(pool(api).await)
-        .page(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.event.action == action)
-        .collect()
-}
-
-async fn client_as(api: &TestApi, role: Role) -> Client<'_> {
-    let id = create_passwordless_user(api, crate::support::db_role(role)).await;
-    Client::for_user(api, id, role)
-}
+use crate::support::{audit_rows, client_as, pool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nonce_reset_is_refused_with_outstanding_leases_unless_forced() {

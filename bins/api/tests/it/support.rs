@@ -44,6 +44,23 @@ pub(crate) async fn create_user(api: &TestApi, email: &str, role: haven_db::Role
 }
 
 /// Creates a user who cannot log in (no password; cheap: no argon2) with `role`; its id.
+/// The audit records with `action`, oldest first.
+pub(crate) async fn audit_rows(api: &TestApi, action: &str) -> Vec<haven_core::audit::AuditRecord> {
+    haven_db::PgAuditLog::new(pool(api).await)
+        .page(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.action == action)
+        .collect()
+}
+
+/// A client logged in as a new passwordless user of `role`.
+pub(crate) async fn client_as(api: &TestApi, role: Role) -> Client<'_> {
+    let id = create_passwordless_user(api, db_role(role)).await;
+    Client::for_user(api, id, role)
+}
+
 pub(crate) async fn create_passwordless_user(api: &TestApi, role: haven_db::Role) -> Uuid {
     haven_db::UserRepo::new(pool(api).await)
         .create(haven_db::NewUser {

@@ -15,22 +15,7 @@ use haven_custody::{
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Client, create_passwordless_user, pool};
-
-async fn audit_rows(api: &TestApi, action: &str) -> Vec<AuditRecord> {
-    haven_db::PgAuditLog::new(pool(api).await)
-        .page(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.event.action == action)
-        .collect()
-}
-
-async fn client_as(api: &TestApi, role: Role) -> Client<'_> {
-    let id = create_passwordless_user(api, crate::support::db_role(role)).await;
-    Client::for_user(api, id, role)
-}
+use crate::support::{audit_rows, client_as, pool};
 
 fn outcome(record: &AuditRecord) -> &str {
     record.event.details["outcome"].as_str().unwrap_or_default()

@@ -8,30 +8,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use haven_api::testing::{TestApi, spawn_api};
 use haven_auth::Role;
-use haven_core::audit::{AuditRecord, Severity};
+use haven_core::audit::Severity;
 use haven_db::PgWebhookOutbox;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Client, create_passwordless_user, pool};
+use crate::support::{Client, audit_rows, client_as, pool};
 
 const ENDPOINTS: &str = "/api/v1/admin/webhooks/endpoints";
 const DEAD: &str = "/api/v1/admin/webhooks/dead-letters";
-
-async fn audit_rows(api: &TestApi, action: &str) -> Vec<AuditRecord> {
-    haven_db::PgAuditLog::new(pool(api).await)
-        .page(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.event.action == action)
-        .collect()
-}
-
-async fn client_as(api: &TestApi, role: Role) -> Client<'_> {
-    let id = create_passwordless_user(api, crate::support::db_role(role)).await;
-    Client::for_user(api, id, role)
-}
 
 async fn create(admin: &Client<'_>, url: &str) -> (String, String) {
     let (status, body) = admin
