@@ -215,34 +215,6 @@ pub(super) const REPLAY_DEAD: &str = "\
       AND d.attempt = (SELECT max(attempt) FROM webhook_deliveries WHERE message_id = $1) \
     ON CONFLICT DO NOTHING";
 
-#[derive(QueryableByName)]
-struct DeadRow {
-    #[diesel(sql_type = Text)]
-    message_id: String,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    endpoint_id: Uuid,
-    #[diesel(sql_type = Text)]
-    event_type: String,
-    #[diesel(sql_type = Integer)]
-    attempt: i32,
-    #[diesel(sql_type = Nullable<SmallInt>)]
-    response_status: Option<i16>,
-    #[diesel(sql_type = Nullable<Text>)]
-    error: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    attempted_at: Option<DateTime<Utc>>,
-}
-
-const DEAD_LETTERS: &str = "\
-    SELECT d.message_id, m.endpoint_id, m.event_type, d.attempt, d.response_status, d.error, \
-           d.attempted_at \
-    FROM webhook_deliveries d JOIN webhook_messages m ON m.id = d.message_id \
-    WHERE d.status = 'dead' \
-      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries l \
-                      WHERE l.message_id = d.message_id AND l.attempt > d.attempt) \
-    ORDER BY d.attempted_at, d.id \
-    LIMIT $1";
-
 fn corrupt(table: &'static str, reason: impl Into<String>) -> Error {
     Error::Corrupt {
         table,
@@ -595,23 +567,8 @@ impl PgWebhookOutbox {
 
     /// Up to `limit` dead-lettered messages, oldest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        let mut conn = get(&self.pool).await?;
-        let rows: Vec<DeadRow> = diesel::sql_query(DEAD_LETTERS)
-            .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-            .load(&mut conn)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| DeadLetter {
-                message_id: r.message_id,
-                endpoint_id: r.endpoint_id,
-                event_type: r.event_type,
-                attempts: r.attempt,
-                last_status: r.response_status,
-                last_error: r.error,
-                dead_since: r.attempted_at,
-            })
-            .collect())
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self.dead_letter_page(None, None, limit).await?.letters)
     }
 
     /// Every attempt of a message, in order.
