@@ -19,6 +19,13 @@
 //!   `vault.request.create`, `vault.request.approve`, `vault.request.reject`,
 //!   `vault.request.released`, `vault.request.expired`) to a
 //!   [`haven_core::audit::AuditSink`].
+//! - **Threshold keys** ([`threshold`]): FROST (ed25519) key generation without a dealer
+//!   and t-of-n signing, without transport. Guardian side: [`threshold::DkgParticipant`]
+//!   (round-1 messages signed with the device key, secret shares end-to-end encrypted to
+//!   their recipient), [`threshold::KeyShare`], [`threshold::commit`] and
+//!   [`threshold::sign`]. Server side, public data only: [`threshold::DkgRound`],
+//!   [`threshold::SigningRound`] (aggregates, verifies strictly and names a bad share) and
+//!   [`threshold::SigningAttempts`]. Every message serialises to JSON for the relay.
 //!
 //! The crate knows no web, database or job framework.
 //!
@@ -75,6 +82,7 @@ mod policy;
 mod service;
 mod signing;
 mod store;
+pub mod threshold;
 mod types;
 
 pub use error::{Error, Result, StoreError};

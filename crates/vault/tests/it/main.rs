@@ -7,3 +7,4 @@ mod flow;
 mod refusals;
 mod store;
 mod support;
+mod threshold;
