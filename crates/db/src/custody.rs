@@ -83,14 +83,15 @@ fn to_u32(table: &'static str, column: &'static str, value: i32) -> Result<u32> 
 }
 
 /// A timestamp split into what `TIMESTAMPTZ` keeps (microseconds) and the nanoseconds below.
-fn split_time(at: DateTime<Utc>) -> (DateTime<Utc>, i16) {
+pub(crate) fn split_time(at: DateTime<Utc>) -> (DateTime<Utc>, i16) {
     let micros = at.timestamp_micros();
     let truncated = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or(at);
     let rest = (at - truncated).num_nanoseconds().unwrap_or(0);
     (truncated, i16::try_from(rest).unwrap_or(0))
 }
 
-fn join_time(at: DateTime<Utc>, sub_us: i16) -> DateTime<Utc> {
+/// A timestamp read back from what `TIMESTAMPTZ` kept and the nanoseconds below.
+pub(crate) fn join_time(at: DateTime<Utc>, sub_us: i16) -> DateTime<Utc> {
     at + chrono::Duration::nanoseconds(i64::from(sub_us))
 }
 

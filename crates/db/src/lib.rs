@@ -38,6 +38,7 @@ pub mod rewards;
 pub mod schema;
 pub mod treasury;
 mod users;
+mod vault;
 mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyRepo, NewApiKey};
@@ -58,6 +59,7 @@ pub use retention::{RetentionPolicy, RetentionReport, apply_retention};
 pub use rewards::{PgRewards, RewardRecord};
 pub use treasury::PgTreasury;
 pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
+pub use vault::PgVaultStore;
 pub use webhooks::{
     AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, DeadLetterPage, EndpointChange,
     EndpointDeletion, EndpointDetails, MAX_SECRET_OVERLAP, OverlapRefusal, PgIdempotencyStore,

@@ -11,4 +11,5 @@ mod migrations;
 mod nonce;
 mod repos;
 mod retention;
+mod vault;
 mod webhooks;
