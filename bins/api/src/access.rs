@@ -38,6 +38,9 @@ pub enum Access {
     /// A logged-in user whose role holds this permission; API keys are refused whatever
     /// their scopes (API keys are managed by their owners, never by other keys).
     UserPermission(Permission),
+    /// A vault guardian's access token (its own audience: user tokens and API keys are
+    /// refused with 401), checked completely ([`crate::guardian::GuardianContext`]).
+    Guardian,
 }
 
 /// Which rate limits a route is charged to (see [`crate::ratelimit`]).
@@ -281,6 +284,44 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         "/api/v1/admin/audit/wallet-logs",
         Permission::ReadAudit,
     ),
+    // Guardian vaults: administration, then the guardians' own routes and socket.
+    permission("POST", "/api/v1/admin/vaults", Permission::ManageVaults),
+    permission("GET", "/api/v1/admin/vaults/{id}", Permission::ManageVaults),
+    permission(
+        "POST",
+        "/api/v1/admin/vaults/{id}/invitations",
+        Permission::ManageVaults,
+    ),
+    permission(
+        "DELETE",
+        "/api/v1/admin/vaults/{id}/guardians/{guardian_id}",
+        Permission::ManageVaults,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/vaults/{id}/requests",
+        Permission::ManageVaults,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/vaults/{id}/threshold/dkg",
+        Permission::ManageVaults,
+    ),
+    permission(
+        "POST",
+        "/api/v1/admin/vaults/{id}/threshold/sign",
+        Permission::ManageVaults,
+    ),
+    permission(
+        "GET",
+        "/api/v1/admin/vaults/{id}/threshold/{session}",
+        Permission::ManageVaults,
+    ),
+    route("POST", "/api/v1/guardian/join", Access::Public).limit(Limit::Sensitive),
+    route("POST", "/api/v1/guardian/refresh", Access::Public),
+    route("GET", "/api/v1/guardian/sessions", Access::Guardian),
+    route("DELETE", "/api/v1/guardian/sessions/{id}", Access::Guardian),
+    route("GET", "/api/v1/ws/guardian", Access::Guardian),
     permission("POST", "/api/v1/fraud/events", Permission::ReportEvents)
         .idempotency(Idempotency::Optional),
     // Member routes also admit a key scoped to that member only (`auth::MemberScope`).

@@ -209,6 +209,9 @@ pub async fn guard(
         };
         return charged(limits.as_deref(), &charges, req, next).await;
     }
+    if row.access == Access::Guardian {
+        return guard_guardian(limits.as_deref(), req, next).await;
+    }
     let Some(ctx) = req.app_data::<web::Data<AuthContext>>().cloned() else {
         let err = ApiError::new(ErrorCode::InternalError, "authentication is not configured");
         return Ok(req.into_response(err.error_response()));
@@ -257,6 +260,45 @@ pub async fn guard(
     charged(limits.as_deref(), &charges, req, next).await
 }
 
+/// The guard of a guardian route: a complete guardian token check (401 otherwise, 503 when
+/// it cannot be made), then the guardian's authenticated rate limit.
+async fn guard_guardian(
+    limits: Option<&RateLimits>,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(ctx) = req
+        .app_data::<web::Data<crate::guardian::GuardianContext>>()
+        .cloned()
+    else {
+        let err = ApiError::new(ErrorCode::InternalError, "guardians are not configured");
+        return Ok(req.into_response(err.error_response()));
+    };
+    let token = match credential(req.request()) {
+        Ok(Credential::Bearer(token)) => token.to_owned(),
+        Ok(Credential::ApiKey(_)) => {
+            let err = unauthorized("guardian routes take a guardian token, not an API key");
+            return Ok(req.into_response(err.error_response()));
+        }
+        Err(err) => return Ok(req.into_response(err.error_response())),
+    };
+    let principal = match ctx.authenticate(&token).await {
+        Ok(principal) => principal,
+        Err(refusal) => return Ok(req.into_response(refusal.into_error().error_response())),
+    };
+    let principal_id = format!("guardian:{}", principal.guardian_id);
+    let charges = vec![(
+        RateClass::Authenticated,
+        format!("principal:{principal_id}"),
+    )];
+    {
+        let mut ext = req.extensions_mut();
+        ext.insert(PrincipalId(principal_id));
+        ext.insert(principal);
+    }
+    charged(limits, &charges, req, next).await
+}
+
 /// Charges `charges`, then runs the rest of the route and reports the strictest bucket.
 async fn charged(
     limits: Option<&RateLimits>,
@@ -286,6 +328,8 @@ fn authorize(access: Access, principal: &Principal) -> Result<(), String> {
         Access::User => is_user,
         Access::Permission(permission) => principal.can(permission),
         Access::UserPermission(permission) => is_user && principal.can(permission),
+        // decided by `guard_guardian`; a user or key never passes
+        Access::Guardian => false,
     };
     if allowed {
         return Ok(());

@@ -1,6 +1,7 @@
 //! The api's configuration: the only place it reads the environment.
 
 pub mod auth;
+pub mod guardian;
 pub mod treasury;
 pub mod webhooks;
 
@@ -49,6 +50,8 @@ pub struct ApiConfig {
     pub token_address: Option<alloy::primitives::Address>,
     /// Fiat prices and redemption rules (`HAVEN_PRICE_*`, `HAVEN_REDEMPTION_*`).
     pub treasury: treasury::TreasuryConfig,
+    /// Guardian vaults and their WebSocket (`HAVEN_VAULT_*`, `HAVEN_GUARDIAN_*`).
+    pub guardian: guardian::GuardianConfig,
     /// `HAVEN_MASTER_KEYS` (with `HAVEN_MIN_DECRYPTION_VERSION`): custody's master keys. Only
     /// creating and rotating wallets over HTTP needs them; unset, those two routes answer
     /// 503 and the keys stay with `haven-admin custody` and the worker.
@@ -77,6 +80,8 @@ struct Own {
     auth: auth::AuthOwn,
     #[serde(flatten)]
     treasury: treasury::TreasuryOwn,
+    #[serde(flatten)]
+    guardian: guardian::GuardianOwn,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +104,8 @@ struct Defaults {
     auth: auth::AuthDefaults,
     #[serde(flatten)]
     treasury: treasury::TreasuryDefaults,
+    #[serde(flatten)]
+    guardian: guardian::GuardianDefaults,
 }
 
 /// Every default of the api, in one place (with the hardening and auth parts it flattens);
@@ -119,6 +126,7 @@ const DEFAULTS: Defaults = Defaults {
     hardening: HARDENING_DEFAULTS,
     auth: auth::DEFAULTS,
     treasury: treasury::DEFAULTS,
+    guardian: guardian::DEFAULTS,
 };
 
 /// Every environment variable the api reads, sorted.
@@ -379,6 +387,7 @@ impl ApiConfig {
             rewards_rules,
             token_address,
             treasury: treasury::treasury_from(own.treasury)?,
+            guardian: guardian::guardian_from(own.guardian)?,
             custody_keys: custody_keys(own.master_keys, own.min_decryption_version)?,
         })
     }
@@ -430,6 +439,7 @@ impl ApiConfig {
             rewards_rules: None,
             token_address: None,
             treasury: treasury::TreasuryConfig::default(),
+            guardian: guardian::GuardianConfig::default(),
             custody_keys: None,
         }
     }
@@ -483,6 +493,7 @@ mod tests {
             hardening: hardening(""),
             auth: auth::dev_own(),
             treasury: treasury::TreasuryOwn::default(),
+            guardian: guardian::GuardianOwn::default(),
         }
     }
 

@@ -44,6 +44,13 @@ impl From<haven_db::Error> for ApiError {
     }
 }
 
+impl From<haven_vault::Error> for ApiError {
+    fn from(err: haven_vault::Error) -> Self {
+        let code = err.code();
+        Self(Problem::new(code, err.to_string()).with_source(err))
+    }
+}
+
 /// Attached to every error response so the middleware can log it and, for 5xx, store it
 /// under the `error_id` the client saw.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod guardian;
 pub mod hardening;
 pub mod idempotency;
 pub mod lockout;
@@ -132,6 +133,18 @@ impl Application {
                 .context("authentication")?,
         );
         let domain = Domain::build(&config, &db, &redis, &breakers)?;
+        let guardians = web::Data::new(
+            guardian::GuardianContext::build(
+                &config.auth,
+                &config.guardian,
+                db.clone(),
+                redis.clone(),
+            )
+            .context("guardian vaults")?,
+        );
+        let releases = web::Data::new(guardian::release::Releases::new(haven_db::PgTreasury::new(
+            db.clone(),
+        )));
         // the node's breaker, shared with the worker: `/ready` and token reads go through it
         breakers.get_or_create(chain::NODE_BREAKER)?;
         haven_resilience::metrics::count_transitions(&breakers);
@@ -160,6 +173,8 @@ impl Application {
                 .app_data(domain.fraud.clone())
                 .app_data(domain.rewards.clone())
                 .app_data(domain.treasury.clone())
+                .app_data(guardians.clone())
+                .app_data(releases.clone())
                 // The last wrap runs first. Authentication, authorization and rate limits are
                 // not here: each route's own guard applies them once the router has matched
                 // it (`access::RouteSet`).

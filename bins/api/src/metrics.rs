@@ -54,6 +54,16 @@ use crate::state::AppState;
 
 /// Requests served.
 pub const HTTP_REQUESTS: &str = "haven_http_requests_total";
+/// Gauge: vault requests waiting for their guardians (refreshed at each scrape).
+pub const VAULT_REQUESTS_OPEN: &str = "haven_vault_requests_open";
+/// Counter: guardian decisions, by kind (`approve`, `reject`) and result.
+pub const VAULT_DECISIONS: &str = "haven_vault_decisions_total";
+/// Histogram: how long threshold jobs took, by kind (`signing`).
+pub const VAULT_ROUND_DURATION: &str = "haven_vault_round_duration_seconds";
+/// Counter: FROST rounds that timed out.
+pub const VAULT_ROUND_TIMEOUTS: &str = "haven_vault_round_timeouts_total";
+/// Gauge: open guardian sockets of this process.
+pub const GUARDIAN_SOCKETS: &str = "haven_guardian_sockets";
 /// Request latency in seconds (buckets: `haven_service::metrics::LATENCY_BUCKETS`).
 pub const HTTP_DURATION: &str = "haven_http_request_duration_seconds";
 /// Requests refused by a rate limit.
@@ -127,6 +137,24 @@ fn describe() {
         FRAUD_SIGNALS_DROPPED,
         "Authentication failures not evaluated by the fraud rules because their queue was full."
     );
+    describe_gauge!(
+        VAULT_REQUESTS_OPEN,
+        "Vault requests waiting for their guardians."
+    );
+    describe_counter!(
+        VAULT_DECISIONS,
+        "Guardian decisions over the WebSocket, by kind and result."
+    );
+    describe_histogram!(
+        VAULT_ROUND_DURATION,
+        Unit::Seconds,
+        "How long FROST threshold jobs took, by kind."
+    );
+    describe_counter!(VAULT_ROUND_TIMEOUTS, "FROST rounds that timed out.");
+    describe_gauge!(
+        GUARDIAN_SOCKETS,
+        "Open guardian WebSockets of this process."
+    );
     describe_gauge!(DB_POOL_IN_USE, "Postgres pool connections checked out now.");
     describe_gauge!(DB_POOL_MAX, "The most connections the Postgres pool opens.");
     describe_gauge!(OUTBOX_PENDING, "Outbox items not yet done, by outbox.");
@@ -153,6 +181,13 @@ async fn refresh_database_gauges(state: &AppState) {
             }
         }
         Err(err) => tracing::warn!(error = %err, "outbox backlogs not refreshed"),
+    }
+    match haven_db::PgVaultStore::new(state.db.clone())
+        .open_requests()
+        .await
+    {
+        Ok(open) => metrics::gauge!(VAULT_REQUESTS_OPEN).set(open as f64),
+        Err(err) => tracing::warn!(error = %err, "open vault requests not counted"),
     }
 }
 

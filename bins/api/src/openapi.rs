@@ -17,6 +17,8 @@ use uuid::Uuid;
 pub const BEARER: &str = "bearer_jwt";
 /// The name of the `X-API-Key` security scheme.
 pub const API_KEY: &str = "api_key";
+/// The name of the guardian token scheme (a Bearer JWT of the guardian audience).
+pub const GUARDIAN: &str = "guardian_token";
 
 /// The error body every error response carries ([`haven_core::ErrorBody`]).
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,6 +137,18 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             API_KEY,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            GUARDIAN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A guardian access token (`POST /api/v1/guardian/join`)",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -357,6 +371,19 @@ pub struct InboundAccepted {
         crate::routes::token::reject,
         crate::routes::token::mark_paid,
         crate::routes::stats::network,
+        crate::guardian::routes::create_vault,
+        crate::guardian::routes::get_vault,
+        crate::guardian::routes::invite,
+        crate::guardian::routes::remove_guardian,
+        crate::guardian::routes::submit,
+        crate::guardian::threshold::start_dkg,
+        crate::guardian::threshold::start_signing,
+        crate::guardian::threshold::status,
+        crate::guardian::routes::join,
+        crate::guardian::routes::refresh,
+        crate::guardian::routes::sessions,
+        crate::guardian::routes::revoke_session,
+        crate::guardian::ws::connect,
         inbound_webhook,
         partner_event,
         partner_event_tribe,

@@ -51,6 +51,10 @@ pub fn standard(
             schedule: cron(&config.jobs.retention),
         },
     ];
+    jobs.push(Registration {
+        job: Arc::new(crate::jobs::scheduled::VaultExpiryJob::new(pool(2)?)),
+        schedule: every(crate::jobs::scheduled::VAULT_EXPIRY_EVERY),
+    });
     if config.inbound_relay.routes.is_empty() {
         tracing::info!("inbound_relay job is off: HAVEN_INBOUND_RELAY is unset");
     } else {

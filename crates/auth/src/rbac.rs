@@ -66,18 +66,22 @@ pub enum Role {
     Operator,
     /// Read-only access to business data.
     Viewer,
+    /// A vault guardian's device: holds no permission; its tokens (a separate audience) open
+    /// only the guardian routes and the guardian WebSocket. Never a user's role.
+    Guardian,
 }
 
 impl Role {
-    /// Every role.
+    /// Every role a user can hold (not [`Role::Guardian`]); [`FromStr`] parses these only.
     pub const ALL: [Role; 3] = [Role::Admin, Role::Operator, Role::Viewer];
 
-    /// `"admin"`, `"operator"` or `"viewer"`.
+    /// `"admin"`, `"operator"`, `"viewer"` or `"guardian"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
+            Role::Guardian => "guardian",
         }
     }
 
@@ -190,6 +194,9 @@ permissions! {
     /// list and replay dead letters. Admin only: a secret is handed out, and a delete
     /// drops undelivered messages.
     ManageWebhookEndpoints = "webhook_endpoints:manage",
+    /// Create guardian vaults, invite and remove guardians, submit operations to them. Admin
+    /// only.
+    ManageVaults = "vaults:manage",
 }
 
 /// The permission table: whether `role` holds `permission`.
@@ -213,7 +220,8 @@ pub const fn allows(role: Role, permission: Permission) -> bool {
         | ReadAudit
         | ManageWallets
         | OperateSystem
-        | ManageWebhookEndpoints => {
+        | ManageWebhookEndpoints
+        | ManageVaults => {
             matches!(role, Admin)
         }
     }
@@ -318,6 +326,7 @@ mod tests {
         (Permission::WithdrawTokens, true, true, false),
         (Permission::ApproveRedemptions, true, true, false),
         (Permission::OperateSystem, true, false, false),
+        (Permission::ManageVaults, true, false, false),
     ];
 
     #[test]
@@ -448,5 +457,19 @@ mod tests {
             "root".parse::<Role>(),
             Err(AuthzError::UnknownRole { .. })
         ));
+    }
+
+    #[test]
+    fn a_guardian_holds_nothing_and_is_never_a_user_role() {
+        assert!(Permission::ALL.iter().all(|p| !allows(Role::Guardian, *p)));
+        assert!(Role::Guardian.check_grantable(Permission::ALL).is_err());
+        assert!(matches!(
+            "guardian".parse::<Role>(),
+            Err(AuthzError::UnknownRole { .. })
+        ));
+        assert_eq!(
+            serde_json::to_string(&Role::Guardian).unwrap(),
+            r#""guardian""#
+        );
     }
 }

@@ -140,6 +140,17 @@ pub async fn vaults_round_trip(store: &dyn VaultStore) {
     let v = vault(store, 2).await;
     assert_eq!(store.vault(v.id).await.unwrap().as_ref(), Some(&v));
     assert!(store.vault(VaultId::generate()).await.unwrap().is_none());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let w = vault(store, 1).await;
+    let listed: Vec<VaultId> = store.vaults().await.unwrap().iter().map(|v| v.id).collect();
+    let (at_v, at_w) = (
+        listed.iter().position(|id| *id == v.id),
+        listed.iter().position(|id| *id == w.id),
+    );
+    assert!(
+        matches!((at_v, at_w), (Some(a), Some(b)) if a < b),
+        "both listed, oldest first: {listed:?}"
+    );
 }
 
 /// Each refusal of `redeem_invitation` changes nothing; a code admits once.

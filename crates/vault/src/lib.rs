@@ -27,6 +27,10 @@
 //!   [`threshold::SigningRound`] (aggregates, verifies strictly and names a bad share) and
 //!   [`threshold::SigningAttempts`]. Every message serialises to JSON for the relay.
 //!
+//! - **Protocol** ([`protocol`]): the JSON frames of the guardian WebSocket (a token on
+//!   every frame, approvals and rejections, pushes of new and closed requests, error
+//!   frames), for the server and the guardian client alike.
+//!
 //! The crate knows no web, database or job framework.
 //!
 //! ```
@@ -79,6 +83,7 @@ pub mod canonical;
 pub mod conformance;
 mod error;
 mod policy;
+pub mod protocol;
 mod service;
 mod signing;
 mod store;
@@ -90,7 +95,9 @@ pub use policy::{
     Amount, AmountError, MAX_THRESHOLD, Operation, OperationKind, Policy, PolicyError,
 };
 pub use service::{DecisionOutcome, VaultConfig, VaultService};
-pub use signing::{APPROVE_TAG, REJECT_TAG, decision_message, sign_decision, verify_decision};
+pub use signing::{
+    APPROVE_TAG, REJECT_TAG, decision_message, decision_message_for, sign_decision, verify_decision,
+};
 pub use store::{MemoryVaultStore, Recorded, Removal, VaultStore, settle};
 pub use types::{
     Caller, CreatedInvitation, Decision, DecisionKind, Guardian, GuardianId, Invitation,

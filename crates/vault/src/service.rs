@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::policy::{Operation, Policy};
+use crate::policy::{Amount, Operation, OperationKind, Policy};
 use crate::signing::verify_decision;
 use crate::store::{Recorded, Removal, VaultStore};
 use crate::types::{
@@ -168,6 +168,30 @@ impl VaultService {
             .vault(id)
             .await?
             .ok_or(Error::VaultNotFound { id })
+    }
+
+    /// Every vault, oldest first.
+    pub async fn vaults(&self) -> Result<Vec<Vault>> {
+        self.store.vaults().await
+    }
+
+    /// The vault that must approve an operation of `kind` and `amount`: the oldest vault
+    /// whose policy covers it, or `None` when no vault does.
+    pub async fn guarding(&self, kind: OperationKind, amount: Amount) -> Result<Option<Vault>> {
+        Ok(self
+            .store
+            .vaults()
+            .await?
+            .into_iter()
+            .find(|v| v.policy.requires(kind, Some(amount))))
+    }
+
+    /// The guardian (removed or not), or `GuardianNotFound`.
+    pub async fn guardian(&self, id: GuardianId) -> Result<Guardian> {
+        self.store
+            .guardian(id)
+            .await?
+            .ok_or(Error::GuardianNotFound { id })
     }
 
     /// The vault's guardians, removed ones included.

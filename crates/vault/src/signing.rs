@@ -5,7 +5,7 @@
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
-use crate::types::{DecisionKind, VaultRequest};
+use crate::types::{DecisionKind, RequestId, VaultId, VaultRequest};
 
 /// The tag that starts every approval message.
 pub const APPROVE_TAG: &[u8] = b"haven-vault/v1/approve\0";
@@ -14,15 +14,26 @@ pub const REJECT_TAG: &[u8] = b"haven-vault/v1/reject\0";
 
 /// `tag ‖ vault id (16 bytes) ‖ request id (16 bytes) ‖ SHA-256 of the operation (32 bytes)`.
 pub fn decision_message(kind: DecisionKind, request: &VaultRequest) -> Vec<u8> {
+    decision_message_for(kind, request.vault_id, request.id, &request.hash)
+}
+
+/// [`decision_message`] from its parts, for a client that holds a request as it was sent
+/// ([`crate::protocol::RequestView`]) rather than as the store keeps it.
+pub fn decision_message_for(
+    kind: DecisionKind,
+    vault_id: VaultId,
+    request_id: RequestId,
+    hash: &[u8; 32],
+) -> Vec<u8> {
     let tag = match kind {
         DecisionKind::Approve => APPROVE_TAG,
         DecisionKind::Reject => REJECT_TAG,
     };
     let mut message = Vec::with_capacity(tag.len() + 64);
     message.extend_from_slice(tag);
-    message.extend_from_slice(request.vault_id.0.as_bytes());
-    message.extend_from_slice(request.id.0.as_bytes());
-    message.extend_from_slice(&request.hash);
+    message.extend_from_slice(vault_id.0.as_bytes());
+    message.extend_from_slice(request_id.0.as_bytes());
+    message.extend_from_slice(hash);
     message
 }
 

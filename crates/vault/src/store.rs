@@ -83,6 +83,9 @@ pub trait VaultStore: Send + Sync {
     /// The vault, if it exists.
     async fn vault(&self, id: VaultId) -> Result<Option<Vault>>;
 
+    /// Every vault, oldest first.
+    async fn vaults(&self) -> Result<Vec<Vault>>;
+
     /// Stores a new invitation (its code's hash only).
     async fn insert_invitation(&self, invitation: &Invitation) -> Result<()>;
 
@@ -237,6 +240,12 @@ impl VaultStore for MemoryVaultStore {
 
     async fn vault(&self, id: VaultId) -> Result<Option<Vault>> {
         Ok(self.state.lock().await.vaults.get(&id).cloned())
+    }
+
+    async fn vaults(&self) -> Result<Vec<Vault>> {
+        let mut vaults: Vec<Vault> = self.state.lock().await.vaults.values().cloned().collect();
+        vaults.sort_by_key(|v| (v.created_at, v.id));
+        Ok(vaults)
     }
 
     async fn insert_invitation(&self, invitation: &Invitation) -> Result<()> {

@@ -82,7 +82,12 @@ pub struct SessionView {
     pub last_active_at: DateTime<Utc>,
 }
 
-fn audit_event(actor: String, action: &str, severity: Severity, req: &HttpRequest) -> AuditEvent {
+pub(crate) fn audit_event(
+    actor: String,
+    action: &str,
+    severity: Severity,
+    req: &HttpRequest,
+) -> AuditEvent {
     let mut event = AuditEvent::new(actor, action, severity);
     if let Some(id) = current_request_id() {
         event = event.request_id(id);
@@ -104,7 +109,22 @@ pub(crate) async fn audit(ctx: &AuthContext, event: AuditEvent) -> Result<(), Ap
     Ok(())
 }
 
-fn token_pair(access: IssuedToken, refresh: IssuedToken, session_id: Uuid) -> TokenPair {
+/// The session list as users (and guardians) see it.
+pub(crate) fn session_views(sessions: Vec<haven_auth::Session>) -> Vec<SessionView> {
+    sessions
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.family_id,
+            device: s.device,
+            ip: s.ip.map(|ip| ip.to_string()),
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+            last_active_at: s.last_active_at,
+        })
+        .collect()
+}
+
+pub(crate) fn token_pair(access: IssuedToken, refresh: IssuedToken, session_id: Uuid) -> TokenPair {
     let (access_token, claims) = access.into_parts();
     TokenPair {
         access_token,
@@ -474,17 +494,7 @@ pub async fn sessions(
         .list(user_id, &ctx.policy, Utc::now())
         .await
         .map_err(session_error)?;
-    let views: Vec<SessionView> = sessions
-        .into_iter()
-        .map(|s| SessionView {
-            id: s.family_id,
-            device: s.device,
-            ip: s.ip.map(|ip| ip.to_string()),
-            user_agent: s.user_agent,
-            created_at: s.created_at,
-            last_active_at: s.last_active_at,
-        })
-        .collect();
+    let views = session_views(sessions);
     Ok(HttpResponse::Ok().json(views))
 }
 

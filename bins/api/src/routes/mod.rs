@@ -153,7 +153,51 @@ pub fn standard() -> RouteSet {
         .add(get, "/api/v1/network/stats", stats::network);
     operators(&mut r);
     webhooks(&mut r);
+    vaults(&mut r);
     r
+}
+
+/// Guardian vaults: administration, the guardians' routes and their WebSocket.
+fn vaults(r: &mut RouteSet) {
+    use crate::guardian::{routes as v, threshold, ws};
+    let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+    r.add(post.clone(), "/api/v1/admin/vaults", v::create_vault)
+        .add(get.clone(), "/api/v1/admin/vaults/{id}", v::get_vault)
+        .add(
+            post.clone(),
+            "/api/v1/admin/vaults/{id}/invitations",
+            v::invite,
+        )
+        .add(
+            delete.clone(),
+            "/api/v1/admin/vaults/{id}/guardians/{guardian_id}",
+            v::remove_guardian,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/vaults/{id}/requests",
+            v::submit,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/vaults/{id}/threshold/dkg",
+            threshold::start_dkg,
+        )
+        .add(
+            post.clone(),
+            "/api/v1/admin/vaults/{id}/threshold/sign",
+            threshold::start_signing,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/vaults/{id}/threshold/{session}",
+            threshold::status,
+        )
+        .add(post.clone(), "/api/v1/guardian/join", v::join)
+        .add(post, "/api/v1/guardian/refresh", v::refresh)
+        .add(get.clone(), "/api/v1/guardian/sessions", v::sessions)
+        .add(delete, "/api/v1/guardian/sessions/{id}", v::revoke_session)
+        .add(get, "/api/v1/ws/guardian", ws::connect);
 }
 
 /// Outbound webhook endpoints and their dead letters.

@@ -297,6 +297,7 @@ pub(crate) fn redemption_json(r: &Redemption) -> serde_json::Value {
         "reason": r.reason,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+        "vault_request_id": r.vault_request_id,
     })
 }
 
@@ -483,6 +484,7 @@ pub struct RejectRequest {
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Approved (or one approval of two recorded)", body = Object),
+        (status = 202, description = "A guardian vault covers it: submitted to (or still waiting for) its guardians", body = Object),
         (status = 403, description = "The requester, or the same operator twice", body = crate::openapi::ErrorBodySchema),
         (status = 422, description = "Not waiting for approval", body = crate::openapi::ErrorBodySchema),
     ),
@@ -492,11 +494,28 @@ pub async fn approve(
     principal: Authenticated,
     id: web::Path<Uuid>,
     treasury: web::Data<TreasuryService>,
+    guardians: web::Data<crate::guardian::GuardianContext>,
+    releases: web::Data<crate::guardian::release::Releases>,
 ) -> Result<HttpResponse, ApiError> {
+    use crate::guardian::release::{Gate, gate_redemption};
+    let id = id.into_inner();
+    let mut caller = haven_vault::Caller::new(principal.actor());
+    if let Some(ip) = crate::ratelimit::client_ip(&req) {
+        caller = caller.with_ip(ip.to_string());
+    }
+    let submitted = event(&req, &principal, "redemption.vault_submit", Severity::High);
+    match gate_redemption(&guardians, &releases, id, &caller, submitted).await? {
+        Gate::Proceed => {}
+        Gate::Waiting(body) => return Ok(HttpResponse::Accepted().json(body)),
+        Gate::Approved(updated) => {
+            treasury.stats.invalidate().await;
+            return Ok(HttpResponse::Ok().json(redemption_json(&updated)));
+        }
+    }
     let audit = event(&req, &principal, "redemption.approve", Severity::High);
     let updated = treasury
         .treasury
-        .approve_redemption(id.into_inner(), &principal.actor(), audit)
+        .approve_redemption(id, &principal.actor(), audit)
         .await
         .map_err(treasury_error)?;
     treasury.stats.invalidate().await;

@@ -51,11 +51,16 @@ impl From<User> for UserView {
     }
 }
 
-fn db_role(role: Role) -> haven_db::Role {
+/// The stored role; `guardian` is a vault device's token role, never a user's (422).
+fn db_role(role: Role) -> Result<haven_db::Role, ApiError> {
     match role {
-        Role::Admin => haven_db::Role::Admin,
-        Role::Operator => haven_db::Role::Operator,
-        Role::Viewer => haven_db::Role::Viewer,
+        Role::Admin => Ok(haven_db::Role::Admin),
+        Role::Operator => Ok(haven_db::Role::Operator),
+        Role::Viewer => Ok(haven_db::Role::Viewer),
+        Role::Guardian => Err(ApiError::new(
+            ErrorCode::ValidationError,
+            "role: guardian belongs to vault devices, not users (admin, operator or viewer)",
+        )),
     }
 }
 
@@ -108,6 +113,7 @@ pub async fn create(
         password,
         role,
     } = body.0;
+    let role = db_role(role)?;
     let hash = match ctx.passwords.hash(SecretString::from(password)).await {
         Ok(hash) => hash,
         Err(crate::passwords::HashError::Busy) => return Ok(crate::passwords::busy_response()),
@@ -121,7 +127,7 @@ pub async fn create(
             haven_db::NewUser {
                 email,
                 password_hash: Some(hash.as_str().to_owned()),
-                role: db_role(role),
+                role,
             },
             audit,
         )
@@ -236,7 +242,7 @@ pub async fn set_role(
     body: ValidatedJson<SetRole>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let to = db_role(body.0.role);
+    let to = db_role(body.0.role)?;
     let audit = event(&req, &principal, "user.role_change", Severity::High);
     let outcome = ctx
         .users

@@ -7,6 +7,8 @@ mod alerts;
 mod auth;
 mod cli;
 mod errors;
+mod guardian_threshold;
+mod guardians;
 mod health;
 mod idempotency;
 mod inbound_webhooks;

@@ -79,6 +79,7 @@ pub(crate) fn db_role(role: Role) -> haven_db::Role {
         Role::Admin => haven_db::Role::Admin,
         Role::Operator => haven_db::Role::Operator,
         Role::Viewer => haven_db::Role::Viewer,
+        Role::Guardian => panic!("guardian is not a user role"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The scheduled housekeeping jobs: retention (daily) and staking accrual (weekly).
+//! The scheduled housekeeping jobs: retention (daily), staking accrual (weekly) and the
+//! expiry of vault requests (every [`VAULT_EXPIRY_EVERY`]).
 
 use std::sync::Arc;
 
@@ -43,6 +44,55 @@ impl Job for RetentionJob {
                 job_runs = report.job_runs,
                 "retention pass"
             );
+            Ok(())
+        })
+    }
+}
+
+/// How often overdue vault requests are closed.
+pub const VAULT_EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Closes vault requests past their expiry (`open` → `expired`, audited
+/// `vault.request.expired`), at most 500 per pass.
+pub struct VaultExpiryJob {
+    vaults: haven_vault::VaultService,
+}
+
+impl std::fmt::Debug for VaultExpiryJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultExpiryJob").finish_non_exhaustive()
+    }
+}
+
+impl VaultExpiryJob {
+    /// Over `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            vaults: haven_vault::VaultService::new(
+                Arc::new(haven_db::PgVaultStore::new(pool.clone())),
+                Arc::new(haven_db::PgAuditLog::new(pool)),
+                haven_vault::VaultConfig::default(),
+            ),
+        }
+    }
+}
+
+impl Job for VaultExpiryJob {
+    fn name(&self) -> &'static str {
+        "vault_expiry"
+    }
+
+    fn step(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let caller = haven_vault::Caller::new("haven-worker");
+            let expired = self
+                .vaults
+                .expire_due(500, &caller)
+                .await
+                .context("vault request expiry")?;
+            if !expired.is_empty() {
+                tracing::info!(expired = expired.len(), "vault requests expired");
+            }
             Ok(())
         })
     }

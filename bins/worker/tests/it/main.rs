@@ -15,6 +15,7 @@ mod rewards_property;
 mod rewards_webhooks;
 mod stack;
 mod token_api;
+mod vault_expiry;
 mod webhook_delivery;
 
 use std::sync::Arc;

@@ -223,7 +223,8 @@ pub struct Claims {
     pub typ: TokenType,
     /// The user's role when the token was issued.
     pub role: Role,
-    /// The refresh-token family (refresh tokens only).
+    /// The refresh-token family: on refresh tokens, and on access tokens bound to their
+    /// session ([`Jwt::issue_session_access`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<Uuid>,
 }
@@ -332,6 +333,26 @@ impl Jwt {
             role,
             Uuid::new_v4(),
             None,
+            self.config.access_ttl,
+            now,
+        )
+    }
+
+    /// An access token bound to a session: `fam` names the refresh family, so a verifier can
+    /// refuse it as soon as that session is revoked (guardian tokens work this way).
+    pub fn issue_session_access(
+        &self,
+        sub: Uuid,
+        role: Role,
+        family: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, JwtError> {
+        self.issue(
+            TokenType::Access,
+            sub,
+            role,
+            Uuid::new_v4(),
+            Some(family),
             self.config.access_ttl,
             now,
         )

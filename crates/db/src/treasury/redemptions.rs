@@ -95,6 +95,8 @@ pub struct Redemption {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The guardian vault request deciding it, when a vault covers it.
+    pub vault_request_id: Option<Uuid>,
 }
 
 /// What a new redemption records.
@@ -166,13 +168,16 @@ struct Row {
     created_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     updated_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    vault_request_id: Option<Uuid>,
 }
 
 const COLUMNS: &str = "r.id, r.member_id, r.amount::text AS amount, r.fiat_currency, r.rate, \
     r.fiat_amount, r.rate_source, r.rate_at, r.payout_reference, r.status, r.requested_by, \
     r.approvals, r.required_approvals, r.decided_by, r.reason, \
     COALESCE((SELECT m.state FROM token_movements m WHERE m.subject_id = r.id \
-      AND m.action = 'escrow'), 'none') AS escrow, r.created_at, r.updated_at";
+      AND m.action = 'escrow'), 'none') AS escrow, r.created_at, r.updated_at, \
+    r.vault_request_id";
 
 impl TryFrom<Row> for Redemption {
     type Error = crate::Error;
@@ -200,6 +205,7 @@ impl TryFrom<Row> for Redemption {
             escrow: r.escrow,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            vault_request_id: r.vault_request_id,
         })
     }
 }
@@ -374,6 +380,79 @@ impl PgTreasury {
                 }));
             PgAuditLog::append_in(conn, audit).await?;
             load(conn, id, false).await?.ok_or(TreasuryError::NotFound)
+        })
+        .await
+    }
+
+    /// Records that `vault_request` decides this requested redemption, unless one already
+    /// does. Returns the request that decides it (the one given, or the earlier one when a
+    /// concurrent approval attached first; the caller's own request then decides nothing).
+    pub async fn attach_vault_request(
+        &self,
+        id: Uuid,
+        vault_request: Uuid,
+        audit: AuditEvent,
+    ) -> Result<Uuid, TreasuryError> {
+        let mut conn = get(&self.pool).await?;
+        conn.transaction::<_, TreasuryError, _>(async |conn| {
+            let current = load(conn, id, true).await?.ok_or(TreasuryError::NotFound)?;
+            if let Some(existing) = current.vault_request_id {
+                return Ok(existing);
+            }
+            if current.status != RedemptionStatus::Requested {
+                return Err(TreasuryError::InvalidTransition(format!(
+                    "a {} redemption cannot be submitted to the guardians",
+                    current.status.as_str()
+                )));
+            }
+            diesel::sql_query(
+                "UPDATE redemption_requests SET vault_request_id = $2, version = version + 1, \
+                   updated_at = now() WHERE id = $1",
+            )
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(vault_request)
+            .execute(conn)
+            .await?;
+            let audit = audit
+                .target(format!("redemption:{id}"))
+                .details(serde_json::json!({
+                    "vault_request_id": vault_request, "amount_hnv": current.amount.to_string(),
+                }));
+            PgAuditLog::append_in(conn, audit).await?;
+            Ok(vault_request)
+        })
+        .await
+    }
+
+    /// Approves the redemption `vault_request` decides, once its guardians released it:
+    /// `requested` → `approved` by compare-and-set, so a repeated release or a recovery
+    /// after a crash changes nothing. Returns whether this call approved it.
+    pub async fn approve_redemption_by_vault(
+        &self,
+        id: Uuid,
+        vault_request: Uuid,
+        audit: AuditEvent,
+    ) -> Result<bool, TreasuryError> {
+        let mut conn = get(&self.pool).await?;
+        conn.transaction::<_, TreasuryError, _>(async |conn| {
+            let approved = diesel::sql_query(
+                "UPDATE redemption_requests SET status = 'approved', \
+                   approvals = array_append(approvals, $3), version = version + 1, \
+                   updated_at = now() \
+                 WHERE id = $1 AND vault_request_id = $2 AND status = 'requested'",
+            )
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(vault_request)
+            .bind::<Text, _>(format!("vault:{vault_request}"))
+            .execute(conn)
+            .await?;
+            if approved == 1 {
+                let audit = audit
+                    .target(format!("redemption:{id}"))
+                    .details(serde_json::json!({"vault_request_id": vault_request}));
+                PgAuditLog::append_in(conn, audit).await?;
+            }
+            Ok(approved == 1)
         })
         .await
     }

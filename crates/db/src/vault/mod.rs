@@ -56,6 +56,69 @@ impl PgVaultStore {
     async fn conn(&self) -> Result<Object<AsyncPgConnection>> {
         self.pool.get().await.map_err(store_error)
     }
+
+    /// Stores the vault's FROST group key and its members (public data), replacing an
+    /// earlier one.
+    pub async fn save_threshold_key(&self, key: &haven_vault::threshold::VaultKey) -> Result<()> {
+        let text = serde_json::to_string(key).map_err(|e| {
+            haven_vault::Error::Store(haven_vault::StoreError::Unavailable(Box::new(e)))
+        })?;
+        let mut conn = self.conn().await?;
+        diesel::sql_query(
+            "INSERT INTO vault_threshold_keys (vault_id, key, verifying_key) VALUES ($1, $2, $3) \
+             ON CONFLICT (vault_id) DO UPDATE SET key = EXCLUDED.key, \
+               verifying_key = EXCLUDED.verifying_key, created_at = now()",
+        )
+        .bind::<SqlUuid, _>(key.vault.0)
+        .bind::<Text, _>(text)
+        .bind::<Bytea, _>(key.group.verifying_key().to_vec())
+        .execute(&mut conn)
+        .await
+        .map_err(query)?;
+        Ok(())
+    }
+
+    /// How many requests (of every vault) are open.
+    pub async fn open_requests(&self) -> Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.conn().await?;
+        let row: Count =
+            diesel::sql_query("SELECT count(*) AS n FROM vault_requests WHERE state = 'open'")
+                .get_result(&mut conn)
+                .await
+                .map_err(query)?;
+        Ok(row.n)
+    }
+
+    /// The vault's FROST group key and members, if a key generation completed.
+    pub async fn threshold_key(
+        &self,
+        vault: VaultId,
+    ) -> Result<Option<haven_vault::threshold::VaultKey>> {
+        #[derive(diesel::QueryableByName)]
+        struct KeyRow {
+            #[diesel(sql_type = Text)]
+            key: String,
+        }
+        let mut conn = self.conn().await?;
+        let row: Option<KeyRow> =
+            diesel::sql_query("SELECT key FROM vault_threshold_keys WHERE vault_id = $1")
+                .bind::<SqlUuid, _>(vault.0)
+                .get_result(&mut conn)
+                .await
+                .optional()
+                .map_err(query)?;
+        row.map(|r| {
+            serde_json::from_str(&r.key).map_err(|e| {
+                haven_vault::Error::Store(haven_vault::StoreError::Unavailable(Box::new(e)))
+            })
+        })
+        .transpose()
+    }
 }
 
 #[async_trait]
@@ -93,6 +156,17 @@ impl VaultStore for PgVaultStore {
                 .optional()
                 .map_err(query)?;
         row.map(VaultRow::decode).transpose()
+    }
+
+    async fn vaults(&self) -> Result<Vec<Vault>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<VaultRow> = diesel::sql_query(format!(
+            "SELECT {VAULT_COLUMNS} FROM vaults ORDER BY created_at, id"
+        ))
+        .load(&mut conn)
+        .await
+        .map_err(query)?;
+        rows.into_iter().map(VaultRow::decode).collect()
     }
 
     async fn insert_invitation(&self, invitation: &Invitation) -> Result<()> {

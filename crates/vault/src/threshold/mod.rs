@@ -103,6 +103,7 @@
 
 #![deny(missing_docs)]
 
+mod coordinator;
 mod dkg;
 mod dkg_round;
 mod envelope;
@@ -117,6 +118,9 @@ use frost_ed25519::Identifier;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use coordinator::{
+    Contribution, Coordinator, JobStatus, Member, Push, Relay, Step, Target, VaultKey,
+};
 pub use dkg::{DkgAwaitingShares, DkgParticipant};
 pub use dkg_round::{DkgPhase, DkgRound, MAX_ENVELOPE_LEN};
 pub use error::ThresholdError;
@@ -134,9 +138,47 @@ pub use wire::{
 pub const MAX_PARTICIPANTS: u16 = 64;
 
 /// A participant's number, `1..=n`, as the server assigned it for one group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// It reads from a JSON number or a string of digits: as a map key (`{"1": …}`) it is a
+/// string, also when the map sits inside a tagged or flattened message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Participant(pub u16);
+
+impl<'de> Deserialize<'de> for Participant {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Number;
+        impl serde::de::Visitor<'_> for Number {
+            type Value = Participant;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a participant number, 0 to 65535")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Participant, E> {
+                u16::try_from(v)
+                    .map(Participant)
+                    .map_err(|_| E::custom("a participant number is at most 65535"))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Participant, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("a participant number is not negative"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Participant, E> {
+                if v.is_empty() || v.len() > 5 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom("a participant number is 1 to 5 digits"));
+                }
+                v.parse::<u64>()
+                    .map_err(E::custom)
+                    .and_then(|v| self.visit_u64(v))
+            }
+        }
+        deserializer.deserialize_any(Number)
+    }
+}
 
 impl Participant {
     /// The FROST identifier of this number (0 has none).

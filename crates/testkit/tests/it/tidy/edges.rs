@@ -18,6 +18,7 @@ const DOMAIN: &[&str] = &[
     "haven-rewards",
     "haven-partners",
     "haven-vault",
+    "haven-guardian",
 ];
 
 /// The workspace crates each library crate may use (normal, build and dev dependencies;
@@ -36,6 +37,8 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("haven-custody", core.clone()),
         ("haven-fraud", core.clone()),
         ("haven-vault", core.clone()),
+        // the guardian client speaks the vault protocol; it knows no server internals
+        ("haven-guardian", vec!["haven-vault"]),
         ("haven-partners", vec!["haven-core", "haven-resilience"]),
         (
             "haven-chain",

@@ -18,6 +18,7 @@ const DOMAIN_CRATES: &[&str] = &[
     "haven-rewards",
     "haven-partners",
     "haven-vault",
+    "haven-guardian",
 ];
 
 /// Web, database, job and CLI frameworks that belong to crates/db and the binaries only.

@@ -1,0 +1,197 @@
+//! What vault-covered operations do before and after their guardians decide.
+//!
+//! - **Before**: an operator's approval of a redemption that a vault's policy covers (kind
+//!   `redemption`, amount at or above the vault's minimum) does not approve it; it submits a
+//!   vault request for it (once: the redemption records the request that decides it) and
+//!   answers 202. The redemption stays `requested`.
+//! - **After**: the decision that releases the request (exactly once, [`Releases::execute`])
+//!   approves the redemption by compare-and-set (`requested` → `approved`, only by the
+//!   request recorded on it). Were the process to stop between the two, the next operator
+//!   approval of the redemption finds the request approved and completes it, once.
+//!
+//! Other operation kinds (withdrawals, minter-role changes, master-key rotation) are
+//! released to their executors by request id; the vault's record is the authority.
+
+use haven_core::ErrorCode;
+use haven_core::audit::{AuditEvent, Severity};
+use haven_db::treasury::{Redemption, RedemptionStatus};
+use haven_vault::protocol::{RequestView, ServerMessage};
+use haven_vault::{Amount, Caller, Operation, OperationKind, Release, RequestId, RequestState};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::GuardianContext;
+use crate::error::ApiError;
+
+/// Executes released operations.
+#[derive(Debug, Clone)]
+pub struct Releases {
+    treasury: haven_db::PgTreasury,
+}
+
+impl Releases {
+    /// Over the treasury's tables.
+    pub fn new(treasury: haven_db::PgTreasury) -> Self {
+        Self { treasury }
+    }
+
+    /// Carries out a released operation; failures are logged (the next operator approval
+    /// completes a redemption, see the module docs).
+    pub async fn execute(&self, release: &Release) {
+        let request = release.request_id;
+        match release.operation.kind {
+            OperationKind::Redemption => {
+                let Some(id) = redemption_of(&release.operation) else {
+                    tracing::error!(%request, "a released redemption request names no redemption");
+                    return;
+                };
+                match self.approve(id, request, release.vault_id.0).await {
+                    Ok(true) => {
+                        tracing::info!(%request, redemption = %id, "redemption approved by its guardians")
+                    }
+                    Ok(false) => {
+                        tracing::warn!(%request, redemption = %id, "released, but the redemption was no longer waiting for this request")
+                    }
+                    Err(error) => {
+                        tracing::error!(%request, redemption = %id, %error, "released, but the redemption could not be approved; the next approval completes it")
+                    }
+                }
+            }
+            kind => tracing::info!(%request, %kind, "operation released to its executor"),
+        }
+    }
+
+    async fn approve(&self, id: Uuid, request: RequestId, vault: Uuid) -> Result<bool, ApiError> {
+        let audit = AuditEvent::new(
+            format!("vault:{vault}"),
+            "redemption.approve",
+            Severity::High,
+        );
+        self.treasury
+            .approve_redemption_by_vault(id, request.0, audit)
+            .await
+            .map_err(crate::routes::token::treasury_error)
+    }
+}
+
+fn redemption_of(operation: &Operation) -> Option<Uuid> {
+    operation
+        .params
+        .get("redemption_id")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// What an operator's approval of a redemption does when guardians may be involved.
+#[derive(Debug)]
+pub enum Gate {
+    /// No vault covers it: the ordinary approval applies.
+    Proceed,
+    /// It waits for the guardians of this request (202).
+    Waiting(serde_json::Value),
+    /// Its request had been released: it is approved now (recovery).
+    Approved(Box<Redemption>),
+}
+
+/// Decides an operator's approval of redemption `id` (see the module docs).
+pub async fn gate_redemption(
+    guardians: &GuardianContext,
+    releases: &Releases,
+    id: Uuid,
+    caller: &Caller,
+    audit: AuditEvent,
+) -> Result<Gate, ApiError> {
+    let treasury = &releases.treasury;
+    let redemption = treasury
+        .redemption(id)
+        .await
+        .map_err(crate::routes::token::treasury_error)?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no redemption {id}")))?;
+    if redemption.status != RedemptionStatus::Requested {
+        return Ok(Gate::Proceed);
+    }
+    if let Some(request) = redemption.vault_request_id {
+        return decided(guardians, releases, &redemption, RequestId(request)).await;
+    }
+    let amount = Amount(redemption.amount.base_units());
+    let Some(vault) = guardians
+        .vaults
+        .guarding(OperationKind::Redemption, amount)
+        .await?
+    else {
+        return Ok(Gate::Proceed);
+    };
+    let operation = Operation::new(OperationKind::Redemption)
+        .amount(amount)
+        .params(json!({
+            "redemption_id": redemption.id.to_string(),
+            "member_id": redemption.member_id.to_string(),
+            "currency": redemption.fiat_currency,
+            "fiat_amount": redemption.fiat_amount,
+            "payout_reference": redemption.payout_reference,
+        }));
+    let request = guardians
+        .vaults
+        .create_request(vault.id, operation, caller)
+        .await?;
+    let deciding = treasury
+        .attach_vault_request(id, request.id.0, audit)
+        .await
+        .map_err(crate::routes::token::treasury_error)?;
+    if deciding == request.id.0 {
+        guardians.hub.push(
+            vault.id,
+            ServerMessage::RequestCreated {
+                request: RequestView::from(&request),
+            },
+        );
+        metrics::counter!("haven_vault_requests_created_total", "kind" => "redemption")
+            .increment(1);
+    }
+    Ok(Gate::Waiting(waiting(&redemption, deciding, vault.id.0)))
+}
+
+async fn decided(
+    guardians: &GuardianContext,
+    releases: &Releases,
+    redemption: &Redemption,
+    request: RequestId,
+) -> Result<Gate, ApiError> {
+    let vault_request = guardians.vaults.request(request).await?;
+    match vault_request.state {
+        RequestState::Open => Ok(Gate::Waiting(waiting(
+            redemption,
+            request.0,
+            vault_request.vault_id.0,
+        ))),
+        RequestState::Approved => {
+            releases
+                .approve(redemption.id, request, vault_request.vault_id.0)
+                .await?;
+            let now = releases
+                .treasury
+                .redemption(redemption.id)
+                .await
+                .map_err(crate::routes::token::treasury_error)?
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the redemption is gone"))?;
+            Ok(Gate::Approved(Box::new(now)))
+        }
+        state => Err(ApiError::new(
+            ErrorCode::InvalidTransition,
+            format!(
+                "the guardians' request {request} for this redemption is {state}; reject the redemption"
+            ),
+        )),
+    }
+}
+
+fn waiting(redemption: &Redemption, request: Uuid, vault: Uuid) -> serde_json::Value {
+    json!({
+        "id": redemption.id,
+        "status": redemption.status.as_str(),
+        "waiting_for": "guardians",
+        "vault_id": vault,
+        "vault_request_id": request,
+    })
+}

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS redemption_requests_vault_request_idx;
+ALTER TABLE redemption_requests DROP COLUMN IF EXISTS vault_request_id;

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS vault_threshold_keys;
