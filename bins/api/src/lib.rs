@@ -139,6 +139,7 @@ impl Application {
                 &config.guardian,
                 db.clone(),
                 redis.clone(),
+                config.common.redis_url.expose_secret(),
             )
             .context("guardian vaults")?,
         );

@@ -1,14 +1,17 @@
 //! The connected guardian sockets of this process, by vault: what is pushed to a vault
-//! reaches each of its sockets here. A socket that falls behind by more than
+//! reaches each of its sockets here, and, through the [`Bridge`] when one is attached, the
+//! sockets of the other replicas. A socket that falls behind by more than
 //! [`CAPACITY`] events is told to refetch (`list_requests`) rather than blocking the others.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use haven_vault::VaultId;
 use haven_vault::protocol::{ServerFrame, ServerMessage};
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use super::bridge::Bridge;
 
 /// Events buffered per vault before a slow socket misses some.
 pub const CAPACITY: usize = 256;
@@ -30,6 +33,7 @@ pub enum Event {
 #[derive(Debug, Default)]
 pub struct Hub {
     vaults: Mutex<HashMap<VaultId, broadcast::Sender<Event>>>,
+    bridge: OnceLock<Bridge>,
 }
 
 impl Hub {
@@ -42,9 +46,22 @@ impl Hub {
             .subscribe()
     }
 
-    /// Sends `event` to the vault's sockets in this process (none: nothing to do). Channels
-    /// nobody listens to any more are dropped on the way.
+    /// Connects the hub to the other replicas (once; a second bridge is ignored).
+    pub fn attach(&self, bridge: Bridge) {
+        let _ = self.bridge.set(bridge);
+    }
+
+    /// Sends `event` to the vault's sockets here and on the other replicas.
     pub fn send(&self, vault: VaultId, event: Event) {
+        if let Some(bridge) = self.bridge.get() {
+            bridge.publish(vault, &event);
+        }
+        self.deliver(vault, event);
+    }
+
+    /// Sends `event` to the vault's sockets in this process only (none: nothing to do).
+    /// Channels nobody listens to any more are dropped on the way.
+    pub fn deliver(&self, vault: VaultId, event: Event) {
         let mut vaults = self.vaults.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = vaults.get(&vault)
             && sender.send(event).is_err()

@@ -13,6 +13,7 @@
 //! registered at join ([`haven_vault::verify_decision`]), so a stolen token alone cannot
 //! approve.
 
+pub(crate) mod bridge;
 pub(crate) mod hub;
 pub(crate) mod release;
 pub(crate) mod routes;
@@ -132,6 +133,7 @@ impl GuardianContext {
         config: &GuardianConfig,
         db: haven_db::PgPool,
         redis: deadpool_redis::Pool,
+        redis_url: &str,
     ) -> anyhow::Result<Self> {
         let audit = haven_db::PgAuditLog::new(db.clone());
         let vaults = VaultService::new(
@@ -148,6 +150,12 @@ impl GuardianContext {
         );
         jwt_config.access_ttl = config.access_ttl;
         let hub = Arc::new(hub::Hub::default());
+        hub.attach(bridge::Bridge::start(
+            redis.clone(),
+            redis_url,
+            format!("{}guardian:events", auth.redis_prefix),
+            &hub,
+        )?);
         let threshold = threshold::Relay::start(
             haven_db::PgVaultStore::new(db.clone()),
             hub.clone(),

@@ -217,10 +217,33 @@ impl Socket {
         if let Flow::Close(reason) = flow {
             tracing::info!(%guardian, socket = %self.socket_id, code = ?reason.code,
                 reason = reason.description.as_deref().unwrap_or(""), "guardian socket closed");
+            if reason.code == CloseCode::Policy {
+                self.audit_policy_close(&reason).await;
+            }
             let _ = self.session.clone().close(Some(reason)).await;
         }
         self.ctx.slots.release(guardian.0, self.socket_id).await;
         metrics::gauge!(crate::metrics::GUARDIAN_SOCKETS).decrement(1.0);
+    }
+
+    /// A socket closed for its token (expired, revoked, foreign) or its guardian's removal
+    /// is a security event: one `guardian.ws.closed` row.
+    async fn audit_policy_close(&self, reason: &CloseReason) {
+        let mut event = AuditEvent::new(
+            self.principal.actor(),
+            "guardian.ws.closed",
+            Severity::Medium,
+        )
+        .target(format!("vault:{}", self.principal.vault_id))
+        .details(json!({
+            "code": 1008,
+            "reason": reason.description.as_deref().unwrap_or(""),
+            "session": self.principal.session,
+        }));
+        event.ip = self.ip.clone();
+        if let Err(error) = self.ctx.audit.append(event).await {
+            tracing::error!(%error, "could not audit a closed guardian socket");
+        }
     }
 
     async fn send(&mut self, frame: ServerFrame) -> Flow {

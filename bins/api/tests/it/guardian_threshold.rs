@@ -179,7 +179,27 @@ async fn three_devices_generate_a_frost_key_and_sign_after_a_timed_out_attempt()
             );
         }
     }
-    let timeouts = crate::support::audit_rows(&api, "vault.threshold.signed").await;
-    assert_eq!(timeouts.len(), 1);
+    let signed = crate::support::audit_rows(&api, "vault.threshold.signed").await;
+    assert_eq!(signed.len(), 1);
+    let scrape = reqwest::get(api.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "haven_vault_round_duration_seconds_count{kind=\"signing\"}",
+        "haven_vault_round_timeouts_total",
+        "haven_vault_requests_open",
+    ] {
+        let line = scrape
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} is not served"));
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        if series != "haven_vault_requests_open" {
+            assert!(value >= 1.0, "{line}");
+        }
+    }
     api.shutdown().await.unwrap();
 }

@@ -278,6 +278,9 @@ async fn foreign_signatures_foreign_vaults_and_removed_guardians_are_refused_and
     assert_eq!(status, StatusCode::OK, "{body}");
     let (code, reason) = g[2].2.closed(WAIT).await.unwrap();
     assert_eq!(code, Some(1008), "{reason}");
+    let closes = audit_rows(&api, "guardian.ws.closed").await;
+    assert_eq!(closes.len(), 1, "the removed guardian's close is audited");
+    assert_eq!(closes[0].event.actor, format!("guardian:{removed}"));
     assert!(
         connect(&api.address, &g[2].0.tokens.access_token)
             .await
@@ -491,5 +494,103 @@ async fn random_frames_get_error_frames_or_a_close_code() {
         None => connect(&api.address, &token).await.unwrap(),
     };
     assert!(fresh.list_requests(&token).await.unwrap().is_empty());
+    api.shutdown().await.unwrap();
+}
+
+/// A second api on the same database and Redis prefix as `api`; stops when the sender drops.
+async fn replica_of(
+    api: &TestApi,
+    adjust: impl FnOnce(&mut haven_api::config::ApiConfig),
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let mut config = haven_api::config::ApiConfig::for_tests(api.db.url(), api.redis.url());
+    config.auth.redis_prefix = api.redis.prefix().to_owned();
+    config.rate_limits.key_prefix = format!("{}ratelimit:", api.redis.prefix());
+    adjust(&mut config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = haven_api::Application::build(config, listener).unwrap();
+    let port = app.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (format!("http://127.0.0.1:{port}"), stop)
+}
+
+/// Pushes and revocations cross replicas at once (Redis pub/sub), not at the next heartbeat.
+#[tokio::test(flavor = "multi_thread")]
+async fn pushes_and_revocations_reach_a_socket_on_another_replica() {
+    let slow = |c: &mut haven_api::config::ApiConfig| {
+        c.guardian.heartbeat = Duration::from_secs(30);
+        c.guardian.idle_timeout = Duration::from_secs(90);
+    };
+    let api = haven_api::testing::spawn_api_with(slow).await;
+    let (b, _stop_b) = replica_of(&api, slow).await;
+    // both replicas listen before anything is published
+    let channel = format!("{}guardian:events", api.redis.prefix());
+    let redis = deadpool_redis::redis::Client::open(api.redis.url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, listeners): (String, i64) = deadpool_redis::redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if listeners >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{listeners} listeners"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let admin = client_as(&api, Role::Admin).await;
+    let (status, vault) = admin
+        .post(
+            "/api/v1/admin/vaults",
+            json!({"name": "replicas", "threshold": 1, "covers": {"master_key_rotation": "0"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{vault}");
+    let vault: Uuid = vault["id"].as_str().unwrap().parse().unwrap();
+    let (_, invitation) = admin
+        .post_empty(&format!("/api/v1/admin/vaults/{vault}/invitations"))
+        .await;
+    let key = device(71);
+    let guardian = Guardian::join(
+        &api.address,
+        vault,
+        invitation["code"].as_str().unwrap(),
+        &key,
+        "b",
+    )
+    .await
+    .unwrap();
+    let mut on_b = connect(&b, &guardian.tokens.access_token).await.unwrap();
+
+    let (status, request) = admin
+        .post(
+            &format!("/api/v1/admin/vaults/{vault}/requests"),
+            json!({"kind": "master_key_rotation"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let pushed = pushed_request(&mut on_b).await;
+    assert_eq!(pushed.id.to_string(), request["id"].as_str().unwrap());
+
+    guardian
+        .revoke_session(&api.address, guardian.tokens.session_id)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (code, reason) = on_b.closed(WAIT).await.unwrap();
+    assert_eq!(code, Some(1008), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed by the revocation, not by the 30 s heartbeat"
+    );
     api.shutdown().await.unwrap();
 }

@@ -4,6 +4,7 @@ mod audit;
 mod canonical;
 mod concurrency;
 mod flow;
+mod protocol;
 mod refusals;
 mod store;
 mod support;
