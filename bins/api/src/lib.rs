@@ -143,9 +143,6 @@ impl Application {
             )
             .context("guardian vaults")?,
         );
-        let releases = web::Data::new(guardian::release::Releases::new(haven_db::PgTreasury::new(
-            db.clone(),
-        )));
         // the node's breaker, shared with the worker: `/ready` and token reads go through it
         breakers.get_or_create(chain::NODE_BREAKER)?;
         haven_resilience::metrics::count_transitions(&breakers);
@@ -175,7 +172,6 @@ impl Application {
                 .app_data(domain.rewards.clone())
                 .app_data(domain.treasury.clone())
                 .app_data(guardians.clone())
-                .app_data(releases.clone())
                 // The last wrap runs first. Authentication, authorization and rate limits are
                 // not here: each route's own guard applies them once the router has matched
                 // it (`access::RouteSet`).

@@ -112,6 +112,8 @@ pub struct GuardianContext {
     pub hub: Arc<hub::Hub>,
     /// FROST rounds relayed between the guardians' devices.
     pub threshold: Arc<threshold::Relay>,
+    /// What released (or closed) requests do to the operations they decide.
+    pub releases: release::Releases,
     /// Connection slots per guardian, across replicas.
     pub slots: slots::Slots,
     /// The audit log (session revocations, socket refusals).
@@ -166,11 +168,12 @@ impl GuardianContext {
         Ok(Self {
             vaults: Arc::new(vaults),
             jwt: Jwt::new(jwt_config, Keyring::new(auth.signing_key()?)),
-            sessions: Arc::new(haven_db::PgSessionStore::new(db)),
+            sessions: Arc::new(haven_db::PgSessionStore::new(db.clone())),
             policy: SessionPolicy::default(),
             config: config.clone(),
             hub,
             threshold,
+            releases: release::Releases::new(haven_db::PgTreasury::new(db.clone())),
             slots: slots::Slots::new(
                 redis,
                 format!("{}guardian:conns:", auth.redis_prefix),

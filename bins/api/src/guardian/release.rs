@@ -9,14 +9,21 @@
 //!   request recorded on it). Were the process to stop between the two, the next operator
 //!   approval of the redemption finds the request approved and completes it, once.
 //!
-//! Other operation kinds (withdrawals, minter-role changes, master-key rotation) are
-//! released to their executors by request id; the vault's record is the authority.
+//! - **Withdrawals**: a withdrawal a vault covers is recorded `held` (no transfer) and its
+//!   vault request is submitted at once (a retry of the same `Idempotency-Key` submits it if
+//!   a crash came between); the release moves it to `pending` with its transfer, once; a
+//!   rejection, an expiry or a removal that closes the request rejects it (it never moves).
+//!
+//! Other operation kinds (minter-role changes, master-key rotation) are released to their
+//! executors by request id; the vault's record is the authority.
 
 use haven_core::ErrorCode;
 use haven_core::audit::{AuditEvent, Severity};
-use haven_db::treasury::{Redemption, RedemptionStatus};
+use haven_db::treasury::{Redemption, RedemptionStatus, Withdrawal};
 use haven_vault::protocol::{RequestView, ServerMessage};
-use haven_vault::{Amount, Caller, Operation, OperationKind, Release, RequestId, RequestState};
+use haven_vault::{
+    Amount, Caller, Operation, OperationKind, Release, RequestId, RequestState, Vault, VaultRequest,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -57,7 +64,54 @@ impl Releases {
                     }
                 }
             }
+            OperationKind::Withdrawal => {
+                self.settle_withdrawal(&release.operation, request, release.vault_id.0, true)
+                    .await;
+            }
             kind => tracing::info!(%request, %kind, "operation released to its executor"),
+        }
+    }
+
+    /// A request closed without release (rejected by its guardians, expired, or left
+    /// unreachable by a removal): a withdrawal it decides is rejected, once.
+    pub async fn closed(&self, request: &VaultRequest) {
+        if request.operation.kind == OperationKind::Withdrawal {
+            self.settle_withdrawal(&request.operation, request.id, request.vault_id.0, false)
+                .await;
+        }
+    }
+
+    async fn settle_withdrawal(
+        &self,
+        operation: &Operation,
+        request: RequestId,
+        vault: Uuid,
+        approve: bool,
+    ) {
+        let Some(id) = id_param(operation, "withdrawal_id") else {
+            tracing::error!(%request, "a withdrawal request names no withdrawal");
+            return;
+        };
+        let action = if approve {
+            "withdrawal.approved"
+        } else {
+            "withdrawal.rejected"
+        };
+        let audit = AuditEvent::new(format!("vault:{vault}"), action, Severity::High);
+        match self
+            .treasury
+            .settle_vault_withdrawal(id, request.0, approve, audit)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(%request, withdrawal = %id, approve, "withdrawal settled by its guardians")
+            }
+            Ok(false) => {
+                tracing::warn!(%request, withdrawal = %id, "the withdrawal was no longer held for this request")
+            }
+            Err(error) => {
+                tracing::error!(%request, withdrawal = %id, %error, "the withdrawal could not be settled")
+            }
         }
     }
 
@@ -75,12 +129,53 @@ impl Releases {
 }
 
 fn redemption_of(operation: &Operation) -> Option<Uuid> {
-    operation
-        .params
-        .get("redemption_id")?
-        .as_str()?
-        .parse()
-        .ok()
+    id_param(operation, "redemption_id")
+}
+
+fn id_param(operation: &Operation, name: &str) -> Option<Uuid> {
+    operation.params.get(name)?.as_str()?.parse().ok()
+}
+
+/// Submits a held withdrawal that `vault` covers to its guardians, unless a request already
+/// decides it; the request that decides it.
+pub async fn submit_withdrawal(
+    guardians: &GuardianContext,
+    vault: &Vault,
+    withdrawal: &Withdrawal,
+    caller: &Caller,
+) -> Result<Uuid, ApiError> {
+    if let Some(existing) = withdrawal.vault_request_id {
+        return Ok(existing);
+    }
+    let operation = Operation::new(OperationKind::Withdrawal)
+        .amount(Amount(withdrawal.amount.base_units()))
+        .params(json!({
+            "withdrawal_id": withdrawal.id.to_string(),
+            "member_id": withdrawal.member_id.to_string(),
+            "chain": withdrawal.chain,
+            "address": withdrawal.address,
+        }));
+    let request = guardians
+        .vaults
+        .create_request(vault.id, operation, caller)
+        .await?;
+    let deciding = guardians
+        .releases
+        .treasury
+        .attach_withdrawal_vault_request(withdrawal.id, request.id.0)
+        .await
+        .map_err(crate::routes::token::treasury_error)?;
+    if deciding == request.id.0 {
+        guardians.hub.push(
+            vault.id,
+            ServerMessage::RequestCreated {
+                request: RequestView::from(&request),
+            },
+        );
+        metrics::counter!("haven_vault_requests_created_total", "kind" => "withdrawal")
+            .increment(1);
+    }
+    Ok(deciding)
 }
 
 /// What an operator's approval of a redemption does when guardians may be involved.
@@ -97,11 +192,11 @@ pub enum Gate {
 /// Decides an operator's approval of redemption `id` (see the module docs).
 pub async fn gate_redemption(
     guardians: &GuardianContext,
-    releases: &Releases,
     id: Uuid,
     caller: &Caller,
     audit: AuditEvent,
 ) -> Result<Gate, ApiError> {
+    let releases = &guardians.releases;
     let treasury = &releases.treasury;
     let redemption = treasury
         .redemption(id)

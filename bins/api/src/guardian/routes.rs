@@ -191,6 +191,9 @@ pub async fn remove_guardian(
         .await?;
     ctx.hub.send(vault, Event::GuardianRemoved(guardian));
     for request_id in &removal.closed {
+        if let Ok(request) = ctx.vaults.request(*request_id).await {
+            ctx.releases.closed(&request).await;
+        }
         ctx.hub.push(
             vault,
             ServerMessage::RequestClosed {

@@ -37,7 +37,6 @@ use super::hub::Event;
 use super::{GuardianContext, GuardianPrincipal, Refusal};
 use crate::error::ApiError;
 use crate::guardian::CurrentGuardian;
-use crate::guardian::release::Releases;
 
 /// Opens a guardian socket (see the module docs).
 #[utoipa::path(
@@ -56,7 +55,6 @@ pub async fn connect(
     body: web::Payload,
     guardian: CurrentGuardian,
     ctx: web::Data<GuardianContext>,
-    releases: web::Data<Releases>,
 ) -> Result<HttpResponse, ApiError> {
     let principal = guardian.0;
     let socket_id = Uuid::new_v4();
@@ -98,7 +96,6 @@ pub async fn connect(
     let rate = ctx.config.messages_per_sec;
     let socket = Socket {
         ctx: ctx.into_inner(),
-        releases: releases.into_inner(),
         session,
         principal,
         token,
@@ -173,7 +170,6 @@ fn close(code: CloseCode, why: impl Into<String>) -> Flow {
 
 struct Socket {
     ctx: Arc<GuardianContext>,
-    releases: Arc<Releases>,
     session: Session,
     principal: GuardianPrincipal,
     /// The newest token seen; never logged.
@@ -464,7 +460,7 @@ impl Socket {
             Ok(DecisionOutcome::AlreadyRecorded { .. }) => (DecisionResult::Duplicate, None, None),
             Ok(DecisionOutcome::Released(release)) => {
                 let approvals = release.approvers.len();
-                self.releases.execute(&release).await;
+                self.ctx.releases.execute(&release).await;
                 self.ctx.hub.push(
                     release.vault_id,
                     ServerMessage::RequestClosed {
@@ -475,6 +471,9 @@ impl Socket {
                 (DecisionResult::Released, Some(approvals), None)
             }
             Ok(DecisionOutcome::Rejected) => {
+                if let Ok(request) = self.ctx.vaults.request(request_id).await {
+                    self.ctx.releases.closed(&request).await;
+                }
                 self.ctx.hub.push(
                     self.principal.vault_id,
                     ServerMessage::RequestClosed {

@@ -495,7 +495,6 @@ pub async fn approve(
     id: web::Path<Uuid>,
     treasury: web::Data<TreasuryService>,
     guardians: web::Data<crate::guardian::GuardianContext>,
-    releases: web::Data<crate::guardian::release::Releases>,
 ) -> Result<HttpResponse, ApiError> {
     use crate::guardian::release::{Gate, gate_redemption};
     let id = id.into_inner();
@@ -504,7 +503,7 @@ pub async fn approve(
         caller = caller.with_ip(ip.to_string());
     }
     let submitted = event(&req, &principal, "redemption.vault_submit", Severity::High);
-    match gate_redemption(&guardians, &releases, id, &caller, submitted).await? {
+    match gate_redemption(&guardians, id, &caller, submitted).await? {
         Gate::Proceed => {}
         Gate::Waiting(body) => return Ok(HttpResponse::Accepted().json(body)),
         Gate::Approved(updated) => {

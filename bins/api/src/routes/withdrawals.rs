@@ -7,7 +7,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use haven_address::{Chain, Family};
 use haven_core::audit::Severity;
 use haven_core::{ErrorCode, Problem};
-use haven_db::treasury::{Created, NewWithdrawal, TreasuryError, Withdrawal};
+use haven_db::treasury::{Created, NewWithdrawal, TreasuryError, Withdrawal, WithdrawalStatus};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -58,6 +58,7 @@ pub(crate) fn withdrawal_json(w: &Withdrawal) -> serde_json::Value {
         "amount_base_units": w.amount.base_units().to_string(),
         "status": w.status.as_str(),
         "alert_id": w.alert_id,
+        "vault_request_id": w.vault_request_id,
         "tx_id": w.tx_id,
         "error": w.error,
         "requested_by": w.requested_by,
@@ -142,6 +143,7 @@ pub async fn create(
     body: ValidatedJson<WithdrawalRequest>,
     rewards: web::Data<RewardsService>,
     treasury: web::Data<TreasuryService>,
+    guardians: web::Data<crate::guardian::GuardianContext>,
 ) -> Result<HttpResponse, ApiError> {
     let member = member_in_scope(&req, id.into_inner())?;
     let body = body.0;
@@ -153,6 +155,13 @@ pub async fn create(
             "an Idempotency-Key is required",
         )
     })?;
+    let guard = guardians
+        .vaults
+        .guarding(
+            haven_vault::OperationKind::Withdrawal,
+            haven_vault::Amount(amount.base_units()),
+        )
+        .await?;
     let balance = balance(&rewards, member).await?;
     let fraud_event = haven_fraud::Event::Transfer(haven_fraud::PaymentEvent {
         event_id: format!("withdrawal:{member}:{key}"),
@@ -189,6 +198,7 @@ pub async fn create(
             idempotency_key: key,
             alerts: &alerts,
             balance,
+            guarded: guard.is_some(),
             audit,
         })
         .await
@@ -200,13 +210,26 @@ pub async fn create(
             ),
             other => treasury_error(other),
         })?;
+    let deciding = match (&guard, &created) {
+        (Some(vault), Created::New(w) | Created::Existing(w))
+            if w.status == WithdrawalStatus::Held =>
+        {
+            let caller = haven_vault::Caller::new(principal.actor());
+            Some(crate::guardian::release::submit_withdrawal(&guardians, vault, w, &caller).await?)
+        }
+        _ => None,
+    };
     Ok(match created {
-        Created::New(w) => {
+        Created::New(mut w) => {
+            w.vault_request_id = w.vault_request_id.or(deciding);
             let mut body = withdrawal_json(&w);
             body["alerts"] = json!(alerts.iter().map(|a| json!({"id": a.id, "rule_id": a.rule_id, "severity": a.severity.as_str()})).collect::<Vec<_>>());
             HttpResponse::Accepted().json(body)
         }
-        Created::Existing(w) => HttpResponse::Ok().json(withdrawal_json(&w)),
+        Created::Existing(mut w) => {
+            w.vault_request_id = w.vault_request_id.or(deciding);
+            HttpResponse::Ok().json(withdrawal_json(&w))
+        }
     })
 }
 

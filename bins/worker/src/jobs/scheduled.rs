@@ -56,6 +56,7 @@ pub const VAULT_EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_se
 /// `vault.request.expired`), at most 500 per pass.
 pub struct VaultExpiryJob {
     vaults: haven_vault::VaultService,
+    treasury: haven_db::PgTreasury,
 }
 
 impl std::fmt::Debug for VaultExpiryJob {
@@ -70,9 +71,10 @@ impl VaultExpiryJob {
         Self {
             vaults: haven_vault::VaultService::new(
                 Arc::new(haven_db::PgVaultStore::new(pool.clone())),
-                Arc::new(haven_db::PgAuditLog::new(pool)),
+                Arc::new(haven_db::PgAuditLog::new(pool.clone())),
                 haven_vault::VaultConfig::default(),
             ),
+            treasury: haven_db::PgTreasury::new(pool),
         }
     }
 }
@@ -92,6 +94,33 @@ impl Job for VaultExpiryJob {
                 .context("vault request expiry")?;
             if !expired.is_empty() {
                 tracing::info!(expired = expired.len(), "vault requests expired");
+            }
+            // a withdrawal its guardians did not release in time never moves
+            for id in expired {
+                let request = self
+                    .vaults
+                    .request(id)
+                    .await
+                    .context("an expired request")?;
+                let withdrawal = request
+                    .operation
+                    .params
+                    .get("withdrawal_id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| v.parse::<uuid::Uuid>().ok());
+                if let (haven_vault::OperationKind::Withdrawal, Some(withdrawal)) =
+                    (request.operation.kind, withdrawal)
+                {
+                    let audit = haven_core::audit::AuditEvent::new(
+                        format!("vault:{}", request.vault_id),
+                        "withdrawal.rejected",
+                        haven_core::audit::Severity::High,
+                    );
+                    self.treasury
+                        .settle_vault_withdrawal(withdrawal, id.0, false, audit)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("settling withdrawal {withdrawal}: {e}"))?;
+                }
             }
             Ok(())
         })

@@ -16,6 +16,7 @@ mod rewards_webhooks;
 mod stack;
 mod token_api;
 mod vault_expiry;
+mod vault_withdrawals;
 mod webhook_delivery;
 
 use std::sync::Arc;

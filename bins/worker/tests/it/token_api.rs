@@ -42,7 +42,7 @@ async fn stack_with_prices(prices: &StubServer) -> Stack {
 }
 
 /// A member holding 480 HNV (a CAD 200 booking of two nights, minted): its id and wallet.
-async fn funded_member(stack: &Stack) -> (String, Address) {
+pub(crate) async fn funded_member(stack: &Stack) -> (String, Address) {
     let guest = Stack::id("g");
     let body = format!(
         r#"{{"booking_id":"{}","guest_id":"{guest}","total_price":200,"nights":2}}"#,

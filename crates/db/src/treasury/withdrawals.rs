@@ -89,6 +89,8 @@ pub struct Withdrawal {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The guardian vault request deciding it, when a vault covers it.
+    pub vault_request_id: Option<Uuid>,
 }
 
 /// What a new withdrawal records.
@@ -110,6 +112,9 @@ pub struct NewWithdrawal<'a> {
     pub alerts: &'a [Alert],
     /// The member's on-chain balance and when it was read.
     pub balance: (Hnv, DateTime<Utc>),
+    /// Whether a guardian vault covers it: then it is held (no transfer) until the vault's
+    /// request is attached and released.
+    pub guarded: bool,
     /// `withdrawal.request` audit row.
     pub audit: AuditEvent,
 }
@@ -138,10 +143,12 @@ struct Row {
     created_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     updated_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    vault_request_id: Option<Uuid>,
 }
 
 const COLUMNS: &str = "id, member_id, chain, address, amount::text AS amount, status, alert_id, \
-    requested_by, error, created_at, updated_at";
+    requested_by, error, created_at, updated_at, vault_request_id";
 
 impl TryFrom<Row> for Withdrawal {
     type Error = crate::Error;
@@ -163,6 +170,7 @@ impl TryFrom<Row> for Withdrawal {
             error: r.error,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            vault_request_id: r.vault_request_id,
         })
     }
 }
@@ -231,7 +239,7 @@ impl PgTreasury {
                 .iter()
                 .find(|a| a.severity >= haven_fraud::Severity::High)
                 .map(|a| a.id);
-            let status = if hold.is_some() {
+            let status = if hold.is_some() || new.guarded {
                 WithdrawalStatus::Held
             } else {
                 WithdrawalStatus::Pending
@@ -256,7 +264,7 @@ impl PgTreasury {
             for alert in new.alerts {
                 PgAlertStore::insert_in(conn, alert).await?;
             }
-            if hold.is_none() {
+            if status == WithdrawalStatus::Pending {
                 record_movement(
                     conn,
                     ("withdrawal", id),
@@ -274,7 +282,7 @@ impl PgTreasury {
                 .details(serde_json::json!({
                     "member_id": new.member_id, "amount_hnv": new.amount.to_string(),
                     "chain": new.chain, "address": new.address, "status": status.as_str(),
-                    "alert_id": hold,
+                    "alert_id": hold, "guarded": new.guarded,
                 }));
             PgAuditLog::append_in(conn, audit).await?;
             let created = load(conn, id).await?.ok_or(TreasuryError::NotFound)?;
@@ -301,9 +309,16 @@ impl PgTreasury {
         let mut conn = get(&self.pool).await?;
         conn.transaction::<_, TreasuryError, _>(async |conn| {
             let to = if approve { "pending" } else { "rejected" };
+            // A withdrawal a vault covers moves only on its guardians' release; a rejected
+            // alert still stops it.
+            let guarded = if approve {
+                " AND vault_request_id IS NULL"
+            } else {
+                ""
+            };
             let rows: Vec<Row> = diesel::sql_query(format!(
                 "UPDATE withdrawals SET status = $2, version = version + 1, updated_at = now() \
-                 WHERE alert_id = $1 AND status = 'held' RETURNING {COLUMNS}"
+                 WHERE alert_id = $1 AND status = 'held'{guarded} RETURNING {COLUMNS}"
             ))
             .bind::<SqlUuid, _>(alert)
             .bind::<Text, _>(to)
@@ -340,6 +355,89 @@ impl PgTreasury {
                 settled.push(withdrawal);
             }
             Ok(settled)
+        })
+        .await
+    }
+
+    /// Records that `vault_request` decides this held withdrawal, unless one already does;
+    /// the request that decides it.
+    pub async fn attach_withdrawal_vault_request(
+        &self,
+        id: Uuid,
+        vault_request: Uuid,
+    ) -> Result<Uuid, TreasuryError> {
+        let mut conn = get(&self.pool).await?;
+        #[derive(QueryableByName)]
+        struct Deciding {
+            #[diesel(sql_type = Nullable<SqlUuid>)]
+            vault_request_id: Option<Uuid>,
+        }
+        let row: Deciding = diesel::sql_query(
+            "UPDATE withdrawals SET vault_request_id = COALESCE(vault_request_id, $2), \
+               updated_at = now() WHERE id = $1 RETURNING vault_request_id",
+        )
+        .bind::<SqlUuid, _>(id)
+        .bind::<SqlUuid, _>(vault_request)
+        .get_result(&mut conn)
+        .await
+        .optional()?
+        .ok_or(TreasuryError::NotFound)?;
+        row.vault_request_id.ok_or(TreasuryError::NotFound)
+    }
+
+    /// Settles the held withdrawal `vault_request` decides: released → `pending` with its
+    /// transfer recorded (the worker sends it), else `rejected` (it never moves); with the
+    /// audit row. Compare-and-set from `held`: returns whether this call settled it.
+    pub async fn settle_vault_withdrawal(
+        &self,
+        id: Uuid,
+        vault_request: Uuid,
+        approve: bool,
+        audit: AuditEvent,
+    ) -> Result<bool, TreasuryError> {
+        let mut conn = get(&self.pool).await?;
+        conn.transaction::<_, TreasuryError, _>(async |conn| {
+            let to = if approve { "pending" } else { "rejected" };
+            let row: Option<Row> = diesel::sql_query(format!(
+                "UPDATE withdrawals SET status = $3, version = version + 1, updated_at = now() \
+                 WHERE id = $1 AND vault_request_id = $2 AND status = 'held' RETURNING {COLUMNS}"
+            ))
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(vault_request)
+            .bind::<Text, _>(to)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let withdrawal = Withdrawal::try_from(row)?;
+            if approve {
+                record_movement(
+                    conn,
+                    ("withdrawal", withdrawal.id),
+                    MovementAction::Withdraw,
+                    withdrawal.member_id,
+                    withdrawal.amount,
+                    Some(&withdrawal.address),
+                )
+                .await?;
+            }
+            let mut event = audit;
+            event.action = if approve {
+                "withdrawal.approved"
+            } else {
+                "withdrawal.rejected"
+            }
+            .to_owned();
+            let event = event
+                .target(format!("withdrawal:{id}"))
+                .details(serde_json::json!({
+                    "vault_request_id": vault_request, "amount_hnv": withdrawal.amount.to_string(),
+                    "address": withdrawal.address,
+                }));
+            PgAuditLog::append_in(conn, event).await?;
+            Ok(true)
         })
         .await
     }

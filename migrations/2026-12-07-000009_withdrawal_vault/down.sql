@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS withdrawals_vault_request_idx;
+ALTER TABLE withdrawals DROP COLUMN IF EXISTS vault_request_id;
