@@ -56,6 +56,8 @@ use crate::state::AppState;
 pub const HTTP_REQUESTS: &str = "haven_http_requests_total";
 /// Gauge: vault requests waiting for their guardians (refreshed at each scrape).
 pub const VAULT_REQUESTS_OPEN: &str = "haven_vault_requests_open";
+/// Counter: vault requests submitted, by operation kind.
+pub const VAULT_REQUESTS_CREATED: &str = "haven_vault_requests_created_total";
 /// Counter: guardian decisions, by kind (`approve`, `reject`) and result.
 pub const VAULT_DECISIONS: &str = "haven_vault_decisions_total";
 /// Histogram: how long threshold jobs took, by kind (`signing`).
@@ -140,6 +142,10 @@ fn describe() {
     describe_gauge!(
         VAULT_REQUESTS_OPEN,
         "Vault requests waiting for their guardians."
+    );
+    describe_counter!(
+        VAULT_REQUESTS_CREATED,
+        "Vault requests submitted to guardians, by operation kind."
     );
     describe_counter!(
         VAULT_DECISIONS,

@@ -165,17 +165,24 @@ pub async fn submit_withdrawal(
         .attach_withdrawal_vault_request(withdrawal.id, request.id.0)
         .await
         .map_err(crate::routes::token::treasury_error)?;
+    announce(guardians, &request, deciding);
+    Ok(deciding)
+}
+
+/// Tells the vault's guardians about `request` if it is the one that decides (a concurrent
+/// submission may have attached another one first, which was announced then).
+pub fn announce(guardians: &GuardianContext, request: &VaultRequest, deciding: Uuid) {
     if deciding == request.id.0 {
         guardians.hub.push(
-            vault.id,
+            request.vault_id,
             ServerMessage::RequestCreated {
-                request: RequestView::from(&request),
+                request: RequestView::from(request),
             },
         );
-        metrics::counter!("haven_vault_requests_created_total", "kind" => "withdrawal")
-            .increment(1);
+        metrics::counter!(crate::metrics::VAULT_REQUESTS_CREATED,
+            "kind" => request.operation.kind.as_str())
+        .increment(1);
     }
-    Ok(deciding)
 }
 
 /// What an operator's approval of a redemption does when guardians may be involved.
@@ -234,16 +241,7 @@ pub async fn gate_redemption(
         .attach_vault_request(id, request.id.0, audit)
         .await
         .map_err(crate::routes::token::treasury_error)?;
-    if deciding == request.id.0 {
-        guardians.hub.push(
-            vault.id,
-            ServerMessage::RequestCreated {
-                request: RequestView::from(&request),
-            },
-        );
-        metrics::counter!("haven_vault_requests_created_total", "kind" => "redemption")
-            .increment(1);
-    }
+    announce(guardians, &request, deciding);
     Ok(Gate::Waiting(waiting(&redemption, deciding, vault.id.0)))
 }
 

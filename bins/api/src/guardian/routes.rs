@@ -26,7 +26,7 @@ use crate::auth::{Authenticated, session_error};
 use crate::error::ApiError;
 use crate::extract::ValidatedJson;
 use crate::routes::auth::{
-    RefreshBody, SessionView, TokenPair, audit_event, session_views, token_pair,
+    RefreshBody, SessionView, TokenPair, audit_event, session_views, token_pair, user_agent,
 };
 
 fn caller(req: &HttpRequest, actor: String) -> Caller {
@@ -256,14 +256,8 @@ pub async fn submit(
         .vaults
         .create_request(vault, operation, &caller(&req, principal.actor()))
         .await?;
-    let view = RequestView::from(&request);
-    ctx.hub.push(
-        vault,
-        ServerMessage::RequestCreated {
-            request: view.clone(),
-        },
-    );
-    Ok(HttpResponse::Created().json(view))
+    super::release::announce(&ctx, &request, request.id.0);
+    Ok(HttpResponse::Created().json(RequestView::from(&request)))
 }
 
 /// `POST /api/v1/guardian/join` body.
@@ -329,14 +323,7 @@ pub async fn join(
             &caller,
         )
         .await?;
-    let user_agent = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(512)
-        .collect::<String>();
+    let user_agent = user_agent(&req);
     let now = Utc::now();
     let created = ctx
         .sessions

@@ -109,6 +109,17 @@ pub(crate) async fn audit(ctx: &AuthContext, event: AuditEvent) -> Result<(), Ap
     Ok(())
 }
 
+/// The request's `User-Agent`, at most 512 characters, for the session list.
+pub(crate) fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(512)
+        .collect()
+}
+
 /// The session list as users (and guardians) see it.
 pub(crate) fn session_views(sessions: Vec<haven_auth::Session>) -> Vec<SessionView> {
     sessions
@@ -211,14 +222,7 @@ pub async fn login(
             .await;
     }
     let role = Role::from_str(user.role.as_str()).map_err(internal)?;
-    let user_agent = req
-        .headers()
-        .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .chars()
-        .take(512)
-        .collect::<String>();
+    let user_agent = user_agent(&req);
     let now = Utc::now();
     let created = ctx
         .sessions

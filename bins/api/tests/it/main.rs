@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod errors;
 mod guardian_threshold;
+mod guardian_wss;
 mod guardians;
 mod health;
 mod idempotency;

@@ -7,9 +7,9 @@ use haven_api::config::ApiConfig;
 use haven_api::tls::TlsConfig;
 use haven_testkit::{TestDb, TestRedis};
 
-struct SelfSigned {
+pub(crate) struct SelfSigned {
     dir: std::path::PathBuf,
-    cert_der: rustls::pki_types::CertificateDer<'static>,
+    pub(crate) cert_der: rustls::pki_types::CertificateDer<'static>,
 }
 
 impl Drop for SelfSigned {
@@ -18,7 +18,7 @@ impl Drop for SelfSigned {
     }
 }
 
-fn self_signed() -> (SelfSigned, TlsConfig) {
+pub(crate) fn self_signed() -> (SelfSigned, TlsConfig) {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let dir = std::env::temp_dir().join(format!("haven-tls-{}", uuid::Uuid::new_v4()));

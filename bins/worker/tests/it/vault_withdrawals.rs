@@ -19,13 +19,16 @@ use crate::token_api::funded_member;
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_covered_withdrawal_moves_only_once_its_guardians_release_it() {
-    let stack = Stack::start().await;
-    let (member, wallet) = funded_member(&stack).await;
+/// A vault covering withdrawals from 100 HNV with one guardian, connected, and `destination`
+/// registered as the member's payout address: the guardian's token, device and socket, and
+/// an operator's token.
+async fn guarded(
+    stack: &Stack,
+    member: &str,
+    destination: &str,
+) -> (String, SigningKey, haven_guardian::Connection, String) {
     let admin = stack.admin_token().await;
     let operator = stack.user_token("op-w@example.com", Role::Operator).await;
-    // withdrawals from 100 HNV need one guardian
     let min = haven_rewards::Hnv::from_whole(100).base_units().to_string();
     let (status, _, vault) = stack
         .call(
@@ -58,9 +61,7 @@ async fn a_covered_withdrawal_moves_only_once_its_guardians_release_it() {
     .await
     .unwrap();
     let token = guardian.tokens.access_token.clone();
-    let mut socket = connect(&stack.api.address, &token).await.unwrap();
-
-    let destination = "0x2222222222222222222222222222222222222222";
+    let socket = connect(&stack.api.address, &token).await.unwrap();
     let (status, _, added) = stack
         .call(
             Method::POST,
@@ -71,6 +72,15 @@ async fn a_covered_withdrawal_moves_only_once_its_guardians_release_it() {
         )
         .await;
     assert_eq!(status, 201, "{added}");
+    (token, device, socket, operator)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_covered_withdrawal_moves_only_once_its_guardians_release_it() {
+    let stack = Stack::start().await;
+    let (member, wallet) = funded_member(&stack).await;
+    let destination = "0x2222222222222222222222222222222222222222";
+    let (token, device, mut socket, operator) = guarded(&stack, &member, destination).await;
     let path = format!("/api/v1/members/{member}/withdrawals");
     let withdraw = |amount: &str, key: &str| {
         let body = json!({"chain": "eth", "address": destination, "amount_hnv": amount});
