@@ -147,7 +147,13 @@ impl Application {
         breakers.get_or_create(chain::NODE_BREAKER)?;
         haven_resilience::metrics::count_transitions(&breakers);
         let public_host = config.public_host.clone();
+        let node = chain::provider(&config.common.eth_rpc_url)
+            .inspect_err(
+                |error| tracing::warn!(%error, "ETH_RPC_URL: /ready will not report the node"),
+            )
+            .ok();
         let state = AppState {
+            node,
             config: Arc::new(config),
             error_logs: haven_db::ErrorLogRepo::new(db.clone()),
             db,

@@ -18,4 +18,7 @@ pub struct AppState {
     /// The circuit breakers of this process, by name; `/health` lists their states and
     /// `/metrics` exports them.
     pub breakers: Arc<haven_resilience::BreakerRegistry>,
+    /// The node at `ETH_RPC_URL` (built once; no connection until `/ready` asks), `None`
+    /// when the URL does not parse.
+    pub node: Option<alloy::providers::DynProvider>,
 }

@@ -70,6 +70,6 @@ async fn node(state: &AppState) -> Option<crate::chain::NodeCheck> {
         .breakers
         .get_or_create(crate::chain::NODE_BREAKER)
         .ok()?;
-    let provider = crate::chain::provider(&state.config.common.eth_rpc_url).ok()?;
-    Some(crate::chain::check_node(&provider, breaker.as_ref()).await)
+    let provider = state.node.as_ref()?;
+    Some(crate::chain::check_node(provider, breaker.as_ref()).await)
 }
