@@ -18,11 +18,12 @@
 //! executors by request id; the vault's record is the authority.
 
 use haven_core::ErrorCode;
-use haven_core::audit::{AuditEvent, Severity};
+use haven_core::audit::AuditEvent;
 use haven_db::treasury::{Redemption, RedemptionStatus, Withdrawal};
 use haven_vault::protocol::{RequestView, ServerMessage};
 use haven_vault::{
-    Amount, Caller, Operation, OperationKind, Release, RequestId, RequestState, Vault, VaultRequest,
+    Amount, Caller, Operation, OperationKind, Release, RequestId, RequestState, Vault, VaultId,
+    VaultRequest,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -42,98 +43,49 @@ impl Releases {
         Self { treasury }
     }
 
-    /// Carries out a released operation; failures are logged (the next operator approval
-    /// completes a redemption, see the module docs).
+    /// Carries out a released operation (a redemption approved, a withdrawal released); a
+    /// failure is logged (the next operator approval completes a redemption).
     pub async fn execute(&self, release: &Release) {
-        let request = release.request_id;
-        match release.operation.kind {
-            OperationKind::Redemption => {
-                let Some(id) = redemption_of(&release.operation) else {
-                    tracing::error!(%request, "a released redemption request names no redemption");
-                    return;
-                };
-                match self.approve(id, request, release.vault_id.0).await {
-                    Ok(true) => {
-                        tracing::info!(%request, redemption = %id, "redemption approved by its guardians")
-                    }
-                    Ok(false) => {
-                        tracing::warn!(%request, redemption = %id, "released, but the redemption was no longer waiting for this request")
-                    }
-                    Err(error) => {
-                        tracing::error!(%request, redemption = %id, %error, "released, but the redemption could not be approved; the next approval completes it")
-                    }
-                }
-            }
-            OperationKind::Withdrawal => {
-                self.settle_withdrawal(&release.operation, request, release.vault_id.0, true)
-                    .await;
-            }
-            kind => tracing::info!(%request, %kind, "operation released to its executor"),
-        }
+        self.apply(
+            release.request_id,
+            release.vault_id,
+            &release.operation,
+            true,
+        )
+        .await;
     }
 
     /// A request closed without release (rejected by its guardians, expired, or left
     /// unreachable by a removal): a withdrawal it decides is rejected, once.
     pub async fn closed(&self, request: &VaultRequest) {
-        if request.operation.kind == OperationKind::Withdrawal {
-            self.settle_withdrawal(&request.operation, request.id, request.vault_id.0, false)
-                .await;
-        }
+        self.apply(request.id, request.vault_id, &request.operation, false)
+            .await;
     }
 
-    async fn settle_withdrawal(
+    async fn apply(
         &self,
-        operation: &Operation,
         request: RequestId,
-        vault: Uuid,
-        approve: bool,
+        vault: VaultId,
+        operation: &Operation,
+        released: bool,
     ) {
-        let Some(id) = id_param(operation, "withdrawal_id") else {
-            tracing::error!(%request, "a withdrawal request names no withdrawal");
-            return;
-        };
-        let action = if approve {
-            "withdrawal.approved"
-        } else {
-            "withdrawal.rejected"
-        };
-        let audit = AuditEvent::new(format!("vault:{vault}"), action, Severity::High);
+        let kind = operation.kind;
         match self
             .treasury
-            .settle_vault_withdrawal(id, request.0, approve, audit)
+            .apply_vault_outcome(request, vault, operation, released)
             .await
         {
             Ok(true) => {
-                tracing::info!(%request, withdrawal = %id, approve, "withdrawal settled by its guardians")
+                tracing::info!(%request, %kind, released, "applied the guardians' decision")
             }
             Ok(false) => {
-                tracing::warn!(%request, withdrawal = %id, "the withdrawal was no longer held for this request")
+                tracing::info!(%request, %kind, released, "nothing waited for this decision here")
             }
             Err(error) => {
-                tracing::error!(%request, withdrawal = %id, %error, "the withdrawal could not be settled")
+                tracing::error!(%request, %kind, released, %error, "the guardians' decision could not be applied")
             }
         }
     }
-
-    async fn approve(&self, id: Uuid, request: RequestId, vault: Uuid) -> Result<bool, ApiError> {
-        let audit = AuditEvent::new(
-            format!("vault:{vault}"),
-            "redemption.approve",
-            Severity::High,
-        );
-        self.treasury
-            .approve_redemption_by_vault(id, request.0, audit)
-            .await
-            .map_err(crate::routes::token::treasury_error)
-    }
-}
-
-fn redemption_of(operation: &Operation) -> Option<Uuid> {
-    id_param(operation, "redemption_id")
-}
-
-fn id_param(operation: &Operation, name: &str) -> Option<Uuid> {
-    operation.params.get(name)?.as_str()?.parse().ok()
 }
 
 /// Submits a held withdrawal that `vault` covers to its guardians, unless a request already
@@ -260,8 +212,15 @@ async fn decided(
         ))),
         RequestState::Approved => {
             releases
-                .approve(redemption.id, request, vault_request.vault_id.0)
-                .await?;
+                .treasury
+                .apply_vault_outcome(
+                    request,
+                    vault_request.vault_id,
+                    &vault_request.operation,
+                    true,
+                )
+                .await
+                .map_err(crate::routes::token::treasury_error)?;
             let now = releases
                 .treasury
                 .redemption(redemption.id)

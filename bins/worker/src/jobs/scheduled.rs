@@ -102,25 +102,10 @@ impl Job for VaultExpiryJob {
                     .request(id)
                     .await
                     .context("an expired request")?;
-                let withdrawal = request
-                    .operation
-                    .params
-                    .get("withdrawal_id")
-                    .and_then(|v| v.as_str())
-                    .and_then(|v| v.parse::<uuid::Uuid>().ok());
-                if let (haven_vault::OperationKind::Withdrawal, Some(withdrawal)) =
-                    (request.operation.kind, withdrawal)
-                {
-                    let audit = haven_core::audit::AuditEvent::new(
-                        format!("vault:{}", request.vault_id),
-                        "withdrawal.rejected",
-                        haven_core::audit::Severity::High,
-                    );
-                    self.treasury
-                        .settle_vault_withdrawal(withdrawal, id.0, false, audit)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("settling withdrawal {withdrawal}: {e}"))?;
-                }
+                self.treasury
+                    .apply_vault_outcome(id, request.vault_id, &request.operation, false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("applying the expiry of {id}: {e}"))?;
             }
             Ok(())
         })

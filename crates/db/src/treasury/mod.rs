@@ -17,6 +17,7 @@
 mod movements;
 mod redemptions;
 mod stats;
+mod vault;
 mod withdrawals;
 
 use diesel::prelude::*;

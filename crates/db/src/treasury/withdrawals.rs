@@ -175,6 +175,46 @@ impl TryFrom<Row> for Withdrawal {
     }
 }
 
+/// Finishes settling a held `withdrawal` in the caller's transaction: released, its transfer
+/// is recorded for the worker; either way one audit row (`withdrawal.approved` or
+/// `withdrawal.rejected`, whatever `audit`'s action) names what settled it (`cause`).
+async fn settled_in(
+    conn: &mut AsyncPgConnection,
+    withdrawal: &Withdrawal,
+    approve: bool,
+    mut audit: AuditEvent,
+    cause: serde_json::Value,
+) -> Result<(), TreasuryError> {
+    if approve {
+        record_movement(
+            conn,
+            ("withdrawal", withdrawal.id),
+            MovementAction::Withdraw,
+            withdrawal.member_id,
+            withdrawal.amount,
+            Some(&withdrawal.address),
+        )
+        .await?;
+    }
+    audit.action = if approve {
+        "withdrawal.approved"
+    } else {
+        "withdrawal.rejected"
+    }
+    .to_owned();
+    let mut details = serde_json::json!({
+        "amount_hnv": withdrawal.amount.to_string(), "address": withdrawal.address,
+    });
+    if let (Some(all), serde_json::Value::Object(extra)) = (details.as_object_mut(), cause) {
+        all.extend(extra);
+    }
+    let audit = audit
+        .target(format!("withdrawal:{}", withdrawal.id))
+        .details(details);
+    PgAuditLog::append_in(conn, audit).await?;
+    Ok(())
+}
+
 async fn load(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Withdrawal>, TreasuryError> {
     let row: Option<Row> =
         diesel::sql_query(format!("SELECT {COLUMNS} FROM withdrawals WHERE id = $1"))
@@ -327,31 +367,8 @@ impl PgTreasury {
             let mut settled = Vec::with_capacity(rows.len());
             for row in rows {
                 let withdrawal = Withdrawal::try_from(row)?;
-                if approve {
-                    record_movement(
-                        conn,
-                        ("withdrawal", withdrawal.id),
-                        MovementAction::Withdraw,
-                        withdrawal.member_id,
-                        withdrawal.amount,
-                        Some(&withdrawal.address),
-                    )
-                    .await?;
-                }
-                let mut event = audit.clone();
-                event.action = if approve {
-                    "withdrawal.approved"
-                } else {
-                    "withdrawal.rejected"
-                }
-                .to_owned();
-                let event = event
-                    .target(format!("withdrawal:{}", withdrawal.id))
-                    .details(serde_json::json!({
-                        "alert_id": alert, "amount_hnv": withdrawal.amount.to_string(),
-                        "address": withdrawal.address,
-                    }));
-                PgAuditLog::append_in(conn, event).await?;
+                let cause = serde_json::json!({"alert_id": alert});
+                settled_in(conn, &withdrawal, approve, audit.clone(), cause).await?;
                 settled.push(withdrawal);
             }
             Ok(settled)
@@ -412,31 +429,8 @@ impl PgTreasury {
                 return Ok(false);
             };
             let withdrawal = Withdrawal::try_from(row)?;
-            if approve {
-                record_movement(
-                    conn,
-                    ("withdrawal", withdrawal.id),
-                    MovementAction::Withdraw,
-                    withdrawal.member_id,
-                    withdrawal.amount,
-                    Some(&withdrawal.address),
-                )
-                .await?;
-            }
-            let mut event = audit;
-            event.action = if approve {
-                "withdrawal.approved"
-            } else {
-                "withdrawal.rejected"
-            }
-            .to_owned();
-            let event = event
-                .target(format!("withdrawal:{id}"))
-                .details(serde_json::json!({
-                    "vault_request_id": vault_request, "amount_hnv": withdrawal.amount.to_string(),
-                    "address": withdrawal.address,
-                }));
-            PgAuditLog::append_in(conn, event).await?;
+            let cause = serde_json::json!({"vault_request_id": vault_request});
+            settled_in(conn, &withdrawal, approve, audit, cause).await?;
             Ok(true)
         })
         .await
