@@ -75,6 +75,26 @@ async fn guarded(
     (token, device, socket, operator)
 }
 
+/// The withdrawal settlement audit rows, oldest first: action and the vault request named.
+async fn settlements(stack: &Stack) -> Vec<(String, String)> {
+    haven_db::PgAuditLog::new(stack.pool.clone())
+        .page(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.event.action.as_str(),
+                "withdrawal.approved" | "withdrawal.rejected"
+            )
+        })
+        .map(|r| {
+            let request = r.event.details["vault_request_id"].as_str().unwrap_or("");
+            (r.event.action.clone(), request.to_owned())
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_covered_withdrawal_moves_only_once_its_guardians_release_it() {
     let stack = Stack::start().await;
@@ -202,22 +222,7 @@ async fn a_covered_withdrawal_moves_only_once_its_guardians_release_it() {
         hnv(160),
         "transferred once, the rejected never"
     );
-    let settled: Vec<(String, String)> = haven_db::PgAuditLog::new(stack.pool.clone())
-        .page(0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|r| {
-            matches!(
-                r.event.action.as_str(),
-                "withdrawal.approved" | "withdrawal.rejected"
-            )
-        })
-        .map(|r| {
-            let request = r.event.details["vault_request_id"].as_str().unwrap_or("");
-            (r.event.action.clone(), request.to_owned())
-        })
-        .collect();
+    let settled = settlements(&stack).await;
     let refused_request = refused["vault_request_id"].as_str().unwrap().to_owned();
     assert_eq!(
         settled,
