@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Brings up the local services haven needs (PostgreSQL, Redis, anvil) and prints their URLs.
+# Brings up the local services haven needs (PostgreSQL, Redis, anvil) and prints their URLs;
+# installs the browser the console's tests drive (chromium, playwright-core, axe-core).
 #
 # Usage: scripts/services.sh [--env] [--dry-run] [--stop-anvil] [--help]
 #
@@ -24,6 +25,8 @@ readonly DEFAULT_REDIS_URL="redis://127.0.0.1:6379"
 readonly DEFAULT_ETH_RPC_URL="http://127.0.0.1:8545"
 readonly ANVIL_VERSION="1.7.1"
 readonly ANVIL_CHAIN_ID=31337
+readonly PLAYWRIGHT_VERSION="1.65.2"
+readonly AXE_VERSION="4.14.1"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
@@ -447,6 +450,30 @@ stop_anvil() {
     if ((!stopped)); then say "no anvil started by this script is running"; fi
 }
 
+# The operator console's browser tests: Debian's chromium (driven headless) and, from npm
+# into .tools, playwright-core (the driver) and axe-core (the accessibility scan).
+ensure_browser() {
+    if [[ -n ${CHROMIUM_BIN:-} ]]; then
+        [[ -x $CHROMIUM_BIN ]] || die "CHROMIUM_BIN=$CHROMIUM_BIN is not an executable"
+    elif have chromium; then
+        CHROMIUM_BIN=$(command -v chromium)
+    else
+        apt_install chromium
+        CHROMIUM_BIN=/usr/bin/chromium
+    fi
+    local missing=()
+    [[ -f $TOOLS/node_modules/playwright-core/package.json ]] || missing+=("playwright-core@$PLAYWRIGHT_VERSION")
+    [[ -f $TOOLS/node_modules/axe-core/axe.min.js ]] || missing+=("axe-core@$AXE_VERSION")
+    if ((${#missing[@]})); then
+        have npm || apt_install nodejs npm
+        say "installing ${missing[*]} into .tools (npm)"
+        if ((!DRY_RUN)); then mkdir -p "$TOOLS"; fi
+        change npm npm install --prefix "$TOOLS" --no-audit --no-fund "${missing[@]}"
+    else
+        note "browser: ok ($CHROMIUM_BIN, playwright-core and axe-core in .tools)"
+    fi
+}
+
 # --- main -------------------------------------------------------------------------------
 
 if [[ $MODE == stop-anvil ]]; then
@@ -461,6 +488,7 @@ ETH_RPC_URL=${ETH_RPC_URL:-$DEFAULT_ETH_RPC_URL}
 ensure_postgres
 ensure_redis
 ensure_anvil
+ensure_browser
 
 if ((DRY_RUN)); then
     if ((ACTIONS)); then say "dry run: $ACTIONS change(s) would be made"; else say "dry run: nothing to change"; fi
@@ -469,7 +497,7 @@ fi
 shell_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 if [[ $MODE == env ]]; then
-    for var in DATABASE_URL REDIS_URL ETH_RPC_URL ANVIL_BIN; do
+    for var in DATABASE_URL REDIS_URL ETH_RPC_URL ANVIL_BIN CHROMIUM_BIN; do
         printf 'export %s=%s\n' "$var" "$(shell_quote "${!var}")"
     done
 else

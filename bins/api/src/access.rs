@@ -46,7 +46,7 @@ pub enum Access {
 /// Which rate limits a route is charged to (see [`crate::ratelimit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
-    /// Never limited: liveness, readiness and the metrics scrape.
+    /// Never limited: liveness, readiness, the metrics scrape and the console's static files.
     Exempt,
     /// Per principal once authenticated (`authenticated` class), else per client network
     /// (`public` class).
@@ -124,6 +124,11 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     // Public, but served only to `HAVEN_METRICS_ALLOW` (internal networks).
     route("GET", "/metrics", Access::Public).limit(Limit::Exempt),
     route("GET", "/openapi.json", Access::Public),
+    // The operator console's static files: they hold no data; every call the page makes is
+    // an api route below with its own guard.
+    route("GET", "/console", Access::Public).limit(Limit::Exempt),
+    route("GET", "/console/console.js", Access::Public).limit(Limit::Exempt),
+    route("GET", "/console/console.css", Access::Public).limit(Limit::Exempt),
     // Validation is a pure function of its input and touches no stored data.
     route("POST", "/api/v1/addresses/validate", Access::Public),
     // Inbound webhooks are authenticated by their signature (the source's secrets).
@@ -163,6 +168,11 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         Permission::ManageUsers,
     ),
     // Before `/admin/transactions/{tx_id}`, which would match `status` too.
+    permission(
+        "GET",
+        "/api/v1/admin/transactions",
+        Permission::ReadTransactions,
+    ),
     permission(
         "GET",
         "/api/v1/admin/transactions/status",
@@ -284,6 +294,7 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         "/api/v1/admin/audit/wallet-logs",
         Permission::ReadAudit,
     ),
+    permission("GET", "/api/v1/admin/audit/records", Permission::ReadAudit),
     // Guardian vaults: administration, then the guardians' own routes and socket.
     permission("POST", "/api/v1/admin/vaults", Permission::ManageVaults),
     permission("GET", "/api/v1/admin/vaults/{id}", Permission::ManageVaults),
@@ -331,6 +342,7 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
         "/api/v1/members/{id}/rewards",
         Permission::ReadMembers,
     ),
+    permission("GET", "/api/v1/admin/rewards", Permission::ReadMembers),
     permission(
         "POST",
         "/api/v1/members/{id}/identities",

@@ -7,7 +7,7 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `Content-Security-Policy` | `default-src 'none'` |
+//! | `Content-Security-Policy` | `default-src 'none'` (the console's files: [`CONSOLE_CSP`]) |
 //! | `X-Content-Type-Options` | `nosniff` |
 //! | `X-Frame-Options` | `DENY` |
 //! | `Referrer-Policy` | `no-referrer` |
@@ -28,6 +28,7 @@ use actix_web::{HttpResponse, ResponseError, web};
 use haven_core::ErrorCode;
 
 use crate::error::ApiError;
+pub use crate::routes::console::CONSOLE_CSP;
 
 /// `Strict-Transport-Security` sent when the api terminates TLS itself.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -108,6 +109,11 @@ impl ResponseError for SecuredError {
 
 fn add_security_headers(headers: &mut header::HeaderMap, hsts: bool) {
     for (name, value) in SECURITY_HEADERS {
+        // The console's pages set their own, stricter-than-nothing policy (they must run
+        // their script); every other answer gets `default-src 'none'`.
+        if name == "content-security-policy" && headers.contains_key(name) {
+            continue;
+        }
         headers.insert(
             HeaderName::from_static(name),
             HeaderValue::from_static(value),

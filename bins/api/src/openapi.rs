@@ -77,6 +77,8 @@ pub struct Whoami {
     pub key_id: Option<Uuid>,
     /// The key's scopes (service keys).
     pub scopes: Option<Vec<String>>,
+    /// The scopes the caller holds: its role's permissions (users) or its scopes (keys).
+    pub permissions: Vec<String>,
 }
 
 /// `POST /api/v1/api-keys` answer: the plaintext `key`, shown this once.
@@ -313,6 +315,9 @@ pub struct InboundAccepted {
         crate::routes::health::ready,
         crate::metrics::render,
         spec,
+        crate::routes::console::index,
+        crate::routes::console::script,
+        crate::routes::console::style,
         crate::routes::addresses::validate,
         crate::routes::auth::login,
         crate::routes::auth::refresh,
@@ -328,6 +333,7 @@ pub struct InboundAccepted {
         crate::routes::users::list,
         crate::routes::users::set_role,
         crate::routes::users::disable,
+        crate::routes::transactions::list,
         crate::routes::transactions::status,
         crate::routes::transactions::get,
         crate::routes::transactions::retry,
@@ -347,6 +353,7 @@ pub struct InboundAccepted {
         crate::routes::breakers::disable,
         crate::routes::audit::verify,
         crate::routes::audit::wallet_logs,
+        crate::routes::audit::records,
         crate::routes::webhook_endpoints::list,
         crate::routes::webhook_endpoints::create,
         crate::routes::webhook_endpoints::get,
@@ -358,6 +365,7 @@ pub struct InboundAccepted {
         crate::routes::fraud::report,
         crate::routes::members::get,
         crate::routes::members::rewards_of,
+        crate::routes::members::rewards_in_state,
         crate::routes::members::link,
         crate::routes::members::payout_addresses,
         crate::routes::members::add_payout_address,

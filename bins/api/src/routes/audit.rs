@@ -1,5 +1,6 @@
-//! The audit log for administrators: the hash chain's verification and head, and the
-//! custody wallets' records (`wallet.*`: creation, reads, signing, rotation, revocation).
+//! The audit log for administrators: the hash chain's verification and head, every record
+//! (filtered), and the custody wallets' records (`wallet.*`: creation, reads, signing,
+//! rotation, revocation).
 //! Reading is not itself audited: these routes show the log, they change nothing.
 
 use actix_web::{HttpResponse, web};
@@ -166,14 +167,6 @@ pub async fn wallet_logs(
     query: web::Query<WalletLogsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = page_limit(query.limit)?;
-    let min_severity = query
-        .severity
-        .map(|s| {
-            Severity::parse(&s.to_ascii_uppercase())
-                .ok_or_else(|| invalid_query("severity", format!("unknown severity {s:?}")))
-        })
-        .transpose()?;
     if let Some(action) = &query.action
         && !action.starts_with("wallet.")
     {
@@ -182,21 +175,108 @@ pub async fn wallet_logs(
             format!("{action:?} is not a wallet action (wallet.…)"),
         ));
     }
-    if let (Some(from), Some(to)) = (query.from, query.to)
-        && from >= to
-    {
-        return Err(invalid_query("to", "`to` must be after `from`".into()));
-    }
     let filter = AuditFilter {
         action_prefix: Some("wallet.".into()),
         action: query.action,
         target: query.wallet,
-        min_severity,
+        min_severity: min_severity(query.severity)?,
         from: query.from,
         to: query.to,
     };
+    page(&state, filter, query.before, query.limit).await
+}
+
+/// `GET /api/v1/admin/audit/records` query. Every filter given must match.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordsQuery {
+    /// Only this action (`auth.login`, `fraud.alert.resolved`, `breaker.reset`, …).
+    pub action: Option<String>,
+    /// Only actions starting with this (`fraud.`, `wallet.`, `webhook.`); at most 100
+    /// characters.
+    pub prefix: Option<String>,
+    /// Only records about this target (a wallet id, `reward:<id>`, a breaker name, …).
+    pub target: Option<String>,
+    /// Only records of at least this severity: `INFO`, `LOW`, `MEDIUM`, `HIGH`, `CRITICAL`.
+    pub severity: Option<String>,
+    /// Only records at or after this time (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only records before this time (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// The `next` of the previous page.
+    pub before: Option<i64>,
+    /// At most this many (1 to 500, default 50).
+    pub limit: Option<u32>,
+}
+
+/// The whole audit log, newest first, a page at a time, filtered by action, action prefix,
+/// target, minimum severity and time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit/records",
+    tag = "admin",
+    params(RecordsQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of records", body = AuditPageView),
+        (status = 400, description = "A filter is invalid (`INVALID_QUERY`, `details.field`)", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn records(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<RecordsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    for (field, value) in [
+        ("action", &query.action),
+        ("prefix", &query.prefix),
+        ("target", &query.target),
+    ] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 100) {
+            return Err(invalid_query(
+                field,
+                format!("`{field}` is at most 100 characters"),
+            ));
+        }
+    }
+    let filter = AuditFilter {
+        action_prefix: query.prefix.filter(|p| !p.is_empty()),
+        action: query.action.filter(|a| !a.is_empty()),
+        target: query.target.filter(|t| !t.is_empty()),
+        min_severity: min_severity(query.severity)?,
+        from: query.from,
+        to: query.to,
+    };
+    page(&state, filter, query.before, query.limit).await
+}
+
+fn min_severity(severity: Option<String>) -> Result<Option<Severity>, ApiError> {
+    severity
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Severity::parse(&s.to_ascii_uppercase())
+                .ok_or_else(|| invalid_query("severity", format!("unknown severity {s:?}")))
+        })
+        .transpose()
+}
+
+/// One page of `filter`'s records before `before`, with the cursor of the next.
+async fn page(
+    state: &AppState,
+    filter: AuditFilter,
+    before: Option<i64>,
+    limit: Option<u32>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(limit)?;
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from >= to
+    {
+        return Err(invalid_query("to", "`to` must be after `from`".into()));
+    }
     let records = PgAuditLog::new(state.db.clone())
-        .search(&filter, query.before, i64::from(limit))
+        .search(&filter, before, i64::from(limit))
         .await?;
     let next = (records.len() == limit as usize)
         .then(|| records.last().map(|r| r.seq))

@@ -502,8 +502,9 @@ pub async fn sessions(
     Ok(HttpResponse::Ok().json(views))
 }
 
-/// Who the caller is: `{"kind": "user", "id", "role"}` or `{"kind": "service", "key_id",
-/// "scopes"}`.
+/// Who the caller is: `{"kind": "user", "id", "role", "permissions"}` or `{"kind":
+/// "service", "key_id", "scopes", "permissions"}`; `permissions` lists the scopes the caller
+/// holds (what the console shows action buttons for).
 #[utoipa::path(
     get,
     path = "/api/v1/auth/whoami",
@@ -515,9 +516,16 @@ pub async fn sessions(
 )]
 pub async fn whoami(principal: Authenticated) -> Result<HttpResponse, ApiError> {
     let body = match principal.0 {
-        haven_auth::Principal::User { id, role } => json!({"kind": "user", "id": id, "role": role}),
+        haven_auth::Principal::User { id, role } => {
+            let permissions: Vec<&str> = haven_auth::Permission::ALL
+                .iter()
+                .filter(|p| role.allows(**p))
+                .map(|p| p.as_scope())
+                .collect();
+            json!({"kind": "user", "id": id, "role": role, "permissions": permissions})
+        }
         haven_auth::Principal::Service { key_id, scopes } => {
-            json!({"kind": "service", "key_id": key_id, "scopes": scopes})
+            json!({"kind": "service", "key_id": key_id, "permissions": &scopes, "scopes": scopes})
         }
     };
     Ok(HttpResponse::Ok().json(body))

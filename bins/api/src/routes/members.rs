@@ -353,3 +353,68 @@ pub async fn payout_addresses(
     let addresses = ledger.payout_addresses(id).await?;
     Ok(HttpResponse::Ok().json(json!({"addresses": addresses})))
 }
+
+/// `GET /api/v1/admin/rewards` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RewardsInStateQuery {
+    /// `pending`, `held`, `submitted`, `confirmed`, `reversed`, `cancelled` or
+    /// `failed_needs_review`.
+    #[param(example = "held")]
+    pub state: String,
+    /// At most this many (1 to 500, default 50).
+    pub limit: Option<u32>,
+}
+
+/// Every member's rewards in one state, oldest first: the held ones waiting for their fraud
+/// alert's review (approve: review the alert `false_positive`; reject: `resolved`), the
+/// failed ones. A key scoped to one member is refused (403): this spans members.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/rewards",
+    tag = "members",
+    params(RewardsInStateQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The rewards, oldest first", body = Object),
+        (status = 400, description = "Unknown state (`INVALID_QUERY`, `details.field`)", body = crate::openapi::ErrorBodySchema),
+        (status = 403, description = "A member-scoped key", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn rewards_in_state(
+    req: HttpRequest,
+    _: Authenticated,
+    query: web::Query<RewardsInStateQuery>,
+    rewards: web::Data<RewardsService>,
+) -> Result<HttpResponse, ApiError> {
+    if req.extensions().get::<MemberScope>().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a key scoped to one member cannot list every member's rewards",
+        ));
+    }
+    let limit = page_limit(query.limit)?;
+    let state = haven_rewards::RewardState::from_str(&query.state).map_err(|_| {
+        ApiError(
+            Problem::new(
+                ErrorCode::InvalidQuery,
+                format!(
+                    "unknown state {:?}: pending, held, submitted, confirmed, reversed, cancelled or failed_needs_review",
+                    query.state
+                ),
+            )
+            .with_detail("field", "state"),
+        )
+    })?;
+    let page = rewards
+        .intake
+        .rewards()
+        .rewards_in(state, i64::from(limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "state": state.as_str(),
+        "rewards": page.iter().map(reward_json).collect::<Vec<_>>(),
+        "limit": limit,
+    })))
+}

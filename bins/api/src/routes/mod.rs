@@ -12,6 +12,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod breakers;
+pub(crate) mod console;
 pub(crate) mod fraud;
 pub(crate) mod health;
 pub(crate) mod inbound;
@@ -35,6 +36,9 @@ pub fn standard() -> RouteSet {
         .add(get.clone(), "/ready", health::ready)
         .add(get.clone(), "/metrics", crate::metrics::render)
         .add(get.clone(), "/openapi.json", crate::openapi::spec)
+        .add(get.clone(), "/console", console::index)
+        .add(get.clone(), "/console/console.js", console::script)
+        .add(get.clone(), "/console/console.css", console::style)
         .add(
             post.clone(),
             "/api/v1/addresses/validate",
@@ -71,6 +75,11 @@ pub fn standard() -> RouteSet {
         .add(post.clone(), "/api/v1/users/{id}/disable", users::disable)
         .add(
             get.clone(),
+            "/api/v1/admin/transactions",
+            transactions::list,
+        )
+        .add(
+            get.clone(),
             "/api/v1/admin/transactions/status",
             transactions::status,
         )
@@ -97,6 +106,11 @@ pub fn standard() -> RouteSet {
             get.clone(),
             "/api/v1/members/{id}/rewards",
             members::rewards_of,
+        )
+        .add(
+            get.clone(),
+            "/api/v1/admin/rewards",
+            members::rewards_in_state,
         )
         .add(
             post.clone(),
@@ -275,5 +289,6 @@ fn operators(r: &mut RouteSet) {
             get.clone(),
             "/api/v1/admin/audit/wallet-logs",
             audit::wallet_logs,
-        );
+        )
+        .add(get.clone(), "/api/v1/admin/audit/records", audit::records);
 }

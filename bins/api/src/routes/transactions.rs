@@ -118,6 +118,79 @@ impl TxView {
     }
 }
 
+/// `GET /api/v1/admin/transactions` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `queued`, `signed`, `broadcast`, `confirmed`, `failed` or `replaced`.
+    #[param(example = "broadcast")]
+    pub status: String,
+    /// At most this many (1 to 500, default 50).
+    pub limit: Option<u32>,
+}
+
+/// The transactions in one status, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TxListView {
+    /// The status asked for.
+    pub status: String,
+    /// Oldest first (the longest waiting at the top).
+    pub transactions: Vec<TxView>,
+    /// The page size used.
+    pub limit: u32,
+}
+
+/// The transactions in one status, oldest first: what is pending (`queued`, `signed`,
+/// `broadcast`, with `stuck` marked), what `failed`, what is `confirmed`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/transactions",
+    tag = "admin",
+    params(ListQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The transactions", body = TxListView),
+        (status = 400, description = "Unknown status (`INVALID_QUERY`, `details.field`)", body = crate::openapi::ErrorBodySchema),
+    ),
+)]
+pub async fn list(
+    _: Authenticated,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let status = TxStatus::ALL
+        .iter()
+        .copied()
+        .find(|s| s.as_str() == query.status)
+        .ok_or_else(|| {
+            ApiError(
+                Problem::new(
+                    ErrorCode::InvalidQuery,
+                    format!(
+                        "unknown status {:?}: queued, signed, broadcast, confirmed, failed or replaced",
+                        query.status
+                    ),
+                )
+                .with_detail("field", "status"),
+            )
+        })?;
+    let records = PgTxStore::new(state.db.clone())
+        .list_by_status(status, limit as usize)
+        .await
+        .map_err(chain_error)?;
+    let before = stuck_before(Utc::now());
+    Ok(HttpResponse::Ok().json(TxListView {
+        status: status.as_str().to_owned(),
+        transactions: records
+            .into_iter()
+            .map(|r| TxView::new(r, before))
+            .collect(),
+        limit,
+    }))
+}
+
 /// `GET /api/v1/admin/transactions/status` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

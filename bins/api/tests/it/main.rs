@@ -6,6 +6,7 @@ mod admin_alerts;
 mod alerts;
 mod auth;
 mod cli;
+mod console;
 mod errors;
 mod guardian_threshold;
 mod guardian_wss;

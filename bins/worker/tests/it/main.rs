@@ -4,6 +4,7 @@ mod breakers;
 mod chain_monitor;
 mod chaos;
 mod cli;
+mod console;
 mod dependency_breakers;
 mod fraud_delivery;
 mod inbound_relay;
