@@ -83,8 +83,8 @@
 
   function stateTag(state) {
     const s = String(state).toLowerCase();
-    const good = ['closed', 'confirmed', 'resolved', 'false_positive', 'paid', 'approved'];
-    const bad = ['open', 'forced_open', 'failed', 'failed_needs_review', 'rejected', 'critical', 'high'];
+    const good = ['closed', 'confirmed', 'resolved', 'false_positive', 'paid', 'approved', 'delivered'];
+    const bad = ['open', 'forced_open', 'failed', 'failed_needs_review', 'rejected', 'critical', 'high', 'dead'];
     const cls = good.includes(s) ? 'state-good' : bad.includes(s) ? 'state-bad' : 'state-warn';
     return h('span', { class: cls }, state);
   }
@@ -489,9 +489,12 @@
       field('n-address', 'Address', h('input', { name: 'address', value: params.address || '', size: 44, placeholder: '0x…' })),
       h('div', {}, h('button', { type: 'submit' }, 'Show')));
     form.addEventListener('submit', (e) => { e.preventDefault(); go('nonces', formValues(form)); });
-    root.append(form);
+    const accounts = await call('GET', '/admin/nonces');
+    root.append(table('Nonce accounts', ['Chain', 'Account', 'Next nonce', 'Chain floor', 'Last sync', 'Leases'], accounts,
+      (a) => [a.chain_id, h('a', { href: `#/nonces${query({ chain: a.chain_id, address: a.address })}` }, a.address),
+        a.next, a.chain_floor ?? '—', when(a.last_sync), a.leases]), form);
     if (!params.chain || !params.address) {
-      root.append(h('p', { class: 'muted' }, 'Enter a signing account to see its nonces.'));
+      root.append(h('p', { class: 'muted' }, 'Choose an account above, or enter one, to see its nonces.'));
       return;
     }
     const path = `/admin/nonces/${encodeURIComponent(params.chain)}/${encodeURIComponent(params.address)}`;
@@ -535,9 +538,10 @@
   }
 
   async function webhooksPage(root) {
-    const [endpoints, dead] = await Promise.all([
+    const [endpoints, dead, deliveries] = await Promise.all([
       call('GET', '/admin/webhooks/endpoints?limit=100'),
       call('GET', '/admin/webhooks/dead-letters?limit=100'),
+      call('GET', '/admin/webhooks/deliveries?limit=50'),
     ]);
     root.append(
       table('Endpoints', ['URL', 'Description', 'Enabled', 'Failing since', 'Deliveries pending', 'Dead letters', 'Signing secrets', 'Operate'], endpoints.endpoints,
@@ -552,6 +556,10 @@
               await call('PATCH', `/admin/webhooks/endpoints/${e.id}`, { enabled: true });
               return `Endpoint ${e.url} enabled.`;
             }, { name: 'endpoint-enable', aria: `Enable endpoint ${e.url}` })]),
+      h('h2', {}, 'Deliveries'),
+      table('The latest delivery attempts, newest first', ['Message', 'Endpoint', 'Event', 'Attempt', 'Status', 'Answer', 'Due', 'Made'], deliveries.deliveries,
+        (d) => [h('code', {}, d.message_id), h('code', {}, d.endpoint_id), d.event_type, d.attempt, stateTag(d.status),
+          d.response_status ? `HTTP ${d.response_status}` : (d.error || '—'), d.status === 'pending' ? when(d.next_attempt_at) : '—', when(d.attempted_at)]),
       h('h2', {}, 'Dead letters'),
       table('Dead-lettered messages, oldest first', ['Message', 'Endpoint', 'Event', 'Attempts', 'Last answer', 'Dead since', 'Replay'], dead.dead_letters,
         (d) => [h('code', {}, d.message_id), h('code', {}, d.endpoint_id), d.event_type, d.attempts,

@@ -216,6 +216,7 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     // the `system:operate` scope, which only an admin can grant (`haven-admin breakers`
     // uses one).
     permission("GET", "/api/v1/admin/status", Permission::OperateSystem),
+    permission("GET", "/api/v1/admin/nonces", Permission::OperateSystem),
     permission(
         "GET",
         "/api/v1/admin/nonces/{chain}/{address}",
@@ -276,6 +277,11 @@ pub const ROUTE_ACCESS: &[RouteAccess] = &[
     permission(
         "POST",
         "/api/v1/admin/webhooks/endpoints/{id}/rotate-secret",
+        Permission::ManageWebhookEndpoints,
+    ),
+    permission(
+        "GET",
+        "/api/v1/admin/webhooks/deliveries",
         Permission::ManageWebhookEndpoints,
     ),
     permission(

@@ -53,7 +53,7 @@ pub use fraud::{ClaimedDelivery, DeliveryOutcome, DeliveryState, PgAlertStore};
 pub use inbound::{InboxOutcome, PgInbox, RelayReport, RelayRoutes};
 pub use jobs::{JobRun, JobRunFilter, JobRunState, PgJobRuns};
 pub use migrate::{MIGRATIONS, applied_migrations, revert_all_migrations, run_migrations};
-pub use nonce::PgNonceStore;
+pub use nonce::{NonceAccount, PgNonceStore};
 pub use pool::{PgPool, connect, connect_lazy, ping, row_counts};
 pub use retention::{RetentionPolicy, RetentionReport, apply_retention};
 pub use rewards::{PgRewards, RewardRecord};
@@ -61,8 +61,8 @@ pub use treasury::PgTreasury;
 pub use users::{Disable, NewUser, RevokedKey, Role, RoleChange, User, UserRepo};
 pub use vault::PgVaultStore;
 pub use webhooks::{
-    AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, DeadLetterPage, EndpointChange,
-    EndpointDeletion, EndpointDetails, MAX_SECRET_OVERLAP, OverlapRefusal, PgIdempotencyStore,
-    PgReplayStore, PgWebhookOutbox, RecordedAttempt, RotatedSecret, SecretValidity, WebhookAttempt,
-    WebhookEndpoint, check_overlap,
+    AttemptOutcome, ClaimedWebhook, CreatedEndpoint, DeadLetter, DeadLetterPage, Delivery,
+    DeliveryPage, EndpointChange, EndpointDeletion, EndpointDetails, MAX_SECRET_OVERLAP,
+    OverlapRefusal, PgIdempotencyStore, PgReplayStore, PgWebhookOutbox, RecordedAttempt,
+    RotatedSecret, SecretValidity, WebhookAttempt, WebhookEndpoint, check_overlap,
 };

@@ -499,3 +499,66 @@ impl NonceStore for PgNonceStore {
         Self::status_in(&mut conn, key).await
     }
 }
+
+/// One nonce account as operators list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceAccount {
+    /// The EVM chain id.
+    pub chain_id: u64,
+    /// The account's address (20 bytes).
+    pub address: [u8; 20],
+    /// The next never-used nonce.
+    pub next: u64,
+    /// The chain's pending nonce at the last sync.
+    pub chain_floor: Option<u64>,
+    /// When the account last synced with the chain.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Leases not committed or released (expired ones included).
+    pub leases: u64,
+}
+
+#[derive(QueryableByName)]
+struct AccountListRow {
+    #[diesel(sql_type = BigInt)]
+    chain_id: i64,
+    #[diesel(sql_type = Bytea)]
+    address: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    next_nonce: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    chain_floor: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_sync: Option<DateTime<Utc>>,
+    #[diesel(sql_type = BigInt)]
+    leases: i64,
+}
+
+impl PgNonceStore {
+    /// Up to `limit` accounts the store knows, by chain and address, with their leases.
+    pub async fn accounts(&self, limit: i64) -> Result<Vec<NonceAccount>> {
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        let rows: Vec<AccountListRow> = diesel::sql_query(
+            "SELECT a.chain_id, a.address, a.next_nonce, a.chain_floor, a.last_sync, \
+             (SELECT count(*) FROM nonce_slots s WHERE s.chain_id = a.chain_id \
+              AND s.address = a.address AND s.state = 'leased') AS leases \
+             FROM nonce_accounts a ORDER BY a.chain_id, a.address LIMIT $1",
+        )
+        .bind::<BigInt, _>(limit)
+        .load(&mut conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(NonceAccount {
+                    chain_id: u64::try_from(r.chain_id).ok()?,
+                    address: r.address.try_into().ok()?,
+                    next: u64::try_from(r.next_nonce).ok()?,
+                    chain_floor: r.chain_floor.and_then(|f| u64::try_from(f).ok()),
+                    last_sync: r.last_sync,
+                    leases: u64::try_from(r.leases).unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+}

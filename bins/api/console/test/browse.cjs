@@ -9,7 +9,7 @@
 //
 // Environment: CONSOLE_URL (http://127.0.0.1:<port>), CHROMIUM_BIN, SCREENSHOT_DIR,
 // OPERATOR_EMAIL, ADMIN_EMAIL, VIEWER_EMAIL, CONSOLE_PASSWORD, ALERT_ID, REWARD_ID,
-// MEMBER_ID, FAILED_TX, BREAKER, NONCE_ADDRESS. NODE_PATH must reach playwright-core and
+// MEMBER_ID, FAILED_TX, BREAKER, NONCE_ADDRESS, DEAD_LETTER. NODE_PATH must reach playwright-core and
 // axe-core.
 'use strict';
 
@@ -169,12 +169,19 @@ async function admin(browser) {
   await show(page, 'breakers');
   await capture(page, 'admin-breakers');
   await act(page, `Reset breaker ${env('BREAKER')}`, 'reset: calls pass again');
+  await show(page, 'nonces');
+  await capture(page, 'admin-nonce-accounts');
   await show(page, 'nonces', { chain: '31337', address: env('NONCE_ADDRESS') });
   await capture(page, 'admin-nonces');
+  // a reset asks for confirmation first
+  await page.getByRole('button', { name: 'Reset nonce…', exact: true }).click();
+  await capture(page, 'admin-nonce-reset-confirmation');
+  await act(page, 'Confirm: Reset nonce', 'lease(s) dropped');
   await show(page, 'audit', { prefix: 'fraud.' });
   await capture(page, 'admin-audit');
   await show(page, 'webhooks');
   await capture(page, 'admin-webhooks');
+  await act(page, `Replay message ${env('DEAD_LETTER')}`, 'queued for one more attempt');
   await show(page, 'rewards');
   await capture(page, 'admin-redemptions');
   // The policy refuses inline script, and a violation is seen (so none went unseen above).

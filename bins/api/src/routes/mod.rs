@@ -25,6 +25,7 @@ pub(crate) mod token;
 pub(crate) mod transactions;
 pub(crate) mod users;
 pub(crate) mod wallets;
+pub(crate) mod webhook_deliveries;
 pub(crate) mod webhook_endpoints;
 pub(crate) mod withdrawals;
 
@@ -230,6 +231,11 @@ fn webhooks(r: &mut RouteSet) {
             "/api/v1/admin/webhooks/endpoints/{id}/rotate-secret",
             w::rotate_secret,
         )
+        .add(
+            get.clone(),
+            "/api/v1/admin/webhooks/deliveries",
+            webhook_deliveries::list,
+        )
         .add(get, "/api/v1/admin/webhooks/dead-letters", w::dead_letters)
         .add(
             post,
@@ -254,6 +260,7 @@ fn operators(r: &mut RouteSet) {
             "/api/v1/admin/wallets/{id}/revoke",
             wallets::revoke,
         )
+        .add(get.clone(), "/api/v1/admin/nonces", nonces::list)
         .add(
             get.clone(),
             "/api/v1/admin/nonces/{chain}/{address}",

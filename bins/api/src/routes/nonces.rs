@@ -263,3 +263,48 @@ pub async fn reset(
         Err(e) => Err(nonce_error(e)),
     }
 }
+
+/// One account in the list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NonceAccountSummary {
+    /// The EVM chain id.
+    pub chain_id: u64,
+    /// The address, checksummed.
+    pub address: String,
+    /// The next never-used nonce.
+    pub next: u64,
+    /// The chain's pending nonce at the last sync.
+    pub chain_floor: Option<u64>,
+    /// The last sync with the chain.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Leases not yet committed or released.
+    pub leases: u64,
+}
+
+/// The nonce accounts the store knows (at most 500), by chain and address: what to look at
+/// in detail (`GET /api/v1/admin/nonces/{chain}/{address}`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/nonces",
+    tag = "admin",
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "The accounts", body = Vec<NonceAccountSummary>)),
+)]
+pub async fn list(_: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let accounts = PgNonceStore::new(state.db.clone())
+        .accounts(500)
+        .await
+        .map_err(nonce_error)?;
+    let views: Vec<NonceAccountSummary> = accounts
+        .into_iter()
+        .map(|a| NonceAccountSummary {
+            chain_id: a.chain_id,
+            address: Address::from(a.address).to_checksum(None),
+            next: a.next,
+            chain_floor: a.chain_floor,
+            last_sync: a.last_sync,
+            leases: a.leases,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}

@@ -34,6 +34,15 @@ async fn a_nonce_reset_is_refused_with_outstanding_leases_unless_forced() {
     assert_eq!(account["leases_outstanding"], 1);
     assert_eq!(account["leases"][0]["nonce"], 1);
     assert_eq!(account["committed"], json!([0]));
+    // the account list: each account once, with its leases
+    let (status, accounts) = admin.get("/api/v1/admin/nonces").await;
+    assert_eq!(status, StatusCode::OK, "{accounts}");
+    assert_eq!(
+        accounts,
+        json!([{"chain_id": Anvil::CHAIN_ID, "address": address, "next": 2,
+                "chain_floor": account["chain_floor"], "last_sync": account["last_sync"],
+                "leases": 1}])
+    );
 
     // the safety refusal: a signer holds a lease
     let (status, body) = admin.post(&format!("{path}/reset"), json!({})).await;

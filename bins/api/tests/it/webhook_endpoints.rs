@@ -447,4 +447,40 @@ async fn dead_letters_are_listed_by_endpoint_and_replayed_once() {
     );
     let (_, all) = admin.get(DEAD).await;
     assert_eq!(all["dead_letters"].as_array().unwrap().len(), 2);
+
+    // the delivery history: every attempt, newest first, by endpoint
+    let deliveries = "/api/v1/admin/webhooks/deliveries";
+    let (status, page) = admin.get(&format!("{deliveries}?endpoint={a}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let rows: Vec<(&str, &str, i64)> = page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["message_id"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+                d["attempt"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (dead[0].as_str(), "pending", 2),
+            (pending.as_str(), "pending", 1),
+            (dead[1].as_str(), "dead", 1),
+            (dead[0].as_str(), "dead", 1),
+        ]
+    );
+    assert_eq!(page["deliveries"][2]["response_status"], 500);
+    assert_eq!(page["deliveries"][2]["event_type"], "member.updated");
+    let (_, first) = admin.get(&format!("{deliveries}?limit=2")).await;
+    assert_eq!(first["deliveries"].as_array().unwrap().len(), 2);
+    let next = first["next"].as_i64().unwrap();
+    let (_, rest) = admin
+        .get(&format!("{deliveries}?limit=10&before={next}"))
+        .await;
+    assert_eq!(rest["deliveries"].as_array().unwrap().len(), 3, "5 in all");
+    assert!(rest["next"].is_null());
 }

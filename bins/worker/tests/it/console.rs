@@ -116,6 +116,34 @@ async fn failed_transaction(stack: &Stack) {
     assert!(store.update(&record).await.unwrap());
 }
 
+/// A disabled partner endpoint with one dead-lettered message: what the webhooks page shows
+/// and replays (disabled, so the worker leaves the replayed message waiting).
+async fn dead_letter(stack: &Stack) -> String {
+    use diesel_async::RunQueryDsl;
+    let outbox = haven_db::PgWebhookOutbox::new(stack.pool.clone());
+    let endpoint = outbox
+        .create_endpoint("https://partner.example.com/hooks", "partner")
+        .await
+        .unwrap()
+        .endpoint
+        .id;
+    assert!(outbox.disable_endpoint(endpoint).await.unwrap());
+    let message = outbox
+        .enqueue(endpoint, "reward.confirmed", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let mut conn = stack.pool.get().await.unwrap();
+    diesel::sql_query(
+        "UPDATE webhook_deliveries SET status = 'dead', attempted_at = now(), \
+         response_status = 503 WHERE message_id = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(&message)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    message
+}
+
 async fn audit_actors(stack: &Stack, action: &str) -> Vec<Value> {
     haven_db::PgAuditLog::new(stack.pool.clone())
         .page(0, 10_000)
@@ -228,6 +256,7 @@ async fn operators_work_the_console_in_a_real_browser() {
             .unwrap()
     );
     failed_transaction(&stack).await;
+    let dead = dead_letter(&stack).await;
     let breaker = stack.api.breakers.get_or_create(BREAKER).unwrap();
     breaker.force_open().await.unwrap();
     assert_eq!(
@@ -242,6 +271,7 @@ async fn operators_work_the_console_in_a_real_browser() {
     let _ = std::fs::remove_dir_all(&shots);
     let script = repo().join("bins/api/console/test/browse.cjs");
     let api_url = stack.api.url("");
+    let dead_id = dead.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(script)
@@ -258,6 +288,7 @@ async fn operators_work_the_console_in_a_real_browser() {
             .env("MEMBER_ID", &member)
             .env("FAILED_TX", FAILED_TX)
             .env("BREAKER", BREAKER)
+            .env("DEAD_LETTER", &dead_id)
             .env("NONCE_ADDRESS", Address::repeat_byte(0xbb).to_string())
             .output()
             .expect("node runs (scripts/services.sh installs it)")
@@ -300,7 +331,9 @@ async fn operators_work_the_console_in_a_real_browser() {
         "sign-in",
         "admin-status",
         "admin-breakers",
+        "admin-nonce-accounts",
         "admin-nonces",
+        "admin-nonce-reset-confirmation",
         "admin-audit",
         "admin-webhooks",
         "admin-redemptions",
@@ -356,6 +389,21 @@ async fn operators_work_the_console_in_a_real_browser() {
             .contains(&json!({"actor": admin_id, "target": format!("breaker:{BREAKER}")})),
         "the reset is audited as the admin's"
     );
+    // The nonce reset: confirmed, then applied once, by the admin.
+    let resets = audit_actors(&stack, "nonce.reset").await;
+    assert_eq!(resets.len(), 1, "{resets:?}");
+    assert_eq!(resets[0]["actor"], admin_id);
+    // The dead letter: replayed once, by the admin.
+    assert_eq!(
+        audit_actors(&stack, "webhook.dead_letter.replay").await,
+        vec![json!({"actor": admin_id, "target": format!("webhook_message:{dead}")})]
+    );
+    let attempts = haven_db::PgWebhookOutbox::new(stack.pool.clone())
+        .attempts(&dead)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[1].status, "pending");
     // The failed transaction: re-queued once, by the operator.
     let retried = audit_actors(&stack, "transaction.retry").await;
     assert_eq!(

@@ -22,11 +22,13 @@ use crate::schema::{
 };
 use crate::{Error, PgPool, Result};
 
+mod deliveries;
 mod endpoints;
 mod idempotency;
 mod outbox;
 mod replay;
 
+pub use deliveries::{Delivery, DeliveryPage};
 pub use endpoints::{
     DeadLetterPage, EndpointChange, EndpointDeletion, EndpointDetails, MAX_SECRET_OVERLAP,
     OverlapRefusal, RotatedSecret, SecretValidity, check_overlap,
