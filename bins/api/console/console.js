@@ -707,7 +707,13 @@
   document.addEventListener('DOMContentLoaded', () => {
     $('login-form').addEventListener('submit', login);
     $('logout').addEventListener('click', logout);
+    // the skip link moves the focus without touching the page's address (#/page)
+    document.querySelector('.skip').addEventListener('click', (e) => {
+      e.preventDefault();
+      $('main').focus();
+    });
     window.addEventListener('hashchange', () => {
+      if (!location.hash.startsWith('#/')) return;
       flash('', true);
       route().then(() => { const t = $('page-title'); if (t) t.setAttribute('tabindex', '-1'); });
     });

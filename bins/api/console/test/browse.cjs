@@ -103,6 +103,47 @@ async function signIn(page, email, landing) {
   await loaded(page, landing);
 }
 
+// Signs in and moves with the keyboard alone: the e-mail field has the focus, Enter submits,
+// Tab reaches the skip link first and then the pages, every focus ring shows.
+async function keyboardSignIn(page, email, landing) {
+  await page.goto(`${BASE}/console`);
+  const first = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  if (first !== 'login-email') problems.push(`the sign-in page does not focus the e-mail field (${first})`);
+  await page.keyboard.type(email);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press('Enter');
+  await loaded(page, landing);
+  await page.reload();
+  await loaded(page, landing);
+  const ring = () => page.evaluate(() => {
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    return { text: el.textContent.trim(), outline: style.outlineStyle, width: parseFloat(style.outlineWidth), visible: box.left >= 0 && box.width > 0 };
+  });
+  await page.keyboard.press('Tab');
+  const skip = await ring();
+  if (skip.text !== 'Skip to content' || !skip.visible) problems.push(`the first Tab does not show the skip link: ${JSON.stringify(skip)}`);
+  for (let i = 0; i < 10; i += 1) {
+    await page.keyboard.press('Tab');
+    const at = await ring();
+    if (at.outline === 'none' || at.width < 2) problems.push(`no visible focus ring on "${at.text}"`);
+    if (at.text === 'Transactions') break;
+  }
+  const chosen = await ring();
+  if (chosen.text !== 'Transactions') problems.push('Tab never reached the Transactions link');
+  await page.keyboard.press('Enter');
+  await loaded(page, 'transactions');
+  // the skip link lands on the content and stays on the page
+  await page.reload();
+  await loaded(page, 'transactions');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  const after = await page.evaluate(() => [document.activeElement.id, location.hash]);
+  if (after[0] !== 'main' || after[1] !== '#/transactions') problems.push(`the skip link went to ${after}`);
+}
+
 async function signOut(page) {
   const { access, refresh } = await page.evaluate(() => JSON.parse(sessionStorage.getItem('haven.console.tokens')));
   await page.getByRole('button', { name: 'Log out', exact: true }).click();
@@ -212,7 +253,7 @@ async function admin(browser) {
 async function viewer(browser) {
   step('viewer: every page without action buttons; forged actions refused');
   const { context, page } = await open(browser, DESKTOP);
-  await signIn(page, env('VIEWER_EMAIL'), 'alerts');
+  await keyboardSignIn(page, env('VIEWER_EMAIL'), 'alerts');
   for (const [id, params] of [['status'], ['alerts'], ['transactions', { status: 'failed' }], ['rewards', { member: env('MEMBER_ID') }],
     ['breakers'], ['nonces'], ['audit'], ['webhooks'], ['sessions']]) {
     await show(page, id, params);
