@@ -186,6 +186,12 @@ async function operator(browser) {
   await capture(page, 'operator-transaction-detail');
   await show(page, 'rewards', { member: env('MEMBER_ID') });
   await capture(page, 'operator-rewards');
+  // breakers are the admins' (system:operate): the page says so, with no button
+  await show(page, 'breakers');
+  const says = await page.locator('#page').innerText();
+  if (!says.includes('cannot see this page') || await page.locator('[data-action]').count()) {
+    problems.push(`an operator's breakers page: ${says}`);
+  }
   // An access token about to expire is refreshed before the next call (a new pair).
   const before = await page.evaluate(() => {
     const t = JSON.parse(sessionStorage.getItem('haven.console.tokens'));
