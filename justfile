@@ -69,6 +69,11 @@ deny:
 bench *args:
     cargo bench --workspace "$@"
 
+# The release binaries as separate processes over loopback, driven by wrk: each figure as a
+# ratio against a baseline of the same run (scripts/bench-system.sh; docs/BENCHMARKS.md).
+bench-system:
+    scripts/bench-system.sh
+
 # Run every cargo-fuzz target under crates/*/fuzz for the given seconds (optionally only the named targets).
 fuzz seconds="60" *targets:
     #!/usr/bin/env bash

@@ -92,8 +92,13 @@ pub struct AuthContext {
     pub hasher: KeyHasher,
     /// Which keys this deployment issues.
     pub key_env: KeyEnv,
-    /// Sessions, the deny-list and the per-user not-before.
+    /// Sessions, the deny-list and the per-user not-before (through `revocations`).
     pub sessions: Arc<dyn SessionStore>,
+    /// The access-token checks answered from memory, and the revocations this replica
+    /// makes and hears ([`crate::revocations`]).
+    pub revocations: Arc<haven_auth::session::CachedSessionStore>,
+    /// The users' role and disabled flag, remembered as briefly.
+    pub user_facts: Arc<crate::revocations::CachedUsers>,
     /// Session limits.
     pub policy: SessionPolicy,
     /// argon2id, behind the process-wide cap on concurrent hashing.
@@ -149,11 +154,25 @@ impl AuthContext {
         );
         let passwords =
             Passwords::owasp().map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let revocations = Arc::new(haven_auth::session::CachedSessionStore::new(
+            Arc::new(haven_db::PgSessionStore::new(db.clone())),
+            config.cache_ttl,
+            JwtConfig::ACCESS_TTL,
+            100_000,
+        ));
+        let user_facts = Arc::new(crate::revocations::CachedUsers::new(
+            haven_db::UserRepo::new(db.clone()),
+            config.cache_ttl,
+            100_000,
+        ));
+        user_facts.follow(&revocations);
         Ok(Self {
             jwt,
             hasher: config.key_hasher()?,
             key_env: config.key_env,
-            sessions: Arc::new(haven_db::PgSessionStore::new(db.clone())),
+            sessions: revocations.clone(),
+            revocations,
+            user_facts,
             policy: SessionPolicy::default(),
             passwords: crate::passwords::HashGate::new(
                 Arc::new(passwords),
@@ -509,11 +528,11 @@ async fn resolve_jwt(ctx: &AuthContext, claims: Claims) -> Result<Resolved, ApiE
     let (checked, user) = tokio::join!(
         ctx.sessions
             .check_access_token(claims.sub, claims.jti, claims.iat, now),
-        ctx.users.get(claims.sub),
+        ctx.user_facts.get(claims.sub),
     );
     checked.map_err(session_error)?;
     let user = user?.ok_or_else(|| unauthorized("the token's user does not exist"))?;
-    if user.disabled_at.is_some() {
+    if user.disabled {
         return Err(unauthorized("the token's user is disabled"));
     }
     let role = Role::from_str(user.role.as_str()).map_err(|e| ApiError(Problem::internal(e)))?;

@@ -21,6 +21,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
+pub mod revocations;
 mod routes;
 pub mod state;
 #[cfg(feature = "test-utils")]
@@ -132,6 +133,13 @@ impl Application {
             auth::AuthContext::build(&config.auth, db.clone(), redis.clone())
                 .context("authentication")?,
         );
+        revocations::RedisRevocationFeed::start(
+            redis.clone(),
+            config.common.redis_url.expose_secret(),
+            format!("{}auth:revocations", config.auth.redis_prefix),
+            &auth.revocations,
+        )
+        .context("the revocation channel")?;
         let domain = Domain::build(&config, &db, &redis, &breakers)?;
         let guardians = web::Data::new(
             guardian::GuardianContext::build(

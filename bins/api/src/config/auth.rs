@@ -51,6 +51,11 @@ pub struct AuthConfig {
     /// `HAVEN_AUTH_HASH_CONCURRENCY`: password hashes that may run at once in this process
     /// (default 0: one per core); beyond it, and a short queue, logins get 503.
     pub password_hash_concurrency: usize,
+    /// `HAVEN_AUTH_CACHE_MS` (1000, at most 1000): how long an access token the session
+    /// store allowed, and a user's role, are answered from memory. Revocations made through
+    /// any replica apply at once (Redis pub/sub); this bounds how long one the channel lost
+    /// can go unseen. 0 asks the store on every request.
+    pub cache_ttl: Duration,
 }
 
 impl AuthConfig {
@@ -140,6 +145,7 @@ impl AuthConfig {
             redis_prefix: "haven:".into(),
             trusted_networks: Vec::new(),
             password_hash_concurrency: 0,
+            cache_ttl: Duration::from_millis(DEFAULTS.auth_cache_ms),
         }
     }
 }
@@ -161,6 +167,7 @@ pub(super) struct AuthOwn {
     auth_failure_window_secs: u64,
     auth_trusted_networks: String,
     auth_hash_concurrency: usize,
+    auth_cache_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,6 +186,7 @@ pub(super) struct AuthDefaults {
     auth_failure_window_secs: u64,
     auth_trusted_networks: &'static str,
     auth_hash_concurrency: usize,
+    auth_cache_ms: u64,
 }
 
 pub(super) const DEFAULTS: AuthDefaults = AuthDefaults {
@@ -196,6 +204,7 @@ pub(super) const DEFAULTS: AuthDefaults = AuthDefaults {
     auth_failure_window_secs: 900,
     auth_trusted_networks: "",
     auth_hash_concurrency: 0,
+    auth_cache_ms: 1000,
 };
 
 fn required(var: &'static str) -> ConfigError {
@@ -296,6 +305,15 @@ pub(super) fn auth_from(env: Environment, own: AuthOwn) -> Result<AuthConfig, Co
             },
         )?,
         password_hash_concurrency: own.auth_hash_concurrency,
+        cache_ttl: match own.auth_cache_ms {
+            ms @ 0..=1000 => Duration::from_millis(ms),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: "HAVEN_AUTH_CACHE_MS",
+                    reason: "at most 1000: a revocation must take effect on every replica within a second".into(),
+                });
+            }
+        },
     };
     config.signing_key()?;
     config.key_hasher()?;
@@ -334,6 +352,7 @@ pub(super) fn lockout_defaults() -> AuthOwn {
         auth_failure_window_secs: DEFAULTS.auth_failure_window_secs,
         auth_trusted_networks: String::new(),
         auth_hash_concurrency: 0,
+        auth_cache_ms: DEFAULTS.auth_cache_ms,
     }
 }
 

@@ -195,6 +195,24 @@ pub struct UserChange {
     pub revoked_api_keys: Vec<Uuid>,
 }
 
+/// After a role change or a disable committed (with the user's not-before set to `now` in
+/// the same transaction): the user's tokens are refused on every replica at once, and the
+/// revoked keys leave this replica's key cache. The revoked key ids.
+async fn revoked(
+    ctx: &AuthContext,
+    user: Uuid,
+    now: chrono::DateTime<Utc>,
+    keys: &[haven_db::RevokedKey],
+) -> Vec<Uuid> {
+    ctx.revocations
+        .announce(haven_auth::session::Revocation::User {
+            user_id: user,
+            not_before: now,
+        })
+        .await;
+    forget_keys(ctx, keys)
+}
+
 fn forget_keys(ctx: &AuthContext, keys: &[RevokedKey]) -> Vec<Uuid> {
     for key in keys {
         if let Ok(hash) = <[u8; 32]>::try_from(key.key_hash.as_slice()) {
@@ -244,14 +262,10 @@ pub async fn set_role(
     let id = id.into_inner();
     let to = db_role(body.0.role)?;
     let audit = event(&req, &principal, "user.role_change", Severity::High);
+    let now = Utc::now();
     let outcome = ctx
         .users
-        .change_role_audited(
-            id,
-            to,
-            audit.clone().details(applied(json!({}))),
-            Utc::now(),
-        )
+        .change_role_audited(id, to, audit.clone().details(applied(json!({}))), now)
         .await?;
     let change = match outcome {
         RoleChange::Changed {
@@ -259,10 +273,10 @@ pub async fn set_role(
             from,
             revoked_keys,
         } => UserChange {
+            previous_role: Some(from.as_str().to_owned()),
+            revoked_api_keys: revoked(&ctx, id, now, &revoked_keys).await,
             user: user.into(),
             changed: true,
-            previous_role: Some(from.as_str().to_owned()),
-            revoked_api_keys: forget_keys(&ctx, &revoked_keys),
         },
         RoleChange::Unchanged(user) => UserChange {
             previous_role: Some(user.role.as_str().to_owned()),
@@ -303,16 +317,17 @@ pub async fn disable(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let audit = event(&req, &principal, "user.disable", Severity::High);
+    let now = Utc::now();
     let change = match ctx
         .users
-        .disable_audited(id, audit.clone().details(applied(json!({}))), Utc::now())
+        .disable_audited(id, audit.clone().details(applied(json!({}))), now)
         .await?
     {
         Disable::Disabled { user, revoked_keys } => UserChange {
             user: user.into(),
             changed: true,
             previous_role: None,
-            revoked_api_keys: forget_keys(&ctx, &revoked_keys),
+            revoked_api_keys: revoked(&ctx, id, now, &revoked_keys).await,
         },
         Disable::AlreadyDisabled(user) => UserChange {
             user: user.into(),

@@ -20,6 +20,7 @@ mod openapi;
 mod operators;
 mod rate_limits;
 mod replicas;
+mod revocation;
 mod routing;
 mod security;
 mod security_headers;

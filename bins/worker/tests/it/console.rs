@@ -218,25 +218,26 @@ async fn held_rewards_span_members_but_not_for_a_member_key(
     assert_eq!(bad["details"]["field"], "state");
 }
 
-/// A1–A4: operators review and close an alert, approve a held reward (minted on anvil),
-/// reset a breaker, retry a failed transaction and log out; a viewer sees no action button
-/// and a forged action is refused; every page is screenshotted, scanned by axe-core, free of
-/// console errors and CSP violations, and makes no request beyond 127.0.0.1.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn operators_work_the_console_in_a_real_browser() {
-    let chromium = chromium();
-    let node_modules = node_modules();
-    let stack = Stack::start().await;
-    let admin = stack.admin_token().await;
-    let emails = [
-        ("operator", "console-operator@example.com"),
-        ("admin", "console-admin@example.com"),
-        ("viewer", "console-viewer@example.com"),
-    ];
-    for (role, email) in emails {
-        user(&stack, &admin, email, role).await;
-    }
+const EMAILS: [(&str, &str); 3] = [
+    ("operator", "console-operator@example.com"),
+    ("admin", "console-admin@example.com"),
+    ("viewer", "console-viewer@example.com"),
+];
 
+/// What the browser run works on.
+struct Seeded {
+    member: String,
+    reward: String,
+    alert: Uuid,
+    dead: String,
+}
+
+/// Users with passwords, a held reward, an open alert, a failed transaction, a dead letter,
+/// a breaker forced open.
+async fn seed(stack: &Stack, admin: &str) -> Seeded {
+    for (role, email) in EMAILS {
+        user(stack, admin, email, role).await;
+    }
     // A reward held by the fraud rules: CAD 10,000 for 2 nights, 24,000 HNV.
     let (status, accepted) = stack
         .send(
@@ -255,8 +256,8 @@ async fn operators_work_the_console_in_a_real_browser() {
             .await
             .unwrap()
     );
-    failed_transaction(&stack).await;
-    let dead = dead_letter(&stack).await;
+    failed_transaction(stack).await;
+    let dead = dead_letter(stack).await;
     let breaker = stack.api.breakers.get_or_create(BREAKER).unwrap();
     breaker.force_open().await.unwrap();
     assert_eq!(
@@ -264,32 +265,39 @@ async fn operators_work_the_console_in_a_real_browser() {
         U256::ZERO,
         "held: nothing minted"
     );
+    Seeded {
+        member,
+        reward,
+        alert: alert.id,
+        dead,
+    }
+}
 
-    held_rewards_span_members_but_not_for_a_member_key(&stack, &admin, &member, &reward).await;
-
+/// Runs `browse.cjs` against the stack; its summary, once it succeeded.
+async fn browse(stack: &Stack, seeded: &Seeded) -> Value {
+    let (chromium, node_modules) = (chromium(), node_modules());
     let shots = screenshot_dir();
     let _ = std::fs::remove_dir_all(&shots);
-    let script = repo().join("bins/api/console/test/browse.cjs");
-    let api_url = stack.api.url("");
-    let dead_id = dead.clone();
+    let mut command = Command::new("node");
+    command
+        .arg(repo().join("bins/api/console/test/browse.cjs"))
+        .env("NODE_PATH", node_modules)
+        .env("CHROMIUM_BIN", chromium)
+        .env("CONSOLE_URL", stack.api.url(""))
+        .env("SCREENSHOT_DIR", &shots)
+        .env("CONSOLE_PASSWORD", PASSWORD)
+        .env("OPERATOR_EMAIL", EMAILS[0].1)
+        .env("ADMIN_EMAIL", EMAILS[1].1)
+        .env("VIEWER_EMAIL", EMAILS[2].1)
+        .env("ALERT_ID", seeded.alert.to_string())
+        .env("REWARD_ID", &seeded.reward)
+        .env("MEMBER_ID", &seeded.member)
+        .env("FAILED_TX", FAILED_TX)
+        .env("BREAKER", BREAKER)
+        .env("DEAD_LETTER", &seeded.dead)
+        .env("NONCE_ADDRESS", Address::repeat_byte(0xbb).to_string());
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .env("NODE_PATH", node_modules)
-            .env("CHROMIUM_BIN", chromium)
-            .env("CONSOLE_URL", api_url)
-            .env("SCREENSHOT_DIR", &shots)
-            .env("CONSOLE_PASSWORD", PASSWORD)
-            .env("OPERATOR_EMAIL", emails[0].1)
-            .env("ADMIN_EMAIL", emails[1].1)
-            .env("VIEWER_EMAIL", emails[2].1)
-            .env("ALERT_ID", alert.id.to_string())
-            .env("REWARD_ID", &reward)
-            .env("MEMBER_ID", &member)
-            .env("FAILED_TX", FAILED_TX)
-            .env("BREAKER", BREAKER)
-            .env("DEAD_LETTER", &dead_id)
-            .env("NONCE_ADDRESS", Address::repeat_byte(0xbb).to_string())
+        command
             .output()
             .expect("node runs (scripts/services.sh installs it)")
     })
@@ -299,6 +307,13 @@ async fn operators_work_the_console_in_a_real_browser() {
     assert!(out.status.success(), "the browser run failed:\n{stderr}");
     let summary: Value = serde_json::from_slice(&out.stdout).expect("the script's summary");
     assert_eq!(summary["problems"], json!([]), "{stderr}");
+    summary
+}
+
+/// What the browser saw: the CSP refuses inline script, the token is refreshed, nothing
+/// leaves 127.0.0.1 (A3), the viewer's forged actions get 403, and every page has a
+/// screenshot (A2) and an axe-core scan (A4).
+fn check_summary(summary: &Value) {
     assert_eq!(
         summary["cspSelfCheck"], true,
         "inline script is refused and seen"
@@ -307,20 +322,13 @@ async fn operators_work_the_console_in_a_real_browser() {
         summary["refreshed"], true,
         "the console refreshes its access token"
     );
-    // A3: every page loaded from 127.0.0.1 alone
     assert!(summary["requests"].as_u64().unwrap() > 50, "{summary}");
     assert_eq!(summary["offOrigin"], json!([]), "{summary}");
-    for (_, status) in summary["refused"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (&r[0], &r[1]))
-    {
-        assert_eq!(status, 403, "{summary}");
+    let refused = summary["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 3);
+    for r in refused {
+        assert_eq!(r[1], 403, "{summary}");
     }
-    assert_eq!(summary["refused"].as_array().unwrap().len(), 3);
-
-    // A2: a screenshot of each page, each scanned (A4)
     let shots = screenshot_dir();
     for page in [
         "operator-alerts",
@@ -355,11 +363,14 @@ async fn operators_work_the_console_in_a_real_browser() {
             "{page} was scanned by axe"
         );
     }
+}
 
-    // What the clicks did. The alert: acknowledged then resolved by the operator, with notes.
-    let operator = user_id(&stack, emails[0].1).await;
+/// What the operator's clicks did: the alert reviewed and resolved with notes, the held
+/// reward minted once on anvil, the failed transaction re-queued once.
+async fn check_operator(stack: &Stack, seeded: &Seeded) {
+    let operator = user_id(stack, EMAILS[0].1).await;
     let record = haven_db::PgAlertStore::new(stack.pool.clone())
-        .get(alert.id)
+        .get(seeded.alert)
         .await
         .unwrap()
         .unwrap();
@@ -367,7 +378,6 @@ async fn operators_work_the_console_in_a_real_browser() {
     assert_eq!(record.reviewed_by.as_deref(), Some(operator.as_str()));
     let notes: Vec<_> = record.notes.iter().map(|n| n.text.as_str()).collect();
     assert!(notes.contains(&"closed: expected traffic"), "{notes:?}");
-    // The held reward: approved, minted once on anvil.
     stack
         .eventually(
             "the approved reward is minted",
@@ -375,46 +385,46 @@ async fn operators_work_the_console_in_a_real_browser() {
             || async { stack.total_supply().await == hnv(24_000) },
         )
         .await;
-    let approved = audit_actors(&stack, "reward.approved").await;
+    let approved = audit_actors(stack, "reward.approved").await;
     assert_eq!(approved.len(), 1, "{approved:?}");
-    // The breaker: reset by the admin (the api's own breaker registry).
-    assert_eq!(
-        stack.api.breakers.get(BREAKER).unwrap().status().state,
-        haven_resilience::BreakerState::Closed
-    );
-    let admin_id = user_id(&stack, emails[1].1).await;
-    assert!(
-        audit_actors(&stack, "breaker.reset")
-            .await
-            .contains(&json!({"actor": admin_id, "target": format!("breaker:{BREAKER}")})),
-        "the reset is audited as the admin's"
-    );
-    // The nonce reset: confirmed, then applied once, by the admin.
-    let resets = audit_actors(&stack, "nonce.reset").await;
-    assert_eq!(resets.len(), 1, "{resets:?}");
-    assert_eq!(resets[0]["actor"], admin_id);
-    // The dead letter: replayed once, by the admin.
-    assert_eq!(
-        audit_actors(&stack, "webhook.dead_letter.replay").await,
-        vec![json!({"actor": admin_id, "target": format!("webhook_message:{dead}")})]
-    );
-    let attempts = haven_db::PgWebhookOutbox::new(stack.pool.clone())
-        .attempts(&dead)
-        .await
-        .unwrap();
-    assert_eq!(attempts.len(), 2);
-    assert_eq!(attempts[1].status, "pending");
-    // The failed transaction: re-queued once, by the operator.
-    let retried = audit_actors(&stack, "transaction.retry").await;
+    let retried = audit_actors(stack, "transaction.retry").await;
     assert_eq!(
         retried,
         vec![json!({"actor": operator, "target": format!("transaction:{FAILED_TX}")})],
         "once, as the operator; the viewer's forged retry changed nothing"
     );
-    // Logging out (checked by the script: the access and refresh tokens are refused after)
-    // left no session of the console's users.
-    for (role, email) in emails {
-        let id = user_id(&stack, email).await;
+}
+
+/// What the admin's clicks did: the breaker reset, the nonce reset after its confirmation,
+/// the dead letter replayed once; and every console user logged out.
+async fn check_admin(stack: &Stack, seeded: &Seeded) {
+    assert_eq!(
+        stack.api.breakers.get(BREAKER).unwrap().status().state,
+        haven_resilience::BreakerState::Closed
+    );
+    let admin_id = user_id(stack, EMAILS[1].1).await;
+    assert!(
+        audit_actors(stack, "breaker.reset")
+            .await
+            .contains(&json!({"actor": admin_id, "target": format!("breaker:{BREAKER}")})),
+        "the reset is audited as the admin's"
+    );
+    let resets = audit_actors(stack, "nonce.reset").await;
+    assert_eq!(resets.len(), 1, "{resets:?}");
+    assert_eq!(resets[0]["actor"], admin_id);
+    assert_eq!(
+        audit_actors(stack, "webhook.dead_letter.replay").await,
+        vec![json!({"actor": admin_id, "target": format!("webhook_message:{}", seeded.dead)})]
+    );
+    let attempts = haven_db::PgWebhookOutbox::new(stack.pool.clone())
+        .attempts(&seeded.dead)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[1].status, "pending");
+    // Logging out (the script checks the access and refresh tokens are refused after) left
+    // no session of the console's users.
+    for (role, email) in EMAILS {
         let (status, _, body) = stack
             .call(
                 reqwest::Method::GET,
@@ -424,7 +434,29 @@ async fn operators_work_the_console_in_a_real_browser() {
                 None,
             )
             .await;
-        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(status, 200, "{email}: {body}");
         assert_eq!(body, json!([]), "{role}: sessions left after logging out");
     }
+}
+
+/// A1–A4: operators review and close an alert, approve a held reward (minted on anvil),
+/// reset a breaker, retry a failed transaction and log out; a viewer sees no action button
+/// and a forged action is refused; every page is screenshotted, scanned by axe-core, free of
+/// console errors and CSP violations, and makes no request beyond 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operators_work_the_console_in_a_real_browser() {
+    let stack = Stack::start().await;
+    let admin = stack.admin_token().await;
+    let seeded = seed(&stack, &admin).await;
+    held_rewards_span_members_but_not_for_a_member_key(
+        &stack,
+        &admin,
+        &seeded.member,
+        &seeded.reward,
+    )
+    .await;
+    let summary = browse(&stack, &seeded).await;
+    check_summary(&summary);
+    check_operator(&stack, &seeded).await;
+    check_admin(&stack, &seeded).await;
 }

@@ -9,7 +9,10 @@
 //!
 //! Access tokens are short-lived and not stored; logout puts one on a deny-list by `jti`
 //! until it expires, and "log out everywhere" sets a per-user not-before.
+//! [`CachedSessionStore`] answers the per-request check from memory and carries
+//! revocations between replicas through a [`RevocationFeed`].
 
+mod cached;
 mod memory;
 
 use std::fmt;
@@ -23,6 +26,7 @@ use haven_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use cached::{CachedSessionStore, Revocation, RevocationFeed, RevocationListener};
 pub use memory::MemorySessionStore;
 
 /// Why a session operation failed.

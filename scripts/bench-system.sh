@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# System benchmark of what a user deploys: release binaries of haven-api and haven-worker as
+# separate processes over loopback, driven by wrk, each figure printed as a ratio against a
+# baseline measured in the same run on the same machine.
+#
+# Usage: scripts/bench-system.sh        (or ./x bench-system)
+#   BENCH_SECONDS      seconds per measurement (default 10)
+#   BENCH_CONNECTIONS  wrk connections (default 16)
+#   BENCH_KEEP=1       keep the benchmark database afterwards
+#
+# Rows (goal in brackets):
+#   auth: GET /api/v1/auth/whoami with a JWT, then with an API key  vs GET /health  [0.8]
+#   replay: a completed Idempotency-Key replayed (POST /api/v1/fraud/events)  vs GET /health  [0.5]
+#   limiter: POST /api/v1/addresses/validate (public, rate limited)  vs GET /health  [0.8]
+#   memory: the api's and the worker's resident memory after >= 1 M requests of the mix  vs after
+#           the warm-up  [<= 1.5x]
+# Each process gets production settings (HAVEN_ENV=production, generated secrets) with the
+# rate limits raised so that nothing is refused. Progress goes to stderr; the table to stdout.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECONDS_EACH=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-16}
+THREADS=2
+MIX_TARGET=1000000
+WORK="$(mktemp -d /tmp/haven-bench.XXXXXX)"
+say() { printf 'bench-system: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+cleanup() {
+    local pid
+    for pid in ${API_PID:-} ${WORKER_PID:-}; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [[ -n ${BENCH_DB:-} && ${BENCH_KEEP:-0} != 1 ]]; then
+        psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- services, tools, binaries --------------------------------------------------------------
+eval "$("$ROOT/scripts/services.sh" --env)"
+if ! command -v wrk >/dev/null 2>&1; then
+    [[ $(id -u) -eq 0 ]] || die "wrk is missing: apt-get install wrk"
+    say "installing wrk (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 ||
+        { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
+fi
+say "building the release binaries (cargo build --release)"
+(cd "$ROOT" && cargo build --release -q -p haven-api -p haven-worker -p haven-admin)
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+
+# --- a database of its own -------------------------------------------------------------------
+ADMIN_URL="${DATABASE_URL%/*}/postgres"
+BENCH_DB="haven_bench_$$"
+psql -q "$ADMIN_URL" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+export DATABASE_URL="${DATABASE_URL%/*}/$BENCH_DB"
+"$BIN/haven-admin" migrate >/dev/null
+
+secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+export HAVEN_ENV=production HAVEN_LOG_FORMAT=json RUST_LOG=warn
+export HAVEN_JWT_SECRET="$(secret)" HAVEN_API_KEY_PEPPER="$(secret)"
+export HAVEN_REDIS_PREFIX="haven:bench:$$:"
+export HAVEN_RATE_LIMIT_PUBLIC_PER_MIN=1000000000 HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN=1000000000
+export HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN=1000000
+API_PORT=$((20000 + RANDOM % 20000))
+WORKER_PORT=$((API_PORT + 1))
+API="http://127.0.0.1:$API_PORT"
+
+HAVEN_API_ADDR="127.0.0.1:$API_PORT" "$BIN/haven-api" >"$WORK/api.log" 2>&1 &
+API_PID=$!
+HAVEN_WORKER_ADDR="127.0.0.1:$WORKER_PORT" "$BIN/haven-worker" >"$WORK/worker.log" 2>&1 &
+WORKER_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS "$API/health" >/dev/null 2>&1 && break
+    kill -0 "$API_PID" 2>/dev/null || { tail -n 20 "$WORK/api.log" >&2; die "haven-api exited"; }
+    sleep 0.2
+done
+curl -fsS "$API/health" >/dev/null || die "haven-api did not answer /health"
+kill -0 "$WORKER_PID" 2>/dev/null || { tail -n 20 "$WORK/worker.log" >&2; die "haven-worker exited"; }
+
+# --- a user, a token, a key ------------------------------------------------------------------
+PASSWORD="$(secret)"
+printf '%s\n' "$PASSWORD" | "$BIN/haven-admin" users create --email bench@example.com --role admin \
+    --password-stdin >/dev/null
+TOKEN=$(curl -fsS "$API/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+KEY=$(curl -fsS "$API/api/v1/api-keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d '{"name":"bench","scopes":["fraud:report"]}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+# --- wrk -------------------------------------------------------------------------------------
+TOTAL_REQUESTS=0
+cat >"$WORK/request.lua" <<'LUA'
+-- one request, its method, body and headers from the environment
+wrk.method = os.getenv("M") or "GET"
+local body = os.getenv("B")
+if body and body ~= "" then wrk.body = body; wrk.headers["content-type"] = "application/json" end
+for _, name in ipairs({"authorization", "x-api-key", "idempotency-key"}) do
+  local v = os.getenv("H_" .. name:gsub("-", "_"))
+  if v and v ~= "" then wrk.headers[name] = v end
+end
+LUA
+
+# measure NAME PATH [env assignments...]: requests per second, appended to $WORK/rates
+measure() {
+    local name=$1 path=$2
+    shift 2
+    local out
+    out=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$WORK/request.lua" "$API$path" 2>&1)
+    local rate requests non2xx
+    rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    [[ -n $rate ]] || { printf '%s\n' "$out" >&2; die "wrk failed on $name"; }
+    [[ -z $non2xx ]] || { printf '%s\n' "$out" >&2; die "$name: $non2xx answers were not 2xx"; }
+    TOTAL_REQUESTS=$((TOTAL_REQUESTS + requests))
+    say "$(printf '%-28s %10s req/s' "$name" "$rate")"
+    printf '%s %s\n' "$name" "$rate" >>"$WORK/rates"
+}
+rate_of() { awk -v n="$1" '$1 == n {print $2}' "$WORK/rates" | tail -n 1; }
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+FRAUD_BODY='{"type":"transfer","event_id":"bench-replay-1","user":"bench","amount":"12.50","currency":"HNV","destination":"0x0000000000000000000000000000000000000001","ts":"'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'"}'
+curl -fsS "$API/api/v1/fraud/events" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -H 'idempotency-key: bench-replay-1' -d "$FRAUD_BODY" >/dev/null
+VALIDATE_BODY='{"address":"0x52908400098527886E0F7030069857D2E4169EE7","chain":"evm"}'
+
+say "warm-up"
+SECONDS_SAVED=$SECONDS_EACH
+SECONDS_EACH=3
+measure warmup-health /health
+measure warmup-whoami /api/v1/auth/whoami H_authorization="Bearer $TOKEN"
+SECONDS_EACH=$SECONDS_SAVED
+API_RSS_WARM=$(rss "$API_PID")
+WORKER_RSS_WARM=$(rss "$WORKER_PID")
+
+run_rows() {
+    measure health /health
+    measure whoami-jwt /api/v1/auth/whoami H_authorization="Bearer $TOKEN"
+    measure whoami-key /api/v1/auth/whoami H_x_api_key="$KEY"
+    measure replay /api/v1/fraud/events M=POST B="$FRAUD_BODY" H_authorization="Bearer $TOKEN" \
+        H_idempotency_key=bench-replay-1
+    measure validate /api/v1/addresses/validate M=POST B="$VALIDATE_BODY"
+}
+run_rows
+say "the mix again until $MIX_TARGET requests (memory)"
+while ((TOTAL_REQUESTS < MIX_TARGET)); do run_rows; done
+API_RSS=$(rss "$API_PID")
+WORKER_RSS=$(rss "$WORKER_PID")
+
+# --- the table -------------------------------------------------------------------------------
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+row() { # name measured baseline goal kind(min|max)
+    local r ok
+    r=$(ratio "$2" "$3")
+    if [[ $5 == min ]]; then ok=$(python3 -c "print('yes' if $r >= $4 else 'NO')"); else ok=$(python3 -c "print('yes' if $r <= $4 else 'NO')"); fi
+    printf '| %-44s | %12s | %12s | %6s | %5s | %-3s |\n' "$1" "$2" "$3" "$r" "$4" "$ok"
+}
+H=$(rate_of health)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+echo
+echo "haven bench-system — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $load, wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s, last round of $TOTAL_REQUESTS requests"
+echo
+printf '| %-44s | %12s | %12s | %6s | %5s | %-3s |\n' "figure (req/s; memory KiB)" measured baseline ratio goal met
+echo "|---|---:|---:|---:|---:|---|"
+row "whoami, JWT vs GET /health" "$(rate_of whoami-jwt)" "$H" 0.8 min
+row "whoami, API key vs GET /health" "$(rate_of whoami-key)" "$H" 0.8 min
+row "idempotent replay vs GET /health" "$(rate_of replay)" "$H" 0.5 min
+row "addresses/validate (limited) vs GET /health" "$(rate_of validate)" "$H" 0.8 min
+row "api RSS after $TOTAL_REQUESTS req vs warm-up" "$API_RSS" "$API_RSS_WARM" 1.5 max
+row "worker RSS after the mix vs warm-up" "$WORKER_RSS" "$WORKER_RSS_WARM" 1.5 max
