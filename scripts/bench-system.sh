@@ -7,6 +7,8 @@
 #   BENCH_SECONDS      seconds per measurement (default 10)
 #   BENCH_CONNECTIONS  wrk connections (default 16)
 #   BENCH_KEEP=1       keep the benchmark database afterwards
+#   BENCH_PROFILE=row  record the api with perf during that row (health, whoami-jwt,
+#                      whoami-key, replay, validate): target/bench-system/<row>.txt
 #
 # Rows (goal in brackets):
 #   auth: GET /api/v1/auth/whoami with a JWT, then with an API key  vs GET /health  [0.8]
@@ -24,6 +26,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-16}
 THREADS=2
 MIX_TARGET=1000000
 WORK="$(mktemp -d /tmp/haven-bench.XXXXXX)"
+PROFILE_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/bench-system"
 say() { printf 'bench-system: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
@@ -53,15 +56,28 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 # --- a database of its own -------------------------------------------------------------------
 ADMIN_URL="${DATABASE_URL%/*}/postgres"
 BENCH_DB="haven_bench_$$"
-psql -q "$ADMIN_URL" -c "CREATE DATABASE $BENCH_DB" >/dev/null
-export DATABASE_URL="${DATABASE_URL%/*}/$BENCH_DB"
-"$BIN/haven-admin" migrate >/dev/null
-
 secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+psql -q "$ADMIN_URL" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+# production refuses the development password: the same role with another one where the
+# server trusts loopback, else a role of its own (made by the postgres superuser)
+DB_PASSWORD="bench$(secret)"
+SERVER="${DATABASE_URL#*@}"
+SERVER="${SERVER%%/*}"
+DB_USER="${DATABASE_URL#*://}"
+DB_USER="${DB_USER%%:*}"
+if ! psql -q "postgres://$DB_USER:$DB_PASSWORD@$SERVER/$BENCH_DB" -c 'select 1' >/dev/null 2>&1; then
+    DB_USER=haven_bench
+    runuser -u postgres -- psql -q -c "DROP ROLE IF EXISTS haven_bench" \
+        -c "CREATE ROLE haven_bench LOGIN PASSWORD '$DB_PASSWORD'" \
+        -c "ALTER DATABASE $BENCH_DB OWNER TO haven_bench" >/dev/null ||
+        die "cannot give the benchmark database a non-development password (run as root)"
+fi
+export DATABASE_URL="postgres://$DB_USER:$DB_PASSWORD@$SERVER/$BENCH_DB"
+"$BIN/haven-admin" migrate >/dev/null
 export HAVEN_ENV=production HAVEN_LOG_FORMAT=json RUST_LOG=warn
 export HAVEN_JWT_SECRET="$(secret)" HAVEN_API_KEY_PEPPER="$(secret)"
 export HAVEN_REDIS_PREFIX="haven:bench:$$:"
-export HAVEN_RATE_LIMIT_PUBLIC_PER_MIN=1000000000 HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN=1000000000
+export HAVEN_RATE_LIMIT_PUBLIC_PER_MIN=50000000 HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN=50000000
 export HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN=1000000
 API_PORT=$((20000 + RANDOM % 20000))
 WORKER_PORT=$((API_PORT + 1))
@@ -73,7 +89,7 @@ HAVEN_WORKER_ADDR="127.0.0.1:$WORKER_PORT" "$BIN/haven-worker" >"$WORK/worker.lo
 WORKER_PID=$!
 for _ in $(seq 1 100); do
     curl -fsS "$API/health" >/dev/null 2>&1 && break
-    kill -0 "$API_PID" 2>/dev/null || { tail -n 20 "$WORK/api.log" >&2; die "haven-api exited"; }
+    kill -0 "$API_PID" 2>/dev/null || { grep -v "^ *[0-9]*: \|^ *at " "$WORK/api.log" | head -n 20 >&2; die "haven-api exited"; }
     sleep 0.2
 done
 curl -fsS "$API/health" >/dev/null || die "haven-api did not answer /health"
@@ -107,7 +123,14 @@ LUA
 measure() {
     local name=$1 path=$2
     shift 2
-    local out
+    local out perf_pid=""
+    if [[ ${BENCH_PROFILE:-} == "$name" ]]; then
+        mkdir -p "$PROFILE_DIR"
+        perf record -F 499 -g -p "$API_PID" -o "$PROFILE_DIR/$name.data" -- sleep "$SECONDS_EACH" 2>/dev/null &
+        perf_pid=$!
+    fi
+    local before after
+    before=$(cpu_snapshot)
     out=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$WORK/request.lua" "$API$path" 2>&1)
     local rate requests non2xx
     rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -116,8 +139,35 @@ measure() {
     [[ -n $rate ]] || { printf '%s\n' "$out" >&2; die "wrk failed on $name"; }
     [[ -z $non2xx ]] || { printf '%s\n' "$out" >&2; die "$name: $non2xx answers were not 2xx"; }
     TOTAL_REQUESTS=$((TOTAL_REQUESTS + requests))
-    say "$(printf '%-28s %10s req/s' "$name" "$rate")"
+    after=$(cpu_snapshot)
+    # CPU microseconds per request in the api, Redis and Postgres
+    local per
+    per=$(python3 -c "
+b=[int(x) for x in '$before'.split()]; a=[int(x) for x in '$after'.split()]
+hz=$(getconf CLK_TCK); n=max($requests,1)
+print(' '.join(f'{(y-x)*1e6/hz/n:.1f}' for x,y in zip(b,a)))")
+    printf '%s %s\n' "$name" "$per" >>"$WORK/cpu"
+    if [[ -n $perf_pid ]]; then
+        wait "$perf_pid" || true
+        perf report -i "$PROFILE_DIR/$name.data" --no-children --sort symbol --stdio 2>/dev/null |
+            grep -v '^#' | grep '%' | head -n 60 >"$PROFILE_DIR/$name.txt" || true
+        say "profile of the api during $name: $PROFILE_DIR/$name.txt"
+    fi
+    say "$(printf '%-28s %10s req/s   CPU µs/request: api %s, redis %s, postgres %s' "$name" "$rate" $per)"
     printf '%s %s\n' "$name" "$rate" >>"$WORK/rates"
+}
+# CPU time (clock ticks) of the api, Redis and Postgres processes so far
+ticks() { # pid...
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+cpu_snapshot() {
+    printf '%s %s %s' "$(ticks "$API_PID")" "$(ticks $(pgrep -x redis-server))" \
+        "$(ticks $(pgrep -u postgres postgres))"
 }
 rate_of() { awk -v n="$1" '$1 == n {print $2}' "$WORK/rates" | tail -n 1; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -171,3 +221,11 @@ row "idempotent replay vs GET /health" "$(rate_of replay)" "$H" 0.5 min
 row "addresses/validate (limited) vs GET /health" "$(rate_of validate)" "$H" 0.8 min
 row "api RSS after $TOTAL_REQUESTS req vs warm-up" "$API_RSS" "$API_RSS_WARM" 1.5 max
 row "worker RSS after the mix vs warm-up" "$WORKER_RSS" "$WORKER_RSS_WARM" 1.5 max
+echo
+echo "CPU microseconds per request (where a request's cost goes; 2 cores shared by wrk, the api, Redis, Postgres):"
+echo
+echo "| row | api | redis | postgres |"
+echo "|---|---:|---:|---:|"
+for name in health whoami-jwt whoami-key replay validate; do
+    awk -v n="$name" '$1 == n {r=$0} END {split(r, f, " "); printf "| %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4]}' "$WORK/cpu"
+done
