@@ -7,6 +7,7 @@
 #   BENCH_SECONDS      seconds per measurement (default 10)
 #   BENCH_CONNECTIONS  wrk connections (default 16)
 #   BENCH_KEEP=1       keep the benchmark database afterwards
+#   BENCH_MIX          requests of the mix after the warm-up before memory is read (1000000)
 #   BENCH_PROFILE=row  record the api with perf during that row (health, whoami-jwt,
 #                      whoami-key, replay, validate): target/bench-system/<row>.txt
 #
@@ -14,8 +15,10 @@
 #   auth: GET /api/v1/auth/whoami with a JWT, then with an API key  vs GET /health  [0.8]
 #   replay: a completed Idempotency-Key replayed (POST /api/v1/fraud/events)  vs GET /health  [0.5]
 #   limiter: POST /api/v1/addresses/validate (public, rate limited)  vs GET /health  [0.8]
+#   ingest: signed, unique inbound webhooks accepted (POST /api/v1/webhooks/bench)  vs pgbench
+#           single-row INSERTs into a table of the inbox's shape, same concurrency  [0.5]
 #   memory: the api's and the worker's resident memory after >= 1 M requests of the mix  vs after
-#           the warm-up  [<= 1.5x]
+#           the warm-up (every row once, 3 s each)  [<= 1.5x]
 # Each process gets production settings (HAVEN_ENV=production, generated secrets) with the
 # rate limits raised so that nothing is refused. Progress goes to stderr; the table to stdout.
 set -euo pipefail
@@ -24,7 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_EACH=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 THREADS=2
-MIX_TARGET=1000000
+MIX_TARGET=${BENCH_MIX:-1000000}
 WORK="$(mktemp -d /tmp/haven-bench.XXXXXX)"
 PROFILE_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/bench-system"
 say() { printf 'bench-system: %s\n' "$*" >&2; }
@@ -78,7 +81,9 @@ export HAVEN_ENV=production HAVEN_LOG_FORMAT=json RUST_LOG=warn
 export HAVEN_JWT_SECRET="$(secret)" HAVEN_API_KEY_PEPPER="$(secret)"
 export HAVEN_REDIS_PREFIX="haven:bench:$$:"
 export HAVEN_RATE_LIMIT_PUBLIC_PER_MIN=50000000 HAVEN_RATE_LIMIT_AUTHENTICATED_PER_MIN=50000000
-export HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN=1000000
+export HAVEN_RATE_LIMIT_SENSITIVE_PER_MIN=1000000 HAVEN_RATE_LIMIT_WEBHOOK_PER_MIN=50000000
+WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+export HAVEN_WEBHOOK_SOURCES="{\"bench\":{\"scheme\":\"standard\",\"secrets\":[\"$WEBHOOK_SECRET\"]}}"
 API_PORT=$((20000 + RANDOM % 20000))
 WORKER_PORT=$((API_PORT + 1))
 API="http://127.0.0.1:$API_PORT"
@@ -131,7 +136,7 @@ measure() {
     fi
     local before after
     before=$(cpu_snapshot)
-    out=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "$WORK/request.lua" "$API$path" 2>&1)
+    out=$(env "$@" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_EACH}s" -s "${SCRIPT:-$WORK/request.lua}" "$API$path" 2>&1)
     local rate requests non2xx
     rate=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -169,22 +174,63 @@ cpu_snapshot() {
     printf '%s %s %s' "$(ticks "$API_PID")" "$(ticks $(pgrep -x redis-server))" \
         "$(ticks $(pgrep -u postgres postgres))"
 }
+measure_script() { # NAME PATH LUA [env...]
+    local name=$1 path=$2 script=$3
+    shift 3
+    SCRIPT=$script measure "$name" "$path" "$@"
+}
 rate_of() { awk -v n="$1" '$1 == n {print $2}' "$WORK/rates" | tail -n 1; }
 rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# Signed, unique inbound webhooks (Standard Webhooks v1), one per line, made just before the
+# row (their timestamps must be fresh); each wrk thread takes every other line.
+signed_webhooks() {
+    python3 - "$WEBHOOK_SECRET" "$WORK/webhooks.txt" <<'PY'
+import base64, hashlib, hmac, sys, time
+secret, out = sys.argv[1], sys.argv[2]
+key = base64.b64decode(secret.removeprefix("whsec_"))
+ts = str(int(time.time()))
+with open(out, "w") as f:
+    for i in range(400_000):
+        mid, body = f"msg_bench_{ts}_{i}", '{"type":"bench.event","data":{"n":%d}}' % i
+        sig = base64.b64encode(hmac.new(key, f"{mid}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
+        f.write(f"{mid} {ts} {sig} {body}\n")
+PY
+}
+cat >"$WORK/webhooks.lua" <<'LUA'
+local threads = {}
+function setup(thread) thread:set("tid", #threads); table.insert(threads, thread) end
+function init(args)
+  lines = {}
+  for line in io.lines(os.getenv("WEBHOOK_FILE")) do lines[#lines + 1] = line end
+  idx = tonumber(tid) + 1
+end
+function request()
+  local line = lines[idx]
+  idx = idx + 2
+  if idx > #lines then idx = tonumber(tid) + 1 end
+  local id, ts, sig, body = line:match("^(%S+) (%S+) (%S+) (.*)$")
+  return wrk.format("POST", nil, {["webhook-id"] = id, ["webhook-timestamp"] = ts,
+    ["webhook-signature"] = "v1," .. sig, ["content-type"] = "application/json"}, body)
+end
+LUA
+# pgbench: single-row INSERTs into a table of the inbox's shape, same connections
+psql -q "$DATABASE_URL" -c "CREATE TABLE bench_inbox (LIKE inbound_webhooks INCLUDING ALL)" >/dev/null
+cat >"$WORK/insert.sql" <<'SQL'
+INSERT INTO bench_inbox (source, message_id, body_sha256, body)
+VALUES ('bench', gen_random_uuid()::text, sha256('{"type":"bench.event"}'::bytea), '{"type":"bench.event"}'::bytea);
+SQL
+pgbench_tps() {
+    local out
+    out=$(pgbench -n -c "$CONNECTIONS" -j "$THREADS" -T "$SECONDS_EACH" -f "$WORK/insert.sql" "$DATABASE_URL" 2>&1)
+    awk '/^tps/ {print $3; exit}' <<<"$out" | grep . || { printf '%s\n' "$out" >&2; die "pgbench failed"; }
+}
 
 FRAUD_BODY='{"type":"transfer","event_id":"bench-replay-1","user":"bench","amount":"12.50","currency":"HNV","destination":"0x0000000000000000000000000000000000000001","ts":"'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'"}'
 curl -fsS "$API/api/v1/fraud/events" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
     -H 'idempotency-key: bench-replay-1' -d "$FRAUD_BODY" >/dev/null
 VALIDATE_BODY='{"address":"0x52908400098527886E0F7030069857D2E4169EE7","chain":"evm"}'
 
-say "warm-up"
-SECONDS_SAVED=$SECONDS_EACH
-SECONDS_EACH=3
-measure warmup-health /health
-measure warmup-whoami /api/v1/auth/whoami H_authorization="Bearer $TOKEN"
-SECONDS_EACH=$SECONDS_SAVED
-API_RSS_WARM=$(rss "$API_PID")
-WORKER_RSS_WARM=$(rss "$WORKER_PID")
 
 run_rows() {
     measure health /health
@@ -193,10 +239,29 @@ run_rows() {
     measure replay /api/v1/fraud/events M=POST B="$FRAUD_BODY" H_authorization="Bearer $TOKEN" \
         H_idempotency_key=bench-replay-1
     measure validate /api/v1/addresses/validate M=POST B="$VALIDATE_BODY"
+    signed_webhooks
+    measure_script ingest /api/v1/webhooks/bench "$WORK/webhooks.lua" WEBHOOK_FILE="$WORK/webhooks.txt"
+    local tps
+    tps=$(pgbench_tps)
+    say "$(printf '%-28s %10s tx/s' pgbench-insert "$tps")"
+    printf 'pgbench-insert %s\n' "$tps" >>"$WORK/rates"
 }
+say "warm-up: every row once"
+SECONDS_SAVED=$SECONDS_EACH
+SECONDS_EACH=3
 run_rows
-say "the mix again until $MIX_TARGET requests (memory)"
-while ((TOTAL_REQUESTS < MIX_TARGET)); do run_rows; done
+SECONDS_EACH=$SECONDS_SAVED
+API_RSS_WARM=$(rss "$API_PID")
+WORKER_RSS_WARM=$(rss "$WORKER_PID")
+: >"$WORK/rates"
+: >"$WORK/cpu"
+TOTAL_REQUESTS=0
+say "measuring"
+run_rows
+while ((TOTAL_REQUESTS < MIX_TARGET)); do
+    say "the mix again: $TOTAL_REQUESTS of $MIX_TARGET requests since the warm-up; api RSS $(rss "$API_PID") KiB"
+    run_rows
+done
 API_RSS=$(rss "$API_PID")
 WORKER_RSS=$(rss "$WORKER_PID")
 
@@ -211,7 +276,7 @@ row() { # name measured baseline goal kind(min|max)
 H=$(rate_of health)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
-echo "haven bench-system — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $load, wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s, last round of $TOTAL_REQUESTS requests"
+echo "haven bench-system — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $load, wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s; rates of the last round; $TOTAL_REQUESTS requests since the warm-up"
 echo
 printf '| %-44s | %12s | %12s | %6s | %5s | %-3s |\n' "figure (req/s; memory KiB)" measured baseline ratio goal met
 echo "|---|---:|---:|---:|---:|---|"
@@ -219,13 +284,14 @@ row "whoami, JWT vs GET /health" "$(rate_of whoami-jwt)" "$H" 0.8 min
 row "whoami, API key vs GET /health" "$(rate_of whoami-key)" "$H" 0.8 min
 row "idempotent replay vs GET /health" "$(rate_of replay)" "$H" 0.5 min
 row "addresses/validate (limited) vs GET /health" "$(rate_of validate)" "$H" 0.8 min
-row "api RSS after $TOTAL_REQUESTS req vs warm-up" "$API_RSS" "$API_RSS_WARM" 1.5 max
+row "signed webhooks accepted vs pgbench INSERT" "$(rate_of ingest)" "$(rate_of pgbench-insert)" 0.5 min
+row "api RSS after $TOTAL_REQUESTS more req vs warm-up" "$API_RSS" "$API_RSS_WARM" 1.5 max
 row "worker RSS after the mix vs warm-up" "$WORKER_RSS" "$WORKER_RSS_WARM" 1.5 max
 echo
 echo "CPU microseconds per request (where a request's cost goes; 2 cores shared by wrk, the api, Redis, Postgres):"
 echo
 echo "| row | api | redis | postgres |"
 echo "|---|---:|---:|---:|"
-for name in health whoami-jwt whoami-key replay validate; do
+for name in health whoami-jwt whoami-key replay validate ingest; do
     awk -v n="$name" '$1 == n {r=$0} END {split(r, f, " "); printf "| %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4]}' "$WORK/cpu"
 done

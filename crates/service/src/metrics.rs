@@ -48,9 +48,30 @@ pub fn install() -> Option<PrometheusHandle> {
                 tracing::warn!(%error, "another metrics recorder is installed; /metrics disabled");
                 return None;
             }
+            spawn_upkeep(handle.clone());
             Some(handle)
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_EVERY`] on a thread of
+/// its own. The recorder keeps each sample until an upkeep: without one (no Prometheus
+/// scraping `/metrics`) a process would grow by every request's latency sample.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no metrics upkeep thread: histogram samples wait for a scrape");
+    }
 }
 
 /// The Prometheus text of every series recorded so far; `None` without a recorder (see
