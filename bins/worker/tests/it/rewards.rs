@@ -186,7 +186,10 @@ async fn every_partner_event_earns_what_the_rules_say() {
     assert_eq!(
         rows.len(),
         6,
-        "booking, review, attendance, contribution, coaching, referral"
+        "booking, review, attendance, contribution, coaching, referral; got {:?}",
+        rows.iter()
+            .map(|r| (r.kind, r.source.clone(), r.business_key.clone(), r.state))
+            .collect::<Vec<_>>()
     );
     stack
         .eventually("every reward is minted", SETTLE, || async {
