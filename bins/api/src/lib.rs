@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod passwords;
+mod pubsub;
 pub mod ratelimit;
 pub mod revocations;
 mod routes;

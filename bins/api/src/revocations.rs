@@ -9,11 +9,10 @@
 //! subscriber reconnects with a back-off of up to 5 s, and drops every cached answer when it
 //! (re)subscribes, as it may have missed revocations meanwhile.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt as _;
 use haven_auth::session::{CachedSessionStore, Revocation, RevocationFeed};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -55,11 +54,20 @@ impl RedisRevocationFeed {
     ) -> anyhow::Result<()> {
         let client = deadpool_redis::redis::Client::open(redis_url)?;
         let origin = Uuid::new_v4();
-        tokio::spawn(subscribe(
+        tokio::spawn(crate::pubsub::subscribe(
             client,
             channel.clone(),
-            origin,
+            "access-token revocations",
             Arc::downgrade(cache),
+            // what was missed while unsubscribed is unknown: ask the store again
+            CachedSessionStore::forget_allowed,
+            move |cache, payload| match serde_json::from_slice::<Wire>(payload) {
+                Ok(wire) if wire.origin != origin => cache.apply(&wire.revocation),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "an unreadable revocation message was ignored")
+                }
+            },
         ));
         cache.set_feed(Arc::new(Self {
             redis,
@@ -80,15 +88,7 @@ impl RevocationFeed for RedisRevocationFeed {
         let Ok(payload) = serde_json::to_string(&wire) else {
             return;
         };
-        let publish = async {
-            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            deadpool_redis::redis::cmd("PUBLISH")
-                .arg(&self.channel)
-                .arg(payload)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let publish = crate::pubsub::publish(&self.redis, &self.channel, payload);
         match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(
@@ -99,53 +99,6 @@ impl RevocationFeed for RedisRevocationFeed {
                 "publishing a revocation timed out: other replicas refuse the token when their cached answer expires"
             ),
         }
-    }
-}
-
-async fn subscribe(
-    client: deadpool_redis::redis::Client,
-    channel: String,
-    origin: Uuid,
-    cache: Weak<CachedSessionStore>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if cache.strong_count() == 0 {
-            return;
-        }
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(100);
-                    // what was missed while unsubscribed is unknown: ask the store again
-                    match cache.upgrade() {
-                        Some(cache) => cache.forget_allowed(),
-                        None => return,
-                    }
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        let Some(cache) = cache.upgrade() else {
-                            return;
-                        };
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        match serde_json::from_str::<Wire>(&payload) {
-                            Ok(wire) if wire.origin != origin => cache.apply(&wire.revocation),
-                            Ok(_) => {}
-                            Err(error) => {
-                                tracing::warn!(%error, "an unreadable revocation message was ignored");
-                            }
-                        }
-                    }
-                    tracing::warn!("the revocation channel closed; subscribing again");
-                }
-                Err(error) => tracing::warn!(%error, "cannot subscribe to the revocation channel"),
-            },
-            Err(error) => tracing::warn!(%error, "cannot reach Redis for the revocation channel"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

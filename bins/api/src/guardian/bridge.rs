@@ -8,10 +8,8 @@
 //! guardian's `list_requests` catches up) and still closes revoked sockets at the next
 //! heartbeat. The subscriber reconnects with a back-off of up to 5 s.
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures::StreamExt as _;
 use haven_vault::VaultId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -89,11 +87,13 @@ impl Bridge {
     ) -> anyhow::Result<Self> {
         let client = deadpool_redis::redis::Client::open(redis_url)?;
         let origin = Uuid::new_v4();
-        tokio::spawn(subscribe(
+        tokio::spawn(crate::pubsub::subscribe(
             client,
             channel.clone(),
-            origin,
+            "guardian events",
             Arc::downgrade(hub),
+            |_| {},
+            move |hub, payload| forward(hub, origin, payload),
         ));
         Ok(Self {
             redis,
@@ -115,52 +115,10 @@ impl Bridge {
         };
         let (redis, channel) = (self.redis.clone(), self.channel.clone());
         tokio::spawn(async move {
-            let published: Result<i64, String> = match redis.get().await {
-                Ok(mut conn) => deadpool_redis::redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(payload)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(error) = published {
+            if let Err(error) = crate::pubsub::publish(&redis, &channel, payload).await {
                 tracing::warn!(%error, "a guardian event was not published to the other replicas");
             }
         });
-    }
-}
-
-async fn subscribe(
-    client: deadpool_redis::redis::Client,
-    channel: String,
-    origin: Uuid,
-    hub: Weak<Hub>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        if hub.strong_count() == 0 {
-            return;
-        }
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(100);
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        let Some(hub) = hub.upgrade() else {
-                            return;
-                        };
-                        forward(&hub, origin, message.get_payload_bytes());
-                    }
-                    tracing::warn!("the guardian event channel closed; resubscribing");
-                }
-                Err(error) => tracing::warn!(%error, "cannot subscribe to guardian events"),
-            },
-            Err(error) => tracing::warn!(%error, "cannot connect for guardian events"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -89,11 +89,7 @@ impl PgWebhookOutbox {
             .bind::<diesel::sql_types::BigInt, _>(limit)
             .load(&mut conn)
             .await?;
-        let next = if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit {
-            rows.last().map(|r| r.id)
-        } else {
-            None
-        };
+        let next = next_cursor(&rows, limit, |r| r.id);
         let deliveries = rows
             .into_iter()
             .map(|r| Delivery {

@@ -48,6 +48,14 @@ const MAX_INTERVAL_SECS: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
 /// insert and the read (released or expired in between). Each retry is likely to insert.
 const RACE_RETRIES: usize = 16;
 
+/// The cursor of the page after `rows` (a full page of `limit`): its last row's id; `None`
+/// on the last page.
+fn next_cursor<R>(rows: &[R], limit: i64, id: impl Fn(&R) -> i64) -> Option<i64> {
+    (i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit)
+        .then(|| rows.last().map(id))
+        .flatten()
+}
+
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64().min(MAX_INTERVAL_SECS)
 }
