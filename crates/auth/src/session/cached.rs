@@ -190,29 +190,35 @@ impl CachedSessionStore {
         }
     }
 
-    /// The answer from memory: `Some(Err)` revoked, `Some(Ok)` allowed recently, `None`
-    /// unknown (with the generation to cache the store's answer under).
-    fn remembered_answer(
-        &self,
-        user_id: Uuid,
-        jti: Uuid,
-        issued_at: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<()>, u64> {
+    /// What memory says of this token.
+    fn recall(&self, user_id: Uuid, jti: Uuid, issued_at: i64, now: DateTime<Utc>) -> Memory {
         let state = lock(&self.state);
-        if state.denied.get(&jti).is_some_and(|e| *e > now)
+        let revoked = state.denied.get(&jti).is_some_and(|e| *e > now)
             || state
                 .not_before
                 .get(&user_id)
-                .is_some_and(|(nb, _)| issued_at <= *nb)
-        {
-            return Ok(None);
+                .is_some_and(|(nb, _)| issued_at <= *nb);
+        if revoked {
+            return Memory::Revoked;
         }
         match state.allowed.get(&jti) {
-            Some((user, until)) if *user == user_id && *until > Instant::now() => Ok(Some(())),
-            _ => Err(state.generation),
+            Some((user, until)) if *user == user_id && *until > Instant::now() => Memory::Allowed,
+            _ => Memory::Unknown {
+                generation: state.generation,
+            },
         }
     }
+}
+
+/// What [`CachedSessionStore`] remembers of a token.
+enum Memory {
+    /// Allowed by the store less than `ttl` ago.
+    Allowed,
+    /// Revoked (a revocation applied here).
+    Revoked,
+    /// Not known: ask the store, and remember its answer only if no revocation came in
+    /// meanwhile (the generation is unchanged).
+    Unknown { generation: u64 },
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -292,10 +298,10 @@ impl SessionStore for CachedSessionStore {
         issued_at: i64,
         now: DateTime<Utc>,
     ) -> Result<(), SessionError> {
-        let generation = match self.remembered_answer(user_id, jti, issued_at, now) {
-            Ok(Some(())) => return Ok(()),
-            Ok(None) => return Err(SessionError::AccessTokenRevoked),
-            Err(generation) => generation,
+        let generation = match self.recall(user_id, jti, issued_at, now) {
+            Memory::Allowed => return Ok(()),
+            Memory::Revoked => return Err(SessionError::AccessTokenRevoked),
+            Memory::Unknown { generation } => generation,
         };
         self.inner
             .check_access_token(user_id, jti, issued_at, now)
