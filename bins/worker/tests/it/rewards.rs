@@ -182,14 +182,15 @@ async fn every_partner_event_earns_what_the_rules_say() {
         .iter()
         .filter(|r| r.kind == haven_rewards::RewardKind::Review)
         .count();
-    assert_eq!(reviews, 1);
+    let described = rows
+        .iter()
+        .map(|r| (r.kind, r.source.clone(), r.business_key.clone(), r.state))
+        .collect::<Vec<_>>();
+    assert_eq!(reviews, 1, "one review per booking; got {described:?}");
     assert_eq!(
         rows.len(),
         6,
-        "booking, review, attendance, contribution, coaching, referral; got {:?}",
-        rows.iter()
-            .map(|r| (r.kind, r.source.clone(), r.business_key.clone(), r.state))
-            .collect::<Vec<_>>()
+        "booking, review, attendance, contribution, coaching, referral; got {described:?}"
     );
     stack
         .eventually("every reward is minted", SETTLE, || async {

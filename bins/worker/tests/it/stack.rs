@@ -315,20 +315,10 @@ impl Stack {
 
     /// The reward rows of the ledger (business key, state, amount in base units).
     pub async fn rewards(&self) -> Vec<haven_db::RewardRecord> {
-        let rewards = haven_db::PgRewards::new(self.pool.clone());
-        let mut all = Vec::new();
-        for state in [
-            haven_rewards::RewardState::Pending,
-            haven_rewards::RewardState::Held,
-            haven_rewards::RewardState::Submitted,
-            haven_rewards::RewardState::Confirmed,
-            haven_rewards::RewardState::Reversed,
-            haven_rewards::RewardState::Cancelled,
-            haven_rewards::RewardState::FailedNeedsReview,
-        ] {
-            all.extend(rewards.rewards_in(state, 100_000).await.unwrap());
-        }
-        all
+        haven_db::PgRewards::new(self.pool.clone())
+            .all_rewards(100_000)
+            .await
+            .unwrap()
     }
 
     /// A random partner id.

@@ -311,11 +311,27 @@ impl PgRewards {
 
     /// Rewards in `state`, oldest first (operators, sweeps).
     pub async fn rewards_in(&self, state: RewardState, limit: i64) -> Result<Vec<RewardRecord>> {
+        self.rewards_where(Some(state), limit).await
+    }
+
+    /// Rewards in every state, oldest first, read in one statement: one consistent snapshot
+    /// while the worker moves rows between states (reading state by state could see a row
+    /// twice, or not at all).
+    pub async fn all_rewards(&self, limit: i64) -> Result<Vec<RewardRecord>> {
+        self.rewards_where(None, limit).await
+    }
+
+    async fn rewards_where(
+        &self,
+        state: Option<RewardState>,
+        limit: i64,
+    ) -> Result<Vec<RewardRecord>> {
         let mut conn = get(&self.pool).await?;
         let rows: Vec<RewardRow> = diesel::sql_query(format!(
-            "SELECT {REWARD_COLUMNS} FROM rewards WHERE state = $1 ORDER BY created_at, id LIMIT $2"
+            "SELECT {REWARD_COLUMNS} FROM rewards WHERE ($1::text IS NULL OR state = $1) \
+             ORDER BY created_at, id LIMIT $2"
         ))
-        .bind::<Text, _>(state.as_str())
+        .bind::<Nullable<Text>, _>(state.map(RewardState::as_str))
         .bind::<BigInt, _>(limit)
         .load(&mut conn)
         .await?;
