@@ -2,6 +2,14 @@
 //! ([`haven_resilience::DistributedLimiter`]), with an in-process
 //! [`haven_resilience::KeyedLimiter`] per replica taking over while Redis is unreachable.
 //!
+//! A busy bucket is not a Redis call per request: each replica takes a batch of up to 64
+//! requests (never more than a tenth of the bucket's burst) in one call and admits them
+//! locally for up to 1 s ([`haven_resilience::LeaseConfig`]). Requests are charged before
+//! they are admitted, so the cluster never passes the quota's rate; in a short window it may
+//! pass at most `replicas × batch` more than the burst allows, and a bucket used through
+//! several replicas may pass up to that many fewer. The default limits (10, 5 and 100 per
+//! minute) batch at most 10 (authenticated), 1 (public, sensitive) and 60 (webhooks).
+//!
 //! Which buckets a route is charged to is declared in its row of
 //! [`crate::access::ROUTE_ACCESS`] ([`Limit`]) and applied by the route's guard
 //! ([`crate::auth::guard`]), after the router chose the route:
@@ -47,7 +55,7 @@ use std::time::Duration;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use haven_core::ErrorCode;
-use haven_resilience::{DistributedLimiter, KeyedLimiter, RateDecision, RateQuota};
+use haven_resilience::{DistributedLimiter, KeyedLimiter, LeaseConfig, RateDecision, RateQuota};
 use ipnet::IpNet;
 
 pub use crate::access::Limit;
@@ -300,7 +308,8 @@ impl RateLimits {
                     format!("{}{}:", config.key_prefix, class.as_str()),
                     quota,
                     REDIS_TIMEOUT,
-                )?,
+                )?
+                .with_leases(LeaseConfig::default())?,
                 local: KeyedLimiter::new(quota)?,
             }))
         };

@@ -45,7 +45,8 @@
 //!   chooses it before building a source.
 //! - `redis`: [`SharedBreaker`] (breaker state in Redis, Lua scripts, batched outcomes, local
 //!   copy refreshed at most every 250 ms, probe leases, local fallback when Redis is down),
-//!   [`DistributedLimiter`] (GCRA in one Lua call), [`RedisFailureTracker`] (failure counts
+//!   [`DistributedLimiter`] (GCRA in one Lua call, or batches of requests leased per
+//!   replica for busy keys, [`LeaseConfig`]), [`RedisFailureTracker`] (failure counts
 //!   and blocks shared by every replica) and [`RedisIntervalGate`] (minimum
 //!   interval between upstream calls across processes).
 //! - `test-utils`: the [`conformance`] checks any [`IntervalGate`] or [`Breaker`]
@@ -87,9 +88,9 @@ pub use fallback::{
     MAX_PRICE_RESPONSE_BYTES, Pair, Price, PriceSource, Quote, Stage, TtlCache, classify_breaker,
     classify_retry,
 };
-#[cfg(feature = "redis")]
-pub use limiter::DistributedLimiter;
 pub use limiter::{ClassedLimiter, KeyClass, KeyedLimiter, RateDecision, RateQuota};
+#[cfg(feature = "redis")]
+pub use limiter::{DistributedLimiter, LeaseConfig};
 #[cfg(feature = "redis")]
 pub use lockout::RedisFailureTracker;
 pub use lockout::{FailureOutcome, FailureTracker, LockoutPolicy, MemoryFailureTracker};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "redis")]
-pub use distributed::DistributedLimiter;
+pub use distributed::{DistributedLimiter, LeaseConfig};
 pub use local::{ClassedLimiter, KeyClass, KeyedLimiter};
 
 use crate::{Error, Result};

@@ -223,3 +223,178 @@ async fn periodic_eviction_drops_idle_keys() {
         "the eviction task stops with its limiter"
     );
 }
+
+#[cfg(feature = "redis")]
+mod leased {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    use haven_resilience::{DistributedLimiter, LeaseConfig, RateQuota};
+    use haven_testkit::TestRedis;
+
+    use super::nz;
+    use crate::support::pool;
+
+    fn replica(redis: &TestRedis, quota: RateQuota) -> DistributedLimiter {
+        // Each instance has its own connection pool, as separate replicas would.
+        DistributedLimiter::new(
+            pool(redis.url()),
+            redis.key("rl:"),
+            quota,
+            Duration::from_secs(1),
+        )
+        .unwrap()
+        .with_leases(LeaseConfig::default())
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_key_costs_a_redis_call_per_batch_not_per_request() {
+        let redis = TestRedis::new().await;
+        let quota = RateQuota::new(nz(1_000_000), Duration::from_secs(60)).unwrap();
+        let limiter = replica(&redis, quota);
+        assert_eq!(limiter.batch_cap(), 64);
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let limiter = limiter.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..1_000 {
+                    assert!(limiter.check("busy").await.unwrap().allowed);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let calls = limiter.redis_calls();
+        assert!(
+            calls <= 4_000 / 16,
+            "{calls} Redis calls for 4 000 requests"
+        );
+        // A key seen once costs one call and leases nothing more.
+        assert!(limiter.check("quiet").await.unwrap().allowed);
+        assert_eq!(limiter.redis_calls(), calls + 1);
+        assert_eq!(limiter.leased_keys(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_small_burst_is_never_batched_and_refusals_are_repeated_locally() {
+        let redis = TestRedis::new().await;
+        // 10 per minute: the cap is a tenth of the burst, so one request per call, exactly
+        // the unbatched limiter.
+        let quota = RateQuota::new(nz(10), Duration::from_secs(60)).unwrap();
+        let limiter = replica(&redis, quota);
+        assert_eq!(limiter.batch_cap(), 1);
+        for expected_remaining in (0..10).rev() {
+            let d = limiter.check("client").await.unwrap();
+            assert!(d.allowed);
+            assert_eq!(d.remaining, expected_remaining);
+        }
+        let calls = limiter.redis_calls();
+        assert_eq!(calls, 10);
+        for _ in 0..100 {
+            let refused = limiter.check("client").await.unwrap();
+            assert!(!refused.allowed);
+            assert!(refused.retry_after_secs().unwrap() >= 1);
+        }
+        // One call learned the refusal; the other 99 were answered from it.
+        assert_eq!(limiter.redis_calls(), calls + 1);
+        // Another replica sees the same used-up bucket.
+        assert!(
+            !replica(&redis, quota)
+                .check("client")
+                .await
+                .unwrap()
+                .allowed
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_replicas_with_leases_keep_the_cluster_bound() {
+        let redis = TestRedis::new().await;
+        // 500 per second, burst 50: the batch cap is 5. Every request is charged to Redis
+        // before it is admitted, so over a run of `d` seconds from a full bucket at most
+        // 50 + 500 × d pass, however the three replicas lease.
+        let quota = RateQuota::new(nz(500), Duration::from_secs(1))
+            .unwrap()
+            .with_burst(nz(50));
+        let admitted = Arc::new(AtomicU32::new(0));
+        let refused = Arc::new(AtomicU32::new(0));
+        let started = Instant::now();
+        let run = Duration::from_secs(2);
+        let mut replicas = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let limiter = replica(&redis, quota);
+            assert_eq!(limiter.batch_cap(), 5);
+            replicas.push(limiter.clone());
+            for _ in 0..4 {
+                let (limiter, admitted, refused) =
+                    (limiter.clone(), admitted.clone(), refused.clone());
+                tasks.push(tokio::spawn(async move {
+                    while started.elapsed() < run {
+                        if limiter.check("shared").await.unwrap().allowed {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let bound = 50.0 + 500.0 * elapsed + 1.0;
+        let (admitted, refused) = (
+            f64::from(admitted.load(Ordering::SeqCst)),
+            f64::from(refused.load(Ordering::SeqCst)),
+        );
+        assert!(
+            admitted <= bound,
+            "admitted {admitted} in {elapsed:.2} s, bound {bound:.0}"
+        );
+        // Leases left unused are lost, never over-admitted: the replicas may fall short of
+        // the bound by their outstanding leases (3 × 5) and by the requests their tasks did
+        // not get to send in time; on a busy machine that stays well under 20 %.
+        assert!(
+            admitted >= 0.8 * bound - 15.0,
+            "admitted only {admitted} of {bound:.0}"
+        );
+        assert!(
+            refused > 0.0,
+            "the replicas must have pushed past the limit"
+        );
+        let calls: u64 = replicas.iter().map(DistributedLimiter::redis_calls).sum();
+        assert!(
+            (calls as f64) < admitted + refused,
+            "{calls} calls for {} decisions",
+            admitted + refused
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_call_the_key_falls_back_at_once_for_a_while() {
+        // Nothing listens on port 1: every call fails.
+        let limiter = DistributedLimiter::new(
+            pool("redis://127.0.0.1:1"),
+            "rl:",
+            RateQuota::new(nz(1_000), Duration::from_secs(1)).unwrap(),
+            Duration::from_secs(1),
+        )
+        .unwrap()
+        .with_leases(LeaseConfig::default())
+        .unwrap();
+        assert!(limiter.check("k").await.is_err());
+        assert_eq!(limiter.redis_calls(), 1);
+        for _ in 0..10 {
+            assert!(limiter.check("k").await.is_err());
+        }
+        assert_eq!(limiter.redis_calls(), 1, "not asked again during the pause");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(limiter.check("k").await.is_err());
+        assert_eq!(limiter.redis_calls(), 2, "asked again after it");
+    }
+}
