@@ -353,13 +353,16 @@ impl Domain {
             )),
         });
         // Idempotency keys in Redis; when Redis is down, in Postgres (slower, never unprotected).
+        // Keys found completed are replayed from this replica's memory for a minute.
         let idempotency = web::Data::new(idempotency::IdempotencyGate::new(
-            Arc::new(haven_webhooks::FallbackStore::new(
-                haven_webhooks::RedisIdempotencyStore::new(
-                    redis.clone(),
-                    config.auth.redis_prefix.clone(),
+            Arc::new(haven_webhooks::CompletedCache::new(
+                haven_webhooks::FallbackStore::new(
+                    haven_webhooks::RedisIdempotencyStore::new(
+                        redis.clone(),
+                        config.auth.redis_prefix.clone(),
+                    ),
+                    haven_db::PgIdempotencyStore::new(db.clone()),
                 ),
-                haven_db::PgIdempotencyStore::new(db.clone()),
             )),
             haven_webhooks::IdempotencyConfig::default(),
         ));

@@ -51,6 +51,7 @@
 //! `haven-db`, the actix middleware in the api binary and the delivery loop in the worker.
 
 mod clock;
+mod completed_cache;
 pub mod delivery;
 pub mod destination;
 mod encoding;
@@ -73,6 +74,7 @@ mod redis_store;
 mod sender;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use completed_cache::CompletedCache;
 pub use delivery::{
     DEFAULT_SCHEDULE, DISABLE_AFTER, Decision, EndpointHealth, HealthVerdict, RetryPolicy,
     parse_retry_after, signed_headers,

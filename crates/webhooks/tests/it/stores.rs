@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use haven_testkit::{RedisServer, TestRedis};
 use haven_webhooks::conformance;
 use haven_webhooks::{
-    Begin, Claim, Disposition, FallbackStore, Fingerprint, Idempotency, IdempotencyConfig,
-    IdempotencyError, IdempotencyKey, IdempotencyStore, LockToken, ManualClock,
+    Begin, Claim, CompletedCache, Disposition, FallbackStore, Fingerprint, Idempotency,
+    IdempotencyConfig, IdempotencyError, IdempotencyKey, IdempotencyStore, LockToken, ManualClock,
     MemoryIdempotencyStore, MemoryReplayStore, RedisIdempotencyStore, RedisReplayStore,
     ReplayOutcome, ReplayStore, Requirement, Scope, ScopedKey, StoreError,
 };
@@ -34,6 +34,12 @@ fn pool_for(url: &str) -> deadpool_redis::Pool {
 async fn memory_stores_conform() {
     conformance::replay_store(Arc::new(MemoryReplayStore::new()), &unique()).await;
     conformance::idempotency_store(Arc::new(MemoryIdempotencyStore::new()), &unique()).await;
+    // The replica-local memory of completed keys keeps every rule of the store it fronts.
+    conformance::idempotency_store(
+        Arc::new(CompletedCache::new(MemoryIdempotencyStore::new())),
+        &unique(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -43,6 +49,8 @@ async fn redis_stores_conform() {
     conformance::replay_store(Arc::new(replay), &unique()).await;
     let idem = RedisIdempotencyStore::new(redis.pool(), redis.prefix());
     conformance::idempotency_store(Arc::new(idem), &unique()).await;
+    let cached = CompletedCache::new(RedisIdempotencyStore::new(redis.pool(), redis.prefix()));
+    conformance::idempotency_store(Arc::new(cached), &unique()).await;
     assert!(redis.key_count() > 0, "keys live under the test prefix");
 }
 
