@@ -8,8 +8,11 @@
 #   BENCH_CONNECTIONS  wrk connections (default 16)
 #   BENCH_KEEP=1       keep the benchmark database afterwards
 #   BENCH_MIX          requests of the mix after the warm-up before memory is read (1000000)
-#   BENCH_PROFILE=row  record the api with perf during that row (health, whoami-jwt,
-#                      whoami-key, replay, validate): target/bench-system/<row>.txt
+#   BENCH_PROFILE=rows record the api, Redis and Postgres with perf during these rows (comma-separated: health,
+#                      whoami-jwt, whoami-key, replay, validate, ingest): target/bench-system/<row>.txt
+#   BENCH_BENCHES=0    skip the money-path and nonce benches (their rows then say "skipped")
+#   BENCH_REWARDS, BENCH_ROUNDS  rewards per round and rounds of the money path (400, 3)
+#   BENCH_SCALING=0    skip the scaling table
 #
 # Rows (goal in brackets):
 #   auth: GET /api/v1/auth/whoami with a JWT, then with an API key  vs GET /health  [0.8]
@@ -17,8 +20,15 @@
 #   limiter: POST /api/v1/addresses/validate (public, rate limited)  vs GET /health  [0.8]
 #   ingest: signed, unique inbound webhooks accepted (POST /api/v1/webhooks/bench)  vs pgbench
 #           single-row INSERTs into a table of the inbox's shape, same concurrency  [0.5]
+#   money path: signed reward webhooks -> rewards confirmed on anvil per second (the release
+#           worker as its own process)  vs raw pre-signed mint sends, 64 senders each  [0.5]
+#           (cargo bench -p haven-worker --bench money_path, run first, on a quiet machine)
+#   nonce: RedisNonceStore reserve + commit  vs one INCR from 64 tasks over the same
+#           multiplexed client (cargo bench -p haven-nonce --bench reserve)  [0.5]
 #   memory: the api's and the worker's resident memory after >= 1 M requests of the mix  vs after
 #           the warm-up (every row once, 3 s each)  [<= 1.5x]
+#   scaling (no goal): whoami with a JWT, addresses/validate and signed webhooks with 1, 2 and
+#           4 api processes and with 1 and 2 workers, the connections spread over the apis
 # Each process gets production settings (HAVEN_ENV=production, generated secrets) with the
 # rate limits raised so that nothing is refused. Progress goes to stderr; the table to stdout.
 set -euo pipefail
@@ -33,9 +43,10 @@ PROFILE_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/bench-system"
 say() { printf 'bench-system: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+EXTRA_PIDS=()
 cleanup() {
     local pid
-    for pid in ${API_PID:-} ${WORKER_PID:-}; do kill "$pid" 2>/dev/null || true; done
+    for pid in ${API_PID:-} ${WORKER_PID:-} "${EXTRA_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [[ -n ${BENCH_DB:-} && ${BENCH_KEEP:-0} != 1 ]]; then
         psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
@@ -55,6 +66,34 @@ fi
 say "building the release binaries (cargo build --release)"
 (cd "$ROOT" && cargo build --release -q -p haven-api -p haven-worker -p haven-admin)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+
+# --- the money path and the nonce store: their own benches, first, on the quiet machine ------
+MONEY_RAW=0 MONEY_HAVEN=0 NONCE_INCR=0 NONCE_HAVEN=0
+if [[ ${BENCH_BENCHES:-1} != 0 ]]; then
+say "money path: cargo bench -p haven-worker --bench money_path (${BENCH_REWARDS:-400} rewards x ${BENCH_ROUNDS:-3} rounds)"
+MONEY_OUT=$(cd "$ROOT" && HAVEN_BENCH_REWARDS=${BENCH_REWARDS:-400} HAVEN_BENCH_ROUNDS=${BENCH_ROUNDS:-3} \
+    cargo bench -q -p haven-worker --bench money_path 2>"$WORK/money.err") ||
+    { tail -n 30 "$WORK/money.err" >&2; die "the money-path bench failed"; }
+printf '%s\n' "$MONEY_OUT" | sed 's/^/bench-system:   /' >&2
+read -r MONEY_RAW MONEY_HAVEN < <(awk '$1 == "median" {print $2, $3}' <<<"$MONEY_OUT")
+[[ -n ${MONEY_HAVEN:-} ]] || die "no median in the money-path output"
+say "nonce: cargo bench -p haven-nonce --bench reserve (client_incr, haven_reserve_commit)"
+NONCE_OUT=$(cd "$ROOT" && cargo bench -q -p haven-nonce --bench reserve -- 'client_incr|haven_reserve_commit' 2>&1) ||
+    { printf '%s\n' "$NONCE_OUT" | tail -n 30 >&2; die "the nonce bench failed"; }
+# criterion's middle throughput estimate, in operations per second
+nonce_rate() {
+    python3 -c '
+import re, sys
+name, text = sys.argv[1], sys.stdin.read()
+block = text[text.index("nonce_64_clients/" + name):]
+m = re.search(r"thrpt:\s*\[\S+ \S+ (\S+) (\S+)", block)
+scale = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6, "Gelem/s": 1e9}[m.group(2)]
+print(f"{float(m.group(1)) * scale:.0f}")' "$1" <<<"$NONCE_OUT"
+}
+NONCE_INCR=$(nonce_rate client_incr)
+NONCE_HAVEN=$(nonce_rate haven_reserve_commit)
+say "nonce: client_incr $NONCE_INCR ops/s, reserve+commit $NONCE_HAVEN ops/s"
+fi
 
 # --- a database of its own -------------------------------------------------------------------
 ADMIN_URL="${DATABASE_URL%/*}/postgres"
@@ -129,9 +168,11 @@ measure() {
     local name=$1 path=$2
     shift 2
     local out perf_pid=""
-    if [[ ${BENCH_PROFILE:-} == "$name" ]]; then
+    if [[ ",${BENCH_PROFILE:-}," == *",$name,"* ]]; then
         mkdir -p "$PROFILE_DIR"
-        perf record -F 499 -g -p "$API_PID" -o "$PROFILE_DIR/$name.data" -- sleep "$SECONDS_EACH" 2>/dev/null &
+        # the api, Redis and every Postgres backend: the report names the process of each sample
+        perf record -F 499 -g -p "$(pgrep -d, -x redis-server),$(pgrep -d, -u postgres postgres),$API_PID" \
+            -o "$PROFILE_DIR/$name.data" -- sleep "$SECONDS_EACH" 2>/dev/null &
         perf_pid=$!
     fi
     local before after
@@ -154,9 +195,15 @@ print(' '.join(f'{(y-x)*1e6/hz/n:.1f}' for x,y in zip(b,a)))")
     printf '%s %s\n' "$name" "$per" >>"$WORK/cpu"
     if [[ -n $perf_pid ]]; then
         wait "$perf_pid" || true
-        perf report -i "$PROFILE_DIR/$name.data" --no-children --sort symbol --stdio 2>/dev/null |
-            grep -v '^#' | grep '%' | head -n 60 >"$PROFILE_DIR/$name.txt" || true
-        say "profile of the api during $name: $PROFILE_DIR/$name.txt"
+        {
+            echo "# samples per process"
+            perf report -i "$PROFILE_DIR/$name.data" --no-children --sort comm --stdio -g none 2>/dev/null |
+                grep -v '^#' | grep '%'
+            echo "# hottest symbols (process, symbol)"
+            perf report -i "$PROFILE_DIR/$name.data" --no-children --sort comm,dso,symbol --stdio -g none 2>/dev/null |
+                grep -v '^#' | grep '%' | sed 's/  */ /g' | head -n 80
+        } >"$PROFILE_DIR/$name.txt" || true
+        say "profile of the api, Redis and Postgres during $name: $PROFILE_DIR/$name.txt"
     fi
     say "$(printf '%-28s %10s req/s   CPU µs/request: api %s, redis %s, postgres %s' "$name" "$rate" $per)"
     printf '%s %s\n' "$name" "$rate" >>"$WORK/rates"
@@ -184,15 +231,15 @@ rss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # Signed, unique inbound webhooks (Standard Webhooks v1), one per line, made just before the
 # row (their timestamps must be fresh); each wrk thread takes every other line.
-signed_webhooks() {
-    python3 - "$WEBHOOK_SECRET" "$WORK/webhooks.txt" <<'PY'
+signed_webhooks() { # [FILE] [ID PREFIX]
+    python3 - "$WEBHOOK_SECRET" "${1:-$WORK/webhooks.txt}" "${2:-bench}" <<'PY'
 import base64, hashlib, hmac, sys, time
-secret, out = sys.argv[1], sys.argv[2]
+secret, out, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
 key = base64.b64decode(secret.removeprefix("whsec_"))
 ts = str(int(time.time()))
 with open(out, "w") as f:
     for i in range(400_000):
-        mid, body = f"msg_bench_{ts}_{i}", '{"type":"bench.event","data":{"n":%d}}' % i
+        mid, body = f"msg_{prefix}_{ts}_{i}", '{"type":"bench.event","data":{"n":%d}}' % i
         sig = base64.b64encode(hmac.new(key, f"{mid}.{ts}.{body}".encode(), hashlib.sha256).digest()).decode()
         f.write(f"{mid} {ts} {sig} {body}\n")
 PY
@@ -269,6 +316,7 @@ WORKER_RSS=$(rss "$WORKER_PID")
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 row() { # name measured baseline goal kind(min|max)
     local r ok
+    if [[ $3 == 0 ]]; then printf '| %-44s | %12s | %12s | %6s | %5s | %-3s |\n' "$1" skipped - - "$4" -; return; fi
     r=$(ratio "$2" "$3")
     if [[ $5 == min ]]; then ok=$(python3 -c "print('yes' if $r >= $4 else 'NO')"); else ok=$(python3 -c "print('yes' if $r <= $4 else 'NO')"); fi
     printf '| %-44s | %12s | %12s | %6s | %5s | %-3s |\n' "$1" "$2" "$3" "$r" "$4" "$ok"
@@ -285,6 +333,8 @@ row "whoami, API key vs GET /health" "$(rate_of whoami-key)" "$H" 0.8 min
 row "idempotent replay vs GET /health" "$(rate_of replay)" "$H" 0.5 min
 row "addresses/validate (limited) vs GET /health" "$(rate_of validate)" "$H" 0.8 min
 row "signed webhooks accepted vs pgbench INSERT" "$(rate_of ingest)" "$(rate_of pgbench-insert)" 0.5 min
+row "money path: rewards confirmed/s vs raw mints/s" "$MONEY_HAVEN" "$MONEY_RAW" 0.5 min
+row "nonce reserve+commit vs client INCR (ops/s)" "$NONCE_HAVEN" "$NONCE_INCR" 0.5 min
 row "api RSS after $TOTAL_REQUESTS more req vs warm-up" "$API_RSS" "$API_RSS_WARM" 1.5 max
 row "worker RSS after the mix vs warm-up" "$WORKER_RSS" "$WORKER_RSS_WARM" 1.5 max
 echo
@@ -295,3 +345,81 @@ echo "|---|---:|---:|---:|"
 for name in health whoami-jwt whoami-key replay validate ingest; do
     awk -v n="$name" '$1 == n {r=$0} END {split(r, f, " "); printf "| %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4]}' "$WORK/cpu"
 done
+
+# --- scaling: 1, 2 and 4 api processes, 1 and 2 workers (no goal) ----------------------------
+[[ ${BENCH_SCALING:-1} != 0 ]] || exit 0
+API_PORTS=("$API_PORT")
+start_api() { # PORT
+    HAVEN_API_ADDR="127.0.0.1:$1" "$BIN/haven-api" >>"$WORK/api-$1.log" 2>&1 &
+    EXTRA_PIDS+=($!)
+    for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return; sleep 0.2; done
+    die "the api on port $1 did not start"
+}
+# scaled NAME PATH [env...]: wrk against every api at once, the connections spread over them;
+# prints the summed rate and the CPU % of Redis and Postgres during the run
+scaled() {
+    local name=$1 path=$2
+    shift 2
+    local n=${#API_PORTS[@]} port i=0 conns hz before_r before_p
+    conns=$((CONNECTIONS / n)); ((conns >= 2)) || conns=2
+    hz=$(getconf CLK_TCK)
+    before_r=$(ticks $(pgrep -x redis-server)); before_p=$(ticks $(pgrep -u postgres postgres))
+    local wrks=()
+    for port in "${API_PORTS[@]}"; do
+        if [[ $name == ingest ]]; then
+            signed_webhooks "$WORK/webhooks-$port.txt" "scale${n}w${WORKERS}p$port"
+            env "$@" WEBHOOK_FILE="$WORK/webhooks-$port.txt" wrk -t1 -c"$conns" -d"${SECONDS_EACH}s" \
+                -s "$WORK/webhooks.lua" "http://127.0.0.1:$port$path" >"$WORK/scale-$i.out" 2>&1 &
+            wrks+=($!)
+        else
+            env "$@" wrk -t1 -c"$conns" -d"${SECONDS_EACH}s" -s "$WORK/request.lua" \
+                "http://127.0.0.1:$port$path" >"$WORK/scale-$i.out" 2>&1 &
+            wrks+=($!)
+        fi
+        i=$((i + 1))
+    done
+    wait "${wrks[@]}" || true
+    local total
+    total=$(awk '/Requests\/sec/ {s += $2} END {printf "%.0f", s}' "$WORK"/scale-*.out)
+    if grep -q 'Non-2xx' "$WORK"/scale-*.out; then die "scaling $name: answers that were not 2xx"; fi
+    rm -f "$WORK"/scale-*.out
+    local r p
+    r=$(( ($(ticks $(pgrep -x redis-server)) - before_r) * 100 / hz / SECONDS_EACH ))
+    p=$(( ($(ticks $(pgrep -u postgres postgres)) - before_p) * 100 / hz / SECONDS_EACH ))
+    printf '%s %s%% %s%%' "$total" "$r" "$p"
+}
+WORKERS=1
+scale_rows() {
+    local jwt key validate ingest
+    jwt=$(scaled whoami-jwt /api/v1/auth/whoami H_authorization="Bearer $TOKEN")
+    validate=$(scaled validate /api/v1/addresses/validate M=POST B="$VALIDATE_BODY")
+    ingest=$(scaled ingest /api/v1/webhooks/bench)
+    say "scaling: ${#API_PORTS[@]} api, $WORKERS worker: whoami-jwt $jwt, validate $validate, ingest $ingest"
+    cell() { awk '{printf "%s (redis %s, postgres %s)", $1, $2, $3}' <<<"$1"; }
+    printf '| %s | %s | %s | %s | %s |\n' "${#API_PORTS[@]}" "$WORKERS" \
+        "$(cell "$jwt")" "$(cell "$validate")" "$(cell "$ingest")" >>"$WORK/scaling"
+}
+say "scaling: the same rows with 1, 2 and 4 api processes, then 2 workers"
+: >"$WORK/scaling"
+scale_rows
+for n in 2 4; do
+    while ((${#API_PORTS[@]} < n)); do
+        port=$((API_PORT + 10 + ${#API_PORTS[@]}))
+        start_api "$port"
+        API_PORTS+=("$port")
+    done
+    scale_rows
+done
+HAVEN_WORKER_ADDR="127.0.0.1:$((WORKER_PORT + 20))" "$BIN/haven-worker" >"$WORK/worker-2.log" 2>&1 &
+EXTRA_PIDS+=($!)
+WORKERS=2
+sleep 2
+API_PORTS=("${API_PORTS[@]:0:2}")
+scale_rows
+echo
+echo "Scaling (req/s summed over the apis; CPU % of Redis and Postgres during the row; wrk -t1 per api, $CONNECTIONS connections spread over them):"
+echo
+echo "| apis | workers | whoami JWT | addresses/validate | signed webhooks |"
+echo "|---:|---:|---|---|---|"
+cat "$WORK/scaling"
+for pid in "${EXTRA_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -165,6 +165,7 @@ impl Application {
             node,
             config: Arc::new(config),
             error_logs: haven_db::ErrorLogRepo::new(db.clone()),
+            inbox: haven_db::PgInbox::new(db.clone()),
             db,
             redis,
             breakers: breakers.clone(),

@@ -21,4 +21,7 @@ pub struct AppState {
     /// The node at `ETH_RPC_URL` (built once; no connection until `/ready` asks), `None`
     /// when the URL does not parse.
     pub node: Option<alloy::providers::DynProvider>,
+    /// The inbox of verified inbound webhooks: one per process, so that concurrent
+    /// deliveries share its group commit.
+    pub inbox: haven_db::PgInbox,
 }

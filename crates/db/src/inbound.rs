@@ -5,6 +5,7 @@
 //! never lost and a redelivery is recognised for as long as the row exists.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ use haven_webhooks::Fingerprint;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::inbound_group::GroupCommit;
 use crate::pool::get;
 use crate::{Error, PgPool, PgWebhookOutbox, Result};
 
@@ -40,13 +42,22 @@ pub enum InboxOutcome {
 
 /// Verified inbound webhooks in `inbound_webhooks`, one row per `(source, message_id)`.
 ///
-/// **Invariant:** [`PgInbox::receive`] is one `INSERT … ON CONFLICT (source, message_id) DO
-/// NOTHING RETURNING id`; Postgres serialises concurrent inserts of one key, so of any number
+/// **Invariant:** [`PgInbox::receive`] is an `INSERT … ON CONFLICT (source, message_id) DO
+/// NOTHING RETURNING`; Postgres serialises concurrent inserts of one key, so of any number
 /// of concurrent deliveries of one message exactly one is [`InboxOutcome::Accepted`], and a
 /// stored row is never overwritten.
+///
+/// **Group commit:** clones of one `PgInbox` share a queue. While one insert is in flight,
+/// the webhooks that arrive wait and then go together, up to 128 per statement
+/// (`INSERT … SELECT FROM unnest(…)`, one commit); a lone webhook goes at once, alone. Each
+/// caller is answered only after the statement carrying its row committed. If a batch
+/// statement fails, its webhooks are inserted one by one, so a row Postgres refuses fails
+/// only its own caller. Keep one `PgInbox` per process (not one per request) for batches
+/// to form.
 #[derive(Debug, Clone)]
 pub struct PgInbox {
     pool: PgPool,
+    group: Arc<GroupCommit>,
 }
 
 #[derive(QueryableByName)]
@@ -75,7 +86,10 @@ const READ: &str = "\
 impl PgInbox {
     /// The inbox on `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            group: Arc::default(),
+        }
     }
 
     /// Stores a verified webhook of `source` under `message_id` unless that id is already
@@ -87,34 +101,15 @@ impl PgInbox {
         message_id: &str,
         body: &[u8],
     ) -> Result<InboxOutcome> {
-        let fingerprint = Fingerprint::of(body);
-        let mut conn = get(&self.pool).await?;
-        let inserted: Option<IdRow> = diesel::sql_query(INSERT)
-            .bind::<Text, _>(source)
-            .bind::<Text, _>(message_id)
-            .bind::<Bytea, _>(fingerprint.0.as_slice())
-            .bind::<Bytea, _>(body)
-            .get_result(&mut conn)
+        self.group
+            .receive(&self.pool, source, message_id, body)
             .await
-            .optional()
-            .map_err(unavailable)?;
-        if let Some(row) = inserted {
-            return Ok(InboxOutcome::Accepted { id: row.id });
-        }
-        // Rows are never deleted by the api, so the row we collided with is still there.
-        let stored: StoredRow = diesel::sql_query(READ)
-            .bind::<Text, _>(source)
-            .bind::<Text, _>(message_id)
-            .get_result(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(
-            if stored.body_sha256.as_slice() == fingerprint.0.as_slice() {
-                InboxOutcome::Duplicate { id: stored.id }
-            } else {
-                InboxOutcome::Conflict { id: stored.id }
-            },
-        )
+    }
+
+    /// Insert statements this inbox (and its clones) ran so far: fewer than the webhooks
+    /// received when concurrent deliveries shared statements.
+    pub fn statements(&self) -> u64 {
+        self.group.statements()
     }
 
     /// How many rows `source` has under `message_id` (0 or 1), for tests and operators.
@@ -255,6 +250,43 @@ impl PgInbox {
 
 /// A statement that fails on a live connection means the database went away or refused
 /// the write: the sender retries, and since nothing was committed nothing is lost.
+/// One webhook in its own statement (what a batch of one, and a failed batch's rows, use).
+pub(crate) async fn insert_one(
+    pool: &PgPool,
+    source: &str,
+    message_id: &str,
+    fingerprint: &Fingerprint,
+    body: &[u8],
+) -> Result<InboxOutcome> {
+    let mut conn = get(pool).await?;
+    let inserted: Option<IdRow> = diesel::sql_query(INSERT)
+        .bind::<Text, _>(source)
+        .bind::<Text, _>(message_id)
+        .bind::<Bytea, _>(fingerprint.0.as_slice())
+        .bind::<Bytea, _>(body)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(unavailable)?;
+    if let Some(row) = inserted {
+        return Ok(InboxOutcome::Accepted { id: row.id });
+    }
+    // Rows are never deleted by the api, so the row we collided with is still there.
+    let stored: StoredRow = diesel::sql_query(READ)
+        .bind::<Text, _>(source)
+        .bind::<Text, _>(message_id)
+        .get_result(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(
+        if stored.body_sha256.as_slice() == fingerprint.0.as_slice() {
+            InboxOutcome::Duplicate { id: stored.id }
+        } else {
+            InboxOutcome::Conflict { id: stored.id }
+        },
+    )
+}
+
 fn unavailable(e: diesel::result::Error) -> Error {
     Error::Unavailable(Box::new(e))
 }

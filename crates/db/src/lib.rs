@@ -29,6 +29,7 @@ mod error;
 mod error_logs;
 mod fraud;
 mod inbound;
+mod inbound_group;
 mod jobs;
 mod migrate;
 mod nonce;

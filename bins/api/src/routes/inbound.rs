@@ -25,7 +25,7 @@
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use haven_core::audit::{AuditEvent, AuditSink, Severity};
 use haven_core::{ErrorCode, Problem};
-use haven_db::{InboxOutcome, PgAuditLog, PgInbox};
+use haven_db::{InboxOutcome, PgAuditLog};
 use serde_json::json;
 
 use crate::error::{ApiError, current_request_id};
@@ -184,8 +184,7 @@ async fn store(
     replay_id: &str,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let inbox = PgInbox::new(state.db.clone());
-    match inbox.receive(source, replay_id, body).await? {
+    match state.inbox.receive(source, replay_id, body).await? {
         InboxOutcome::Accepted { id } => {
             Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "id": id})))
         }

@@ -172,3 +172,105 @@ async fn a_failing_relay_writes_nothing_and_the_next_one_starts_over() {
     );
     assert!(inbox.waiting_by_source().await.unwrap().is_empty());
 }
+
+/// Group commit: 300 concurrent deliveries — 100 new messages, each also redelivered with
+/// the same body and reused with another — give exactly one acceptance per message, the
+/// redeliveries duplicates and the reuses conflicts, whatever batches they fell into; the
+/// rows hold the accepted bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_share_statements_and_keep_every_outcome() {
+    use haven_db::InboxOutcome;
+    let db = TestDb::new().await;
+    let pool = haven_db::connect(db.url(), 4).await.unwrap();
+    let inbox = PgInbox::new(pool.clone());
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        for (kind, body) in [
+            ("first", format!(r#"{{"n":{i}}}"#)),
+            ("again", format!(r#"{{"n":{i}}}"#)),
+            ("other", format!(r#"{{"n":{i},"forged":true}}"#)),
+        ] {
+            let inbox = inbox.clone();
+            tasks.push(tokio::spawn(async move {
+                let outcome = inbox
+                    .receive("aurora", &format!("m{i}"), body.as_bytes())
+                    .await
+                    .unwrap();
+                (i, kind, outcome)
+            }));
+        }
+    }
+    let mut per_message = vec![Vec::new(); 100];
+    for task in tasks {
+        let (i, kind, outcome) = task.await.unwrap();
+        per_message[i].push((kind, outcome));
+    }
+    let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        message_id: String,
+        #[diesel(sql_type = Bytea)]
+        body: Vec<u8>,
+    }
+    let rows: Vec<Row> = diesel::sql_query("SELECT message_id, body FROM inbound_webhooks")
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 100);
+    let statements = inbox.statements();
+    assert!(
+        statements < 300,
+        "300 concurrent deliveries took {statements} statements: no batch formed"
+    );
+    for (i, outcomes) in per_message.iter().enumerate() {
+        let accepted: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, InboxOutcome::Accepted { .. }))
+            .collect();
+        assert_eq!(accepted.len(), 1, "message {i}: {outcomes:?}");
+        let winner = accepted[0].0;
+        let row = rows
+            .iter()
+            .find(|r| r.message_id == format!("m{i}"))
+            .unwrap();
+        let forged = String::from_utf8_lossy(&row.body).contains("forged");
+        assert_eq!(forged, winner == "other", "message {i}: {outcomes:?}");
+        for (kind, outcome) in outcomes {
+            let same_body = (*kind == "other") == forged;
+            match outcome {
+                InboxOutcome::Accepted { .. } => {}
+                InboxOutcome::Duplicate { .. } => assert!(same_body, "{i}: {outcomes:?}"),
+                InboxOutcome::Conflict { .. } => assert!(!same_body, "{i}: {outcomes:?}"),
+            }
+        }
+    }
+}
+
+/// A row Postgres refuses (a message id with a NUL byte) fails only its own delivery, even
+/// when it travels in a batch with others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_row_fails_only_its_own_delivery() {
+    let db = TestDb::new().await;
+    let pool = haven_db::connect(db.url(), 4).await.unwrap();
+    let inbox = PgInbox::new(pool.clone());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let inbox = inbox.clone();
+        let id = if i == 17 {
+            "bad\0id".to_owned()
+        } else {
+            format!("ok{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            (i, inbox.receive("aurora", &id, b"{}").await)
+        }));
+    }
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        assert_eq!(result.is_err(), i == 17, "delivery {i}: {result:?}");
+    }
+    for i in (0..40).filter(|i| *i != 17) {
+        assert_eq!(inbox.count("aurora", &format!("ok{i}")).await.unwrap(), 1);
+    }
+}
