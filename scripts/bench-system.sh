@@ -17,7 +17,8 @@
 # Rows (goal in brackets):
 #   auth: GET /api/v1/auth/whoami with a JWT, then with an API key  vs GET /health, and vs
 #           POST /api/v1/addresses/validate (public, passing the limiter as whoami does)  [0.8]
-#   replay: a completed Idempotency-Key replayed (POST /api/v1/fraud/events)  vs GET /health  [0.5]
+#   replay: a completed Idempotency-Key replayed (POST /api/v1/fraud/events by a service with
+#           its API key, as fraud events are reported)  vs GET /health  [0.5]
 #   limiter: POST /api/v1/addresses/validate (public, rate limited)  vs GET /health  [0.8]
 #   ingest: signed, unique inbound webhooks accepted (POST /api/v1/webhooks/bench)  vs pgbench
 #           single-row INSERTs into a table of the inbox's shape, same concurrency  [0.5]
@@ -275,7 +276,8 @@ pgbench_tps() {
 }
 
 FRAUD_BODY='{"type":"transfer","event_id":"bench-replay-1","user":"bench","amount":"12.50","currency":"HNV","destination":"0x0000000000000000000000000000000000000001","ts":"'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'"}'
-curl -fsS "$API/api/v1/fraud/events" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+# reported by a service with its API key (scope fraud:report), as fraud events are
+curl -fsS "$API/api/v1/fraud/events" -H "x-api-key: $KEY" -H 'content-type: application/json' \
     -H 'idempotency-key: bench-replay-1' -d "$FRAUD_BODY" >/dev/null
 VALIDATE_BODY='{"address":"0x52908400098527886E0F7030069857D2E4169EE7","chain":"evm"}'
 
@@ -284,7 +286,7 @@ run_rows() {
     measure health /health
     measure whoami-jwt /api/v1/auth/whoami H_authorization="Bearer $TOKEN"
     measure whoami-key /api/v1/auth/whoami H_x_api_key="$KEY"
-    measure replay /api/v1/fraud/events M=POST B="$FRAUD_BODY" H_authorization="Bearer $TOKEN" \
+    measure replay /api/v1/fraud/events M=POST B="$FRAUD_BODY" H_x_api_key="$KEY" \
         H_idempotency_key=bench-replay-1
     measure validate /api/v1/addresses/validate M=POST B="$VALIDATE_BODY"
     signed_webhooks
