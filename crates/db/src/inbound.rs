@@ -11,7 +11,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Integer, Text, Timestamptz};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use haven_webhooks::Fingerprint;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -248,23 +248,20 @@ impl PgInbox {
     }
 }
 
-/// A statement that fails on a live connection means the database went away or refused
-/// the write: the sender retries, and since nothing was committed nothing is lost.
 /// One webhook in its own statement (what a batch of one, and a failed batch's rows, use).
 pub(crate) async fn insert_one(
-    pool: &PgPool,
+    conn: &mut AsyncPgConnection,
     source: &str,
     message_id: &str,
     fingerprint: &Fingerprint,
     body: &[u8],
 ) -> Result<InboxOutcome> {
-    let mut conn = get(pool).await?;
     let inserted: Option<IdRow> = diesel::sql_query(INSERT)
         .bind::<Text, _>(source)
         .bind::<Text, _>(message_id)
         .bind::<Bytea, _>(fingerprint.0.as_slice())
         .bind::<Bytea, _>(body)
-        .get_result(&mut conn)
+        .get_result(conn)
         .await
         .optional()
         .map_err(unavailable)?;
@@ -275,7 +272,7 @@ pub(crate) async fn insert_one(
     let stored: StoredRow = diesel::sql_query(READ)
         .bind::<Text, _>(source)
         .bind::<Text, _>(message_id)
-        .get_result(&mut conn)
+        .get_result(conn)
         .await
         .map_err(unavailable)?;
     Ok(
@@ -287,6 +284,8 @@ pub(crate) async fn insert_one(
     )
 }
 
+/// A statement that fails on a live connection means the database went away or refused
+/// the write: the sender retries, and since nothing was committed nothing is lost.
 fn unavailable(e: diesel::result::Error) -> Error {
     Error::Unavailable(Box::new(e))
 }

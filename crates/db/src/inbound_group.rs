@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Text};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use haven_webhooks::Fingerprint;
 use tokio::sync::oneshot;
 
@@ -120,29 +120,49 @@ impl GroupCommit {
                 let n = queue.pending.len().min(MAX_BATCH);
                 queue.pending.drain(..n).collect()
             };
-            self.statements.fetch_add(1, Ordering::Relaxed);
-            if let [_] = batch.as_slice() {
-                for p in batch {
-                    let outcome =
-                        insert_one(pool, &p.source, &p.message_id, &p.fingerprint, &p.body).await;
-                    let _ = p.reply.send(outcome);
+            let mut conn = match get(pool).await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    // No connection for anyone: every caller hears it now, none waits for
+                    // a connection of its own.
+                    for p in batch {
+                        let _ = p
+                            .reply
+                            .send(Err(Error::Unavailable(error.to_string().into())));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            match insert_many(pool, &batch).await {
-                Ok(outcomes) => {
+            };
+            let together = if batch.len() > 1 {
+                self.statements.fetch_add(1, Ordering::Relaxed);
+                insert_many(&mut conn, &batch)
+                    .await
+                    .inspect_err(|error| {
+                        // A row the statement refused fails the whole statement: each webhook
+                        // is tried on its own, so only that one gets the error.
+                        tracing::warn!(%error, rows = batch.len(), "inbox batch insert failed; inserting one by one");
+                    })
+                    .ok()
+            } else {
+                None
+            };
+            match together {
+                Some(outcomes) => {
                     for (p, outcome) in batch.into_iter().zip(outcomes) {
                         let _ = p.reply.send(Ok(outcome));
                     }
                 }
-                Err(error) => {
-                    // One row the statement refused fails the whole statement: each webhook
-                    // is tried on its own, so only that one gets the error.
-                    tracing::warn!(%error, rows = batch.len(), "inbox batch insert failed; inserting one by one");
+                None => {
                     for p in batch {
-                        let outcome =
-                            insert_one(pool, &p.source, &p.message_id, &p.fingerprint, &p.body)
-                                .await;
+                        self.statements.fetch_add(1, Ordering::Relaxed);
+                        let outcome = insert_one(
+                            &mut conn,
+                            &p.source,
+                            &p.message_id,
+                            &p.fingerprint,
+                            &p.body,
+                        )
+                        .await;
                         let _ = p.reply.send(outcome);
                     }
                 }
@@ -152,18 +172,17 @@ impl GroupCommit {
 }
 
 /// One statement for the batch: the outcome of each webhook, in order.
-async fn insert_many(pool: &PgPool, batch: &[Pending]) -> Result<Vec<InboxOutcome>> {
+async fn insert_many(conn: &mut AsyncPgConnection, batch: &[Pending]) -> Result<Vec<InboxOutcome>> {
     let sources: Vec<&str> = batch.iter().map(|p| p.source.as_str()).collect();
     let ids: Vec<&str> = batch.iter().map(|p| p.message_id.as_str()).collect();
     let fingerprints: Vec<&[u8]> = batch.iter().map(|p| p.fingerprint.0.as_slice()).collect();
     let bodies: Vec<&[u8]> = batch.iter().map(|p| p.body.as_slice()).collect();
-    let mut conn = get(pool).await?;
     let inserted: Vec<KeyedRow> = diesel::sql_query(INSERT_MANY)
         .bind::<Array<Text>, _>(&sources)
         .bind::<Array<Text>, _>(&ids)
         .bind::<Array<Bytea>, _>(&fingerprints)
         .bind::<Array<Bytea>, _>(&bodies)
-        .load(&mut conn)
+        .load(conn)
         .await
         .map_err(|e| Error::Unavailable(Box::new(e)))?;
     let mut fresh: HashMap<(String, String), (i64, Vec<u8>)> = inserted
@@ -172,14 +191,11 @@ async fn insert_many(pool: &PgPool, batch: &[Pending]) -> Result<Vec<InboxOutcom
         .collect();
     // The keys that were already stored (rows are never deleted by the api).
     let mut stored: HashMap<(String, String), (i64, Vec<u8>)> = HashMap::new();
-    if batch
-        .iter()
-        .any(|p| !fresh.contains_key(&(p.source.clone(), p.message_id.clone())))
-    {
+    if fresh.len() < batch.len() {
         let rows: Vec<KeyedRow> = diesel::sql_query(READ_MANY)
             .bind::<Array<Text>, _>(&sources)
             .bind::<Array<Text>, _>(&ids)
-            .load(&mut conn)
+            .load(conn)
             .await
             .map_err(|e| Error::Unavailable(Box::new(e)))?;
         for r in rows {

@@ -274,3 +274,25 @@ async fn a_refused_row_fails_only_its_own_delivery() {
         assert_eq!(inbox.count("aurora", &format!("ok{i}")).await.unwrap(), 1);
     }
 }
+
+/// Without a database every queued delivery is answered at once with the error; none is
+/// retried row by row against a pool that has no connection to give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_database_every_delivery_fails_at_once() {
+    let pool = haven_db::connect_lazy("postgres://haven@127.0.0.1:1/none", 2).unwrap();
+    let inbox = PgInbox::new(pool);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let inbox = inbox.clone();
+        tasks.push(tokio::spawn(async move {
+            inbox.receive("aurora", &format!("m{i}"), b"{}").await
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap(),
+            Err(haven_db::Error::Unavailable(_))
+        ));
+    }
+    assert_eq!(inbox.statements(), 0, "no statement was attempted");
+}
